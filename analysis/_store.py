@@ -1,0 +1,140 @@
+"""The Parquet results store: the one source of truth for a sweep.
+
+Layout (hive-partitioned, so pandas, pyarrow.dataset, DuckDB and Spark read it as one dataset)::
+
+    <results>/<sweep>/<table>/run=<run_id>/round=<r>/part-<uuid>.parquet
+
+Every file appears atomically: it is written under a name starting with "." (which dataset
+readers skip) and renamed into place, so a reader never sees a partial file. Each table keeps a
+stored schema in ``<results>/<sweep>/_schema/<table>.json``; a later write may add columns (they
+read as nulls in older files) but may not change a column's type.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import uuid
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from analysis._errors import ResultsError
+
+__all__ = ["TABLES", "ResultsStore"]
+
+TABLES = ("trials", "epochs", "rounds", "events")
+_SCHEMA_DIR = "_schema"
+
+
+class ResultsStore:
+    """Writes one sweep's tables; every call produces whole files or nothing."""
+
+    def __init__(self, results_dir: str | os.PathLike[str], sweep: str) -> None:
+        self.root = Path(results_dir)
+        self.sweep = sweep
+        self.sweep_dir = self.root / sweep
+
+    def table_dir(self, table: str) -> Path:
+        if table not in TABLES:
+            raise ValueError(f"unknown table {table!r}; valid tables: {', '.join(TABLES)}")
+        return self.sweep_dir / table
+
+    def write(
+        self,
+        table: str,
+        rows: Sequence[Mapping[str, object]],
+        schema: pa.Schema,
+        *,
+        run_id: str,
+        round_index: int,
+    ) -> Path | None:
+        """Write ``rows`` as one new Parquet file; returns its path (None for no rows)."""
+        if not rows:
+            return None
+        schema = self._merge_schema(table, schema)
+        columns = {field.name: [row.get(field.name) for row in rows] for field in schema}
+        arrow_table = pa.table(columns, schema=schema)
+        directory = self.table_dir(table) / f"run={run_id}" / f"round={round_index}"
+        directory.mkdir(parents=True, exist_ok=True)
+        name = f"part-{uuid.uuid4().hex}.parquet"
+        tmp = directory / f".{name}.tmp"
+        try:
+            pq.write_table(arrow_table, tmp)
+            _fsync(tmp)
+            os.replace(tmp, directory / name)
+        finally:
+            tmp.unlink(missing_ok=True)
+        return directory / name
+
+    def stored_schema(self, table: str) -> pa.Schema | None:
+        path = self.sweep_dir / _SCHEMA_DIR / f"{table}.json"
+        if not path.exists():
+            return None
+        return schema_from_json(path.read_text())
+
+    def _merge_schema(self, table: str, schema: pa.Schema) -> pa.Schema:
+        """Promote the stored schema with new columns; a changed column type is refused."""
+        stored = self.stored_schema(table)
+        if stored is None:
+            merged = schema
+        else:
+            for field in schema:
+                index = stored.get_field_index(field.name)
+                if index >= 0 and not stored.field(index).type.equals(field.type):
+                    raise ResultsError(
+                        f"{table}.{field.name}",
+                        str(field.type),
+                        f"column type differs from the stored schema ({stored.field(index).type})",
+                    )
+            extra = [field for field in schema if stored.get_field_index(field.name) < 0]
+            merged = pa.schema([*stored, *extra])
+            if not extra:
+                return merged
+        path = self.sweep_dir / _SCHEMA_DIR / f"{table}.json"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_text_atomically(path, schema_to_json(merged))
+        return merged
+
+
+def schema_to_json(schema: pa.Schema) -> str:
+    return json.dumps(
+        [{"name": f.name, "type": str(f.type)} for f in schema], indent=1, sort_keys=False
+    )
+
+
+_TYPES: dict[str, pa.DataType] = {
+    "string": pa.string(),
+    "large_string": pa.large_string(),
+    "double": pa.float64(),
+    "float": pa.float32(),
+    "int64": pa.int64(),
+    "int32": pa.int32(),
+    "bool": pa.bool_(),
+    "timestamp[us, tz=UTC]": pa.timestamp("us", tz="UTC"),
+}
+
+
+def schema_from_json(text: str) -> pa.Schema:
+    return pa.schema([pa.field(item["name"], _TYPES[item["type"]]) for item in json.loads(text)])
+
+
+def write_text_atomically(path: Path, text: str) -> None:
+    """Readers see the old file or the new one, never half of either."""
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+    try:
+        tmp.write_text(text)
+        _fsync(tmp)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
