@@ -1,0 +1,24 @@
+"""Search spaces for caviar sweeps: domains, the space they form, and the samplers over it.
+
+Nothing here imports Ray until `SearchSpace.to_tune` is called.
+"""
+
+from ._domains import ChoiceDomain, Domain, FloatDomain, IntDomain, domain_from_dict
+from ._errors import Problem, SearchSpaceError
+from ._samplers import RandomSampler, Sampler, SobolSampler, grid_points
+from ._space import SearchSpace
+
+__all__ = [
+    "ChoiceDomain",
+    "Domain",
+    "FloatDomain",
+    "IntDomain",
+    "Problem",
+    "RandomSampler",
+    "Sampler",
+    "SearchSpace",
+    "SearchSpaceError",
+    "SobolSampler",
+    "domain_from_dict",
+    "grid_points",
+]
