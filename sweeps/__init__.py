@@ -1,0 +1,21 @@
+"""Orchestration: sweep specs, Ray Tune wiring, the `caviar` CLI. The only package that imports
+`search_spaces`, `trainables` and `analysis`."""
+
+from sweeps._errors import CaviarError, Problem, RunError, SpecError
+from sweeps._points import Point, plan_points
+from sweeps._runner import SweepOutcome, run_sweep
+from sweeps._spec import Sweep, load_spec, parse_spec
+
+__all__ = [
+    "CaviarError",
+    "Point",
+    "Problem",
+    "RunError",
+    "SpecError",
+    "Sweep",
+    "SweepOutcome",
+    "load_spec",
+    "parse_spec",
+    "plan_points",
+    "run_sweep",
+]

@@ -1,0 +1,5 @@
+import sys
+
+from sweeps._cli import main
+
+sys.exit(main())

@@ -1,0 +1,114 @@
+"""Turns what Ray reports about trials into `trials` and `epochs` rows, with fixed dtypes."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import UTC, datetime
+
+import pyarrow as pa
+
+from trainables import HYPERPARAMETERS
+
+__all__ = ["EPOCH_METRICS", "epoch_row", "epochs_schema", "trial_row", "trials_schema"]
+
+EPOCH_METRICS = ("train_loss", "val_loss", "val_accuracy")
+_ARROW = {"float": pa.float64(), "int": pa.int64(), "bool": pa.bool_(), "str": pa.string()}
+_TIME = pa.timestamp("us", tz="UTC")
+
+
+def trials_schema() -> pa.Schema:
+    """Every hyperparameter has a column (fixed, searched or default), so runs compare later."""
+    head = [
+        ("sweep", pa.string()),
+        ("run_id", pa.string()),
+        ("round", pa.int32()),
+        ("trial_id", pa.string()),
+        ("config_index", pa.int64()),
+        ("origin", pa.string()),
+        ("status", pa.string()),
+    ]
+    hparams = [(name, _ARROW[hp.kind]) for name, hp in HYPERPARAMETERS.items()]
+    tail = [
+        ("dataset", pa.string()),
+        ("epochs", pa.int64()),
+        *[(m, pa.float64()) for m in EPOCH_METRICS],
+        ("best_val_accuracy", pa.float64()),
+        ("best_val_loss", pa.float64()),
+        ("epochs_done", pa.int64()),
+        ("seed", pa.int64()),
+        ("started_at", _TIME),
+        ("ended_at", _TIME),
+        ("duration_s", pa.float64()),
+        ("node", pa.string()),
+        ("error", pa.string()),
+    ]
+    return pa.schema(head + hparams + tail)
+
+
+def epochs_schema() -> pa.Schema:
+    return pa.schema(
+        [
+            ("sweep", pa.string()),
+            ("run_id", pa.string()),
+            ("round", pa.int32()),
+            ("trial_id", pa.string()),
+            ("epoch", pa.int64()),
+            *[(m, pa.float64()) for m in EPOCH_METRICS],
+            ("lr", pa.float64()),
+            ("epoch_time_s", pa.float64()),
+        ]
+    )
+
+
+def epoch_row(ids: Mapping[str, object], result: Mapping[str, object]) -> dict[str, object]:
+    row = dict(ids)
+    row["epoch"] = int(result.get("epoch", result.get("training_iteration", 0)))
+    for metric in EPOCH_METRICS:
+        row[metric] = _float(result.get(metric))
+    row["lr"] = _float(result.get("lr"))
+    row["epoch_time_s"] = _float(result.get("time_this_iter_s"))
+    return row
+
+
+def trial_row(
+    ids: Mapping[str, object],
+    config: Mapping[str, object],
+    history: list[Mapping[str, object]],
+    *,
+    started_at: datetime,
+    error: str | None,
+) -> dict[str, object]:
+    """The row for one finished configuration; `history` is every epoch it reported."""
+    row: dict[str, object] = dict(ids)
+    for name, hp in HYPERPARAMETERS.items():
+        row[name] = config.get(name, hp.default)
+    row["dataset"] = config.get("dataset")
+    row["epochs"] = config.get("epochs")
+    row["seed"] = config.get("seed")
+    last = history[-1] if history else {}
+    diverged = bool(last.get("diverged", False))
+    row["status"] = "error" if error else ("diverged" if diverged else "ok")
+    for metric in EPOCH_METRICS:
+        row[metric] = _float(last.get(metric))
+    finite = [r for r in history if not r.get("diverged")]
+    accuracies = [_float(r.get("val_accuracy")) for r in finite]
+    losses = [_float(r.get("val_loss")) for r in finite]
+    row["best_val_accuracy"] = max((a for a in accuracies if a is not None), default=None)
+    row["best_val_loss"] = min((v for v in losses if v is not None), default=None)
+    row["epochs_done"] = len(history)
+    row["started_at"] = started_at
+    row["ended_at"] = datetime.now(UTC)
+    row["duration_s"] = _float(last.get("time_total_s"))
+    row["node"] = last.get("node_ip") or last.get("hostname")
+    row["error"] = error
+    return row
+
+
+def _float(value: object) -> float | None:
+    if value is None or isinstance(value, bool):
+        return None
+    try:
+        number = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return None
+    return number

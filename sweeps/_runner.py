@@ -1,0 +1,212 @@
+"""One sweep, start to finish: plan the points, run them on Ray Tune, record every result."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from pathlib import Path
+
+from analysis import ResultsStore, load_trials
+from sweeps._errors import Problem, RunError, SpecError
+from sweeps._points import Point, plan_points, trial_seed
+from sweeps._progress import Progress
+from sweeps._runs import RunManifest, latest_run, new_run_id, write_manifest
+from sweeps._spec import Sweep
+
+__all__ = ["SweepOutcome", "check_results_dir", "run_sweep"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class SweepOutcome:
+    run_id: str
+    sweep_dir: Path
+    evaluated: int
+    skipped: int
+    errors: int
+    diverged: int
+    best: dict[str, object] | None  # the best `trials` row of this run, all runs' attempts included
+
+
+def check_results_dir(results_dir: Path) -> None:
+    """Fail before any trial starts if results could not be written (exit 2, nothing created)."""
+    probe = results_dir
+    while not probe.exists():
+        probe = probe.parent
+    if not probe.is_dir():
+        raise SpecError([Problem("results", str(results_dir), "is not a directory")])
+    if not os.access(probe, os.W_OK | os.X_OK):
+        raise SpecError([Problem("results", str(results_dir), "is not writable")])
+
+
+def run_sweep(
+    sweep: Sweep,
+    results_dir: Path,
+    *,
+    address: str | None = None,
+    resume: bool = False,
+    show: Callable[[Progress], None] | None = None,
+) -> SweepOutcome:
+    check_results_dir(results_dir)
+    store = ResultsStore(results_dir, sweep.name)
+    points = plan_points(sweep)
+    run_id, done = _choose_run(sweep, store, resume)
+    todo = [p for p in points if p.trial_id not in done]
+    now = datetime.now(UTC).isoformat()
+    manifest = RunManifest(run_id, sweep.digest, "running", len(points), now, now)
+    write_manifest(store.sweep_dir, manifest)
+    try:
+        outcome = _run_on_ray(sweep, store, run_id, todo, address=address, show=show)
+    except BaseException:
+        write_manifest(store.sweep_dir, replace(manifest, status="failed", updated_at=_now()))
+        raise
+    write_manifest(store.sweep_dir, replace(manifest, status="complete", updated_at=_now()))
+    if todo and outcome.errors == len(todo):
+        raise RunError([Problem("trials", outcome.errors, "every trial failed; see `error`")])
+    return replace(outcome, skipped=len(points) - len(todo), best=_best_row(sweep, store, run_id))
+
+
+def _best_row(sweep: Sweep, store: ResultsStore, run_id: str) -> dict[str, object] | None:
+    if not (store.sweep_dir / "trials").is_dir():
+        return None
+    trials = load_trials(store.root, sweep.name)
+    ok = trials[(trials["run_id"] == run_id) & (trials["status"] == "ok")]
+    metric = sweep.spec.objective.metric
+    ok = ok[ok[metric].notna()]
+    if ok.empty:
+        return None
+    index = (
+        ok[metric].idxmax() if sweep.spec.objective.resolved_mode == "max" else ok[metric].idxmin()
+    )
+    return ok.loc[index].to_dict()
+
+
+def _choose_run(sweep: Sweep, store: ResultsStore, resume: bool) -> tuple[str, set[str]]:
+    if not resume:
+        return new_run_id(), set()
+    previous = latest_run(store.sweep_dir)
+    if previous is None:
+        raise SpecError([Problem("--resume", sweep.name, "no earlier run of this sweep to resume")])
+    if previous.digest != sweep.digest:
+        raise SpecError(
+            [
+                Problem(
+                    "--resume",
+                    previous.run_id,
+                    "the spec changed since this run; resume it with the spec it started with",
+                )
+            ]
+        )
+    trials = load_trials(store.root, sweep.name) if (store.sweep_dir / "trials").exists() else None
+    done: set[str] = set()
+    if trials is not None and len(trials):
+        done = set(trials.loc[trials["run_id"] == previous.run_id, "trial_id"])
+    return previous.run_id, done
+
+
+def _run_on_ray(
+    sweep: Sweep,
+    store: ResultsStore,
+    run_id: str,
+    todo: list[Point],
+    *,
+    address: str | None,
+    show: Callable[[Progress], None] | None,
+) -> SweepOutcome:
+    # Ray is imported only here, so `caviar validate` and spec errors stay fast.
+    from ray import tune
+
+    from sweeps._ray_session import ray_session
+    from sweeps._tune_adapter import (
+        INDEX_KEY,
+        ORIGIN_KEY,
+        TRIAL_KEY,
+        PointsSearcher,
+        ProgressCallback,
+        ResultsCallback,
+        run_point,
+    )
+
+    spec = sweep.spec
+    progress = Progress(
+        total=len(todo), metric=spec.objective.metric, mode=spec.objective.resolved_mode
+    )
+    if not todo:
+        return _outcome(run_id, store, progress)
+    configs = []
+    for point in todo:
+        config = sweep.trial_config(point.params, trial_seed(spec.seed, point.index))
+        config.update({TRIAL_KEY: point.trial_id, INDEX_KEY: point.index, ORIGIN_KEY: point.origin})
+        configs.append(config)
+    recorder = ResultsCallback(store, run_id)
+    callbacks: list[tune.Callback] = [recorder, ProgressCallback(progress, show or _quiet)]
+    resources = {"cpu": spec.resources.cpu, "gpu": spec.resources.gpu}
+    storage = (store.sweep_dir / "_ray").resolve()
+    with ray_session(address) as session:
+        _check_fits(spec.resources.cpu, spec.resources.gpu, session.cpus, session.gpus)
+        log.info("Ray: %s, %g CPUs, %g GPUs, %d node(s)", session.address, session.cpus,
+                 session.gpus, session.nodes)  # fmt: skip
+        tuner = tune.Tuner(
+            tune.with_resources(run_point, resources),
+            tune_config=tune.TuneConfig(
+                search_alg=PointsSearcher(configs),
+                num_samples=len(configs),
+                reuse_actors=True,
+                max_concurrent_trials=spec.max_concurrent,
+            ),
+            run_config=tune.RunConfig(
+                name=_ray_experiment_name(storage, run_id),
+                storage_path=str(storage),
+                verbose=0,
+                callbacks=callbacks,
+                failure_config=tune.FailureConfig(max_failures=spec.max_failures),
+            ),
+        )
+        tuner.fit()
+    recorder.flush()
+    return _outcome(run_id, store, progress)
+
+
+def _check_fits(cpu: float, gpu: float, cluster_cpus: float, cluster_gpus: float) -> None:
+    """A request Ray can never satisfy would leave trials pending forever; refuse it up front."""
+    if cpu > cluster_cpus:
+        raise SpecError(
+            [Problem("resources.cpu", cpu, f"more than the cluster has ({cluster_cpus:g} CPUs)")]
+        )
+    if gpu > cluster_gpus:
+        raise SpecError(
+            [Problem("resources.gpu", gpu, f"more than the cluster has ({cluster_gpus:g} GPUs)")]
+        )
+
+
+def _ray_experiment_name(storage: Path, run_id: str) -> str:
+    """A resumed run gets a fresh Ray experiment directory beside the interrupted one."""
+    name, attempt = run_id, 1
+    while (storage / name).exists():
+        attempt += 1
+        name = f"{run_id}-attempt{attempt}"
+    return name
+
+
+def _outcome(run_id: str, store: ResultsStore, progress: Progress) -> SweepOutcome:
+    return SweepOutcome(
+        run_id=run_id,
+        sweep_dir=store.sweep_dir,
+        evaluated=progress.done,
+        skipped=0,
+        errors=progress.errors,
+        diverged=progress.diverged,
+        best=None,
+    )
+
+
+def _quiet(progress: Progress) -> None:
+    pass
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat()

@@ -1,0 +1,314 @@
+"""The sweep spec: YAML validated once, at the edge, into frozen typed objects.
+
+Structure and types are checked by pydantic; what pydantic cannot know (domains, hyperparameter
+names and ranges, `initial` points against the space) is checked afterwards against
+`search_spaces` and `trainables`. Every problem found is reported at once, as a field path, the
+offending value and why.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from search_spaces import ChoiceDomain, IntDomain, SearchSpace, SearchSpaceError
+from sweeps._errors import MISSING, Problem, SpecError
+from sweeps._hparam_checks import check_fixed, check_searched
+
+__all__ = [
+    "RESERVED_COLUMNS",
+    "GridStrategy",
+    "RandomStrategy",
+    "SobolStrategy",
+    "SpecModel",
+    "Sweep",
+    "grid_size_bound",
+    "load_spec",
+    "parse_spec",
+]
+
+# Columns every `trials` row has; a hyperparameter may not take one of these names.
+RESERVED_COLUMNS = frozenset(
+    {
+        "sweep", "run_id", "round", "trial_id", "status", "seed", "error", "epochs_done",
+        "started_at", "ended_at", "duration_s", "node", "config_index", "pack_id",
+        "train_loss", "val_loss", "val_accuracy", "best_val_accuracy", "best_val_loss", "epoch",
+    }
+)  # fmt: skip
+MAX_TRIALS = 100_000
+_PLANNED_KINDS = ("coarse_to_fine", "panda", "auto")
+_STRICT = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+
+class Objective(BaseModel):
+    model_config = _STRICT
+    metric: Literal["val_accuracy", "val_loss", "train_loss"] = "val_accuracy"
+    mode: Literal["max", "min"] | None = None
+
+    @property
+    def resolved_mode(self) -> Literal["max", "min"]:
+        if self.mode is not None:
+            return self.mode
+        return "max" if self.metric == "val_accuracy" else "min"
+
+
+class TrainableSpec(BaseModel):
+    model_config = _STRICT
+    model: Literal["bn_mlp"] = "bn_mlp"
+    dataset: Literal["digits", "mnist1d", "synthetic"] = "digits"
+    epochs: Annotated[int, Field(ge=1, le=10_000)] = 20
+    val_fraction: Annotated[float, Field(gt=0.0, lt=1.0)] = 0.2
+    checkpoint_every: Annotated[int, Field(ge=0)] = 0
+    fixed: dict[str, Any] = Field(default_factory=dict)
+
+
+class RandomStrategy(BaseModel):
+    model_config = _STRICT
+    kind: Literal["random"]
+    samples: Annotated[int, Field(ge=1, le=MAX_TRIALS)] = 64
+
+
+class SobolStrategy(BaseModel):
+    model_config = _STRICT
+    kind: Literal["sobol"]
+    samples: Annotated[int, Field(ge=1, le=MAX_TRIALS)] = 64
+
+
+class GridStrategy(BaseModel):
+    model_config = _STRICT
+    kind: Literal["grid"]
+    points: Annotated[int, Field(ge=2, le=1_000)] = 5
+
+
+Strategy = Annotated[RandomStrategy | SobolStrategy | GridStrategy, Field(discriminator="kind")]
+
+
+class Resources(BaseModel):
+    model_config = _STRICT
+    cpu: Annotated[float, Field(gt=0.0, le=1024)] = 1.0
+    gpu: Annotated[float, Field(ge=0.0, le=64)] = 0.0
+
+
+class SpecModel(BaseModel):
+    """The YAML, typed. Field order is the order `caviar validate --explain` prints."""
+
+    model_config = _STRICT
+    spec_version: Literal[1] = 1
+    name: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]*$", max_length=64)]
+    objective: Objective = Field(default_factory=Objective)
+    trainable: TrainableSpec = Field(default_factory=TrainableSpec)
+    search_space: dict[str, Any]
+    strategy: Strategy = Field(default_factory=lambda: RandomStrategy(kind="random"))
+    initial: list[dict[str, Any]] = Field(default_factory=list)
+    resources: Resources = Field(default_factory=Resources)
+    pack: Literal["auto", 1] = 1
+    results: Annotated[str, Field(min_length=1)] = "results"
+    seed: Annotated[int, Field(ge=0, lt=2**32)] = 0
+    max_failures: Annotated[int, Field(ge=0, le=100)] = 0
+    max_concurrent: Annotated[int, Field(ge=1, le=100_000)] | None = None
+
+    @field_validator("strategy", mode="before")
+    @classmethod
+    def _planned_kinds(cls, value: object) -> object:
+        if isinstance(value, dict) and value.get("kind") in _PLANNED_KINDS:
+            raise ValueError(
+                f"kind {value['kind']!r} is planned but not available in this version "
+                "(valid: random, sobol, grid)"
+            )
+        return value
+
+    @field_validator("results")
+    @classmethod
+    def _local_results(cls, value: str) -> str:
+        if "://" in value:
+            raise ValueError("only local result directories are supported in this version")
+        return value
+
+
+@dataclass(frozen=True)
+class Sweep:
+    """A validated spec plus what was derived from it once: the space and a content digest."""
+
+    spec: SpecModel
+    space: SearchSpace
+    digest: str
+    source: str
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    def trial_config(self, point: dict[str, object], seed: int) -> dict[str, object]:
+        """The flat config a trainable receives: fixed values, the point, and the run settings."""
+        t = self.spec.trainable
+        return {
+            **t.fixed,
+            **point,
+            "model": t.model,
+            "dataset": t.dataset,
+            "epochs": t.epochs,
+            "val_fraction": t.val_fraction,
+            "checkpoint_every": t.checkpoint_every,
+            "seed": seed,
+        }
+
+
+def load_spec(path: str | Path) -> Sweep:
+    """Read and validate a spec file; raises SpecError naming every problem, writes nothing."""
+    path = Path(path)
+    source = str(path)
+    if not path.exists():
+        raise SpecError([Problem("SPEC", source, "no such file")])
+    if path.is_dir():
+        raise SpecError([Problem("SPEC", source, "is a directory, not a spec file")])
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise SpecError([Problem("SPEC", source, f"cannot read: {exc.strerror}")]) from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        problem = Problem("SPEC", source, f"not UTF-8 text (bad byte at offset {exc.start})")
+        raise SpecError([problem]) from None
+    return parse_spec(text, source=source)
+
+
+def parse_spec(text: str, source: str = "<spec>") -> Sweep:
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "unknown position"
+        reason = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise SpecError([Problem("SPEC", source, f"invalid YAML at {where}: {reason}")]) from None
+    if not isinstance(data, dict):
+        problem = Problem("", type(data).__name__, "the spec must be a YAML mapping")
+        raise SpecError([problem], source=source)
+    try:
+        model = SpecModel.model_validate(data)
+    except ValidationError as exc:
+        raise SpecError(_pydantic_problems(exc, data), source=source) from None
+
+    try:
+        space = SearchSpace.from_dict(model.search_space)
+    except SearchSpaceError as exc:
+        problems = [_prefixed("search_space", p) for p in exc.problems]
+        raise SpecError(problems, source=source) from None
+    problems = (
+        _check_hparams(model, space) + _check_initial(model, space) + _check_size(model, space)
+    )
+    if problems:
+        raise SpecError(problems, source=source)
+    digest = hashlib.sha256(
+        json.dumps(model.model_dump(mode="json"), sort_keys=True).encode()
+    ).hexdigest()[:16]
+    return Sweep(spec=model, space=space, digest=digest, source=source)
+
+
+def _check_hparams(model: SpecModel, space: SearchSpace) -> list[Problem]:
+    problems = check_fixed(model.trainable.fixed, "trainable.fixed")
+    problems += check_searched(space, "search_space")
+    for name in space.names:
+        if name in model.trainable.fixed:
+            problems.append(
+                Problem(
+                    f"trainable.fixed.{name}",
+                    model.trainable.fixed[name],
+                    "is also in search_space; a hyperparameter is fixed or searched, not both",
+                )
+            )
+        if name in RESERVED_COLUMNS:
+            problems.append(Problem(f"search_space.{name}", name, "clashes with a result column"))
+    return problems
+
+
+def _check_initial(model: SpecModel, space: SearchSpace) -> list[Problem]:
+    problems: list[Problem] = []
+    for i, config in enumerate(model.initial):
+        try:
+            space.check_config(config)
+        except SearchSpaceError as exc:
+            problems += [_prefixed(f"initial[{i}]", p) for p in exc.problems]
+    return problems
+
+
+def _check_size(model: SpecModel, space: SearchSpace) -> list[Problem]:
+    if not isinstance(model.strategy, GridStrategy):
+        return []
+    size = grid_size_bound(space, model.strategy.points)
+    if size + len(model.initial) > MAX_TRIALS:
+        return [
+            Problem(
+                "strategy.points",
+                model.strategy.points,
+                f"the grid has {size} points, more than the limit of {MAX_TRIALS}",
+            )
+        ]
+    return []
+
+
+def grid_size_bound(space: SearchSpace, points: int) -> int:
+    """The grid's size at most, computed without building it (a huge grid is the error)."""
+    size = 1
+    for domain in space.domains.values():
+        if isinstance(domain, ChoiceDomain):
+            size *= len(domain.values)
+        elif isinstance(domain, IntDomain):
+            size *= min(points, domain.high - domain.low + 1)
+        else:
+            size *= points
+    return size
+
+
+def _prefixed(prefix: str, problem: object) -> Problem:
+    field = getattr(problem, "field", "")
+    joined = f"{prefix}.{field}" if field else prefix
+    return Problem(joined, getattr(problem, "value", None), getattr(problem, "message", ""))
+
+
+def _pydantic_problems(exc: ValidationError, data: dict[str, Any]) -> list[Problem]:
+    problems = []
+    for err in exc.errors():
+        loc = list(err["loc"])
+        if loc[:1] == ["strategy"] and len(loc) > 1 and loc[1] in ("random", "sobol", "grid"):
+            del loc[1]  # pydantic puts the union tag in the path; users never wrote it
+        field = ".".join(f"[{p}]" if isinstance(p, int) else str(p) for p in loc).replace(".[", "[")
+        kind = err["type"]
+        value: object = err.get("input")
+        message = err["msg"].removeprefix("Value error, ")
+        if kind == "missing":
+            value, message = MISSING, "required field is missing"
+        elif kind == "extra_forbidden":
+            message = "unknown key" + _valid_keys_hint(loc[:-1], data)
+        problems.append(Problem(field, value, message))
+    return problems
+
+
+_MODELS: dict[tuple[str, ...], type[BaseModel]] = {
+    (): SpecModel,
+    ("objective",): Objective,
+    ("trainable",): TrainableSpec,
+    ("resources",): Resources,
+}
+_STRATEGIES: dict[str, type[BaseModel]] = {
+    "random": RandomStrategy,
+    "sobol": SobolStrategy,
+    "grid": GridStrategy,
+}
+
+
+def _valid_keys_hint(parent: list[object], data: dict[str, Any]) -> str:
+    model = _MODELS.get(tuple(str(p) for p in parent))
+    if parent == ["strategy"]:
+        strategy = data.get("strategy")
+        kind = strategy.get("kind") if isinstance(strategy, dict) else None
+        model = _STRATEGIES.get(kind) if isinstance(kind, str) else None
+    if model is None:
+        return ""
+    return f"; valid keys: {', '.join(model.model_fields)}"

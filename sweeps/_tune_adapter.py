@@ -1,0 +1,213 @@
+"""The Ray Tune side of a sweep: a searcher that hands out planned points, and the callbacks
+that record results and progress from the driver as trials finish."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+import pyarrow as pa
+from ray import tune
+from ray.tune.experiment import Trial
+from ray.tune.search import Searcher
+
+from analysis import ResultsStore
+from sweeps._progress import Progress
+from sweeps._record import epoch_row, epochs_schema, trial_row, trials_schema
+
+__all__ = [
+    "PointsSearcher",
+    "ProgressCallback",
+    "ResultsCallback",
+    "run_point",
+    "strip_driver_keys",
+]
+
+log = logging.getLogger(__name__)
+
+# Keys the driver adds to a trial's config so callbacks know which planned point it is; they
+# are removed before the trainable sees the config.
+TRIAL_KEY = "caviar_trial_id"
+INDEX_KEY = "caviar_config_index"
+ORIGIN_KEY = "caviar_origin"
+_DRIVER_KEYS = (TRIAL_KEY, INDEX_KEY, ORIGIN_KEY)
+
+
+def run_point(config: dict[str, Any]) -> None:
+    """The function Ray runs for each trial: the BN-MLP trainable minus the driver's keys."""
+    from trainables import train_bn_mlp
+
+    train_bn_mlp(strip_driver_keys(config))
+
+
+def strip_driver_keys(config: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in config.items() if k not in _DRIVER_KEYS}
+
+
+class PointsSearcher(Searcher):
+    """Hands Ray the planned configurations in order, then says FINISHED.
+
+    The plan is computed up front from the spec's seed, so the sweep is reproducible and a
+    resumed run can skip what is already recorded.
+    """
+
+    def __init__(self, configs: list[dict[str, Any]]) -> None:
+        super().__init__(metric=None, mode=None)
+        self._configs = configs
+        self._next = 0
+
+    def suggest(self, trial_id: str) -> dict[str, Any] | str | None:
+        if self._next >= len(self._configs):
+            return Searcher.FINISHED
+        config = self._configs[self._next]
+        self._next += 1
+        return dict(config)
+
+    def on_trial_complete(
+        self, trial_id: str, result: dict | None = None, error: bool = False
+    ) -> None:
+        pass
+
+    def get_state(self) -> dict[str, Any]:
+        return {"next": self._next}
+
+    def set_state(self, state: dict[str, Any]) -> None:
+        self._next = int(state["next"])
+
+
+class ResultsCallback(tune.Callback):
+    """Writes each finished trial (and its curve) to Parquet from the driver.
+
+    Rows are buffered and flushed every `flush_every_s` seconds or `flush_rows` trials, so a
+    64-trial sweep makes a handful of files, and at most that window is lost in a driver crash
+    (a resumed run re-evaluates it). Epoch rows are written before the trial rows that own them.
+    """
+
+    def __init__(
+        self,
+        store: ResultsStore,
+        run_id: str,
+        *,
+        flush_every_s: float = 10.0,
+        flush_rows: int = 32,
+    ) -> None:
+        self._store = store
+        self._run_id = run_id
+        self._flush_every_s = flush_every_s
+        self._flush_rows = flush_rows
+        self._history: dict[str, list[dict[str, Any]]] = {}
+        self._started: dict[str, datetime] = {}
+        self._trials: list[dict[str, object]] = []
+        self._epochs: list[dict[str, object]] = []
+        self._last_flush = time.monotonic()
+        self._trials_schema: pa.Schema = trials_schema()
+        self._epochs_schema: pa.Schema = epochs_schema()
+        self.rows_written = 0
+
+    def _ids(self, trial: Trial) -> dict[str, object]:
+        return {
+            "sweep": self._store.sweep,
+            "run_id": self._run_id,
+            "round": 0,
+            "trial_id": trial.config[TRIAL_KEY],
+        }
+
+    def on_trial_start(
+        self, iteration: int, trials: list[Trial], trial: Trial, **info: Any
+    ) -> None:
+        self._started.setdefault(trial.trial_id, datetime.now(UTC))
+
+    def on_trial_result(
+        self, iteration: int, trials: list[Trial], trial: Trial, result: dict, **info: Any
+    ) -> None:
+        self._history.setdefault(trial.trial_id, []).append(dict(result))
+
+    def on_trial_complete(
+        self, iteration: int, trials: list[Trial], trial: Trial, **info: Any
+    ) -> None:
+        self._finish(trial, error=None)
+
+    def on_trial_error(
+        self, iteration: int, trials: list[Trial], trial: Trial, **info: Any
+    ) -> None:
+        self._finish(trial, error=_error_message(trial))
+
+    def on_step_end(self, iteration: int, trials: list[Trial], **info: Any) -> None:
+        due = time.monotonic() - self._last_flush >= self._flush_every_s
+        if self._trials and (due or len(self._trials) >= self._flush_rows):
+            self.flush()
+
+    def on_experiment_end(self, trials: list[Trial], **info: Any) -> None:
+        self.flush()
+
+    def _finish(self, trial: Trial, error: str | None) -> None:
+        history = self._history.pop(trial.trial_id, [])
+        ids = self._ids(trial)
+        config = trial.config
+        row = trial_row(
+            ids,
+            config,
+            history,
+            started_at=self._started.pop(trial.trial_id, datetime.now(UTC)),
+            error=error,
+        )
+        row["config_index"] = config[INDEX_KEY]
+        row["origin"] = config[ORIGIN_KEY]
+        self._trials.append(row)
+        self._epochs += [epoch_row(ids, result) for result in history]
+
+    def flush(self) -> None:
+        """Epochs first: a trial row is never visible without its curve."""
+        if self._epochs:
+            self._store.write(
+                "epochs", self._epochs, self._epochs_schema, run_id=self._run_id, round_index=0
+            )
+        if self._trials:
+            self._store.write(
+                "trials", self._trials, self._trials_schema, run_id=self._run_id, round_index=0
+            )
+        self.rows_written += len(self._trials)
+        self._trials, self._epochs = [], []
+        self._last_flush = time.monotonic()
+
+
+class ProgressCallback(tune.Callback):
+    """Keeps a Progress up to date and hands it to `show` (the CLI decides how to print)."""
+
+    def __init__(self, progress: Progress, show: Callable[[Progress], None]) -> None:
+        self.progress = progress
+        self._show = show
+
+    def on_trial_start(
+        self, iteration: int, trials: list[Trial], trial: Trial, **info: Any
+    ) -> None:
+        self.progress.running += 1
+        self._show(self.progress)
+
+    def on_trial_complete(
+        self, iteration: int, trials: list[Trial], trial: Trial, **info: Any
+    ) -> None:
+        p = self.progress
+        p.running, p.done = max(p.running - 1, 0), p.done + 1
+        last = trial.last_result or {}
+        if last.get("diverged"):
+            p.diverged += 1
+        else:
+            p.consider(trial.config[TRIAL_KEY], last.get(p.metric), strip_driver_keys(trial.config))
+        self._show(p)
+
+    def on_trial_error(
+        self, iteration: int, trials: list[Trial], trial: Trial, **info: Any
+    ) -> None:
+        p = self.progress
+        p.running, p.done, p.errors = max(p.running - 1, 0), p.done + 1, p.errors + 1
+        self._show(p)
+
+
+def _error_message(trial: Trial) -> str:
+    text = trial.get_error() or "trial failed"
+    lines = [line.strip() for line in str(text).splitlines() if line.strip()]
+    return lines[-1] if lines else "trial failed"

@@ -1,0 +1,284 @@
+"""Spec validation: good specs parse; every malformed one gives one line naming field and value."""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from sweeps import SpecError, load_spec, parse_spec
+from sweeps._cli import main
+
+GOOD = textwrap.dedent(
+    """
+    name: digits-bn
+    objective: {metric: val_accuracy, mode: max}
+    trainable: {model: bn_mlp, dataset: digits, epochs: 3, fixed: {depth: 2, optimizer: momentum}}
+    search_space:
+      lr:         {type: float, low: 1.0e-4, high: 1.0, scale: log}
+      beta:       {type: float, low: 0.9, high: 0.999, scale: reverse_log}
+      hidden:     {type: int, low: 16, high: 512, scale: log}
+      batch_size: {type: choice, values: [32, 64, 128, 256]}
+    strategy: {kind: random, samples: 8}
+    initial: [{lr: 0.01, beta: 0.9, hidden: 128, batch_size: 64}]
+    resources: {cpu: 1, gpu: 0}
+    """
+)
+
+
+def test_good_spec_parses_into_typed_values() -> None:
+    sweep = parse_spec(GOOD)
+    assert sweep.name == "digits-bn"
+    assert sweep.space.names == ("lr", "beta", "hidden", "batch_size")
+    assert sweep.spec.strategy.kind == "random"
+    assert sweep.spec.strategy.samples == 8
+    assert sweep.spec.objective.resolved_mode == "max"
+    assert sweep.spec.trainable.fixed == {"depth": 2, "optimizer": "momentum"}
+
+
+def test_defaults_fill_optional_sections() -> None:
+    sweep = parse_spec("name: x\nsearch_space: {lr: {type: float, low: 0.001, high: 0.1}}\n")
+    assert sweep.spec.strategy.kind == "random"
+    assert sweep.spec.objective.metric == "val_accuracy"
+    assert sweep.spec.results == "results"
+    assert sweep.spec.objective.resolved_mode == "max"
+
+
+def test_loss_objective_defaults_to_minimising() -> None:
+    text = (
+        "name: x\nobjective: {metric: val_loss}\n"
+        "search_space: {lr: {type: float, low: 0.001, high: 0.1}}\n"
+    )
+    assert parse_spec(text).spec.objective.resolved_mode == "min"
+
+
+def test_digest_changes_with_the_spec_and_not_with_formatting() -> None:
+    a = parse_spec(GOOD).digest
+    b = parse_spec(GOOD.replace("samples: 8", "samples:   8")).digest
+    c = parse_spec(GOOD.replace("samples: 8", "samples: 9")).digest
+    assert a == b != c
+
+
+def test_every_problem_is_reported_at_once() -> None:
+    text = GOOD.replace("low: 1.0e-4", "low: 0.0").replace("high: 0.999", "high: 1.5")
+    with pytest.raises(SpecError) as info:
+        parse_spec(text)
+    fields = [p.field for p in info.value.problems]
+    assert "search_space.lr.low" in fields
+    assert "search_space.beta.high" in fields
+
+
+def _replace(old: str, new: str) -> str:
+    assert old in GOOD, old
+    return GOOD.replace(old, new, 1)
+
+
+# (spec text, field the one error line must name, value text it must show)
+MALFORMED = [
+    pytest.param(
+        _replace("name: digits-bn", "name: ../escape"), "name", "../escape", id="name-traversal"
+    ),
+    pytest.param(_replace("name: digits-bn", "name: a/b"), "name", "a/b", id="name-slash"),
+    pytest.param(_replace("name: digits-bn\n", ""), "name", "(missing)", id="name-missing"),
+    pytest.param(
+        _replace("low: 1.0e-4, high: 1.0", "low: 1.0, high: 1.0e-4"),
+        "search_space.lr",
+        "0.0001",
+        id="inverted-bounds",
+    ),
+    pytest.param(
+        _replace("low: 1.0e-4", "low: 0.0"), "search_space.lr.low", "0.0", id="log-low-zero"
+    ),
+    pytest.param(
+        _replace("high: 0.999", "high: 1.0"),
+        "search_space.beta.high",
+        "1.0",
+        id="reverse-log-high-one",
+    ),
+    pytest.param(
+        _replace("scale: log}", "scale: logarithmic}"),
+        "search_space.lr.scale",
+        "logarithmic",
+        id="unknown-scale",
+    ),
+    pytest.param(
+        _replace("values: [32, 64, 128, 256]", "values: []"),
+        "search_space.batch_size.values",
+        "[]",
+        id="empty-choice",
+    ),
+    pytest.param(
+        _replace("low: 1.0e-4", "low: .nan"), "search_space.lr.low", "nan", id="nan-bound"
+    ),
+    pytest.param(
+        _replace("high: 1.0,", "high: .inf,"), "search_space.lr.high", "inf", id="inf-bound"
+    ),
+    pytest.param(_replace("samples: 8", "samples: 0"), "strategy.samples", "0", id="zero-samples"),
+    pytest.param(
+        _replace("samples: 8", "samples: 100000000"),
+        "strategy.samples",
+        "100000000",
+        id="huge-samples",
+    ),
+    pytest.param(
+        _replace("samples: 8", 'samples: "8"'), "strategy.samples", "'8'", id="samples-string"
+    ),
+    pytest.param(
+        _replace("kind: random", "kind: annealing"), "strategy", "annealing", id="unknown-strategy"
+    ),
+    pytest.param(
+        _replace("epochs: 3", "epochs: -1"), "trainable.epochs", "-1", id="negative-epochs"
+    ),
+    pytest.param(
+        _replace("dataset: digits", "dataset: imagenet"),
+        "trainable.dataset",
+        "imagenet",
+        id="unknown-dataset",
+    ),
+    pytest.param(
+        _replace("resources: {cpu: 1, gpu: 0}", "resources: {cpu: 1, gpus: 1}"),
+        "resources.gpus",
+        "1",
+        id="unknown-key",
+    ),
+    pytest.param(
+        _replace("objective:", "objectve:"), "objectve", "metric", id="misspelled-top-key"
+    ),
+    pytest.param(
+        _replace("metric: val_accuracy", "metric: accuracy"),
+        "objective.metric",
+        "accuracy",
+        id="unknown-metric",
+    ),
+    pytest.param(
+        _replace("fixed: {depth: 2,", "fixed: {depth: 2, momentum_beta: 0.9,"),
+        "trainable.fixed.momentum_beta",
+        "momentum_beta",
+        id="unknown-hparam-fixed",
+    ),
+    pytest.param(
+        "name: x\nsearch_space: {dropout: {type: float, low: 0.1, high: 0.5}}\n",
+        "search_space.dropout",
+        "dropout",
+        id="unknown-hparam-searched",
+    ),
+    pytest.param(
+        _replace("fixed: {depth: 2,", "fixed: {hidden: 64, depth: 2,"),
+        "trainable.fixed.hidden",
+        "64",
+        id="fixed-and-searched",
+    ),
+    pytest.param(
+        _replace("fixed: {depth: 2,", "fixed: {depth: 0,"),
+        "trainable.fixed.depth",
+        "0",
+        id="fixed-out-of-range",
+    ),
+    pytest.param(
+        _replace("optimizer: momentum", "optimizer: rmsprop"),
+        "trainable.fixed.optimizer",
+        "rmsprop",
+        id="unknown-optimizer",
+    ),
+    pytest.param(
+        _replace("values: [32, 64, 128, 256]", "values: [0, 64]"),
+        "search_space.batch_size.values[0]",
+        "0",
+        id="choice-out-of-range",
+    ),
+    pytest.param(
+        _replace("high: 1.0,", "high: 100.0,"),
+        "search_space.lr.high",
+        "100.0",
+        id="lr-bound-out-of-range",
+    ),
+    pytest.param(
+        _replace("hidden: 128", "hidden: 1024"),
+        "initial[0].hidden",
+        "1024",
+        id="initial-outside-space",
+    ),
+    pytest.param(
+        _replace("{lr: 0.01, beta: 0.9,", "{lr: 0.01, beta: 0.9, gamma: 1,"),
+        "initial[0].gamma",
+        "gamma",
+        id="initial-unknown-name",
+    ),
+    pytest.param("- just\n- a list\n", "spec", "list", id="not-a-mapping"),
+    pytest.param("name: [unclosed\n", "SPEC", "invalid YAML", id="bad-yaml"),
+    pytest.param(
+        "name: x\nsearch_space: {}\n",
+        "search_space",
+        "empty",
+        id="empty-space",
+    ),
+    pytest.param(
+        _replace("kind: random, samples: 8", "kind: grid, points: 1000"),
+        "strategy.points",
+        "1000",
+        id="grid-too-large",
+    ),
+    pytest.param(
+        _replace("kind: random, samples: 8", "kind: coarse_to_fine, rounds: 4"),
+        "strategy",
+        "coarse_to_fine",
+        id="planned-strategy",
+    ),
+]
+
+
+@pytest.mark.parametrize(("text", "field", "value"), MALFORMED)
+def test_malformed_spec_gives_one_line_exit_2_and_writes_nothing(
+    text: str,
+    field: str,
+    value: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(text)
+    monkeypatch.chdir(tmp_path)
+    code = main(["run", str(spec), "--results", str(tmp_path / "results")])
+    captured = capsys.readouterr()
+    lines = captured.err.strip().splitlines()
+    assert code == 2
+    assert len(lines) == 1, lines
+    assert lines[0].startswith("error: ")
+    assert field in lines[0], lines[0]
+    assert value in lines[0], lines[0]
+    assert "Traceback" not in captured.err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["spec.yaml"]
+
+
+def test_missing_file_directory_and_non_utf8(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    missing = tmp_path / "nope.yaml"
+    assert main(["validate", str(missing)]) == 2
+    assert f"SPEC: no such file (got '{missing}')" in capsys.readouterr().err
+    assert main(["validate", str(tmp_path)]) == 2
+    assert "is a directory" in capsys.readouterr().err
+    binary = tmp_path / "bin.yaml"
+    binary.write_bytes(b"name: \xff\xfe\n")
+    assert main(["validate", str(binary)]) == 2
+    assert "not UTF-8" in capsys.readouterr().err
+
+
+def test_validate_prints_the_resolved_space_and_plan(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(GOOD)
+    assert main(["validate", str(spec), "--explain"]) == 0
+    out = capsys.readouterr().out
+    assert "search beta: float [0.9, 0.999] scale=reverse_log" in out
+    assert "9 configurations (1 from `initial`)" in out
+    assert "t00000 [initial] lr=0.01, beta=0.9, hidden=128, batch_size=64" in out
+
+
+def test_load_spec_reads_the_example_demo() -> None:
+    demo = Path(__file__).parents[2] / "sweeps" / "examples" / "demo.yaml"
+    sweep = load_spec(demo)
+    assert sweep.spec.strategy.samples == 64
