@@ -1,0 +1,77 @@
+"""PyTorch BatchNorm/softmax models, local datasets and the Ray Tune trainables caviar sweeps.
+
+Importing this package does not import Ray: the training code is plain PyTorch, and the Ray
+adapter (`train_bn_mlp`) is loaded on first access.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from trainables._data import DATASETS, Dataset, load_dataset
+from trainables._hparams import (
+    HYPERPARAMETERS,
+    HParams,
+    HyperParameter,
+    HyperParameterError,
+    hyperparameter_errors,
+)
+from trainables._model import BNMLP, softmax_cross_entropy
+from trainables._train import (
+    EpochResult,
+    TrainState,
+    build_state,
+    evaluate,
+    load_state,
+    lr_factor,
+    run_training,
+    state_dict,
+    train_epoch,
+)
+from trainables._trial_config import TRIAL_SETTINGS, TrialConfig, trial_config_errors
+
+if TYPE_CHECKING:
+    from trainables._tune import train_bn_mlp
+
+__all__ = [
+    "BNMLP",
+    "DATASETS",
+    "HYPERPARAMETERS",
+    "TRIAL_SETTINGS",
+    "Dataset",
+    "EpochResult",
+    "HParams",
+    "HyperParameter",
+    "HyperParameterError",
+    "TrainState",
+    "TrialConfig",
+    "build_state",
+    "evaluate",
+    "hyperparameter_errors",
+    "load_dataset",
+    "load_state",
+    "lr_factor",
+    "run_training",
+    "softmax_cross_entropy",
+    "state_dict",
+    "train_bn_mlp",
+    "train_epoch",
+    "trial_config_errors",
+]
+
+_LAZY = {"train_bn_mlp": "trainables._tune"}
+
+
+def __getattr__(name: str) -> Any:
+    # Ray takes seconds to import; only code that actually runs trials should pay for it.
+    if name in _LAZY:
+        import importlib
+
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

@@ -1,0 +1,227 @@
+"""Training and evaluation as plain functions, so they are tested and reused without Ray.
+
+Everything random is derived from one seed and carried in `TrainState`, and `state_dict` /
+`load_state` capture all of it: a run interrupted after any epoch and resumed from its state
+dict ends bit-identical (on CPU) to one that never stopped.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from trainables._data import Dataset
+from trainables._hparams import HParams
+from trainables._model import BNMLP, softmax_cross_entropy
+
+logger = logging.getLogger(__name__)
+
+STATE_FORMAT = 1  # bump when the layout of `state_dict` changes
+_EVAL_CHUNK = 8192  # evaluation batch: bounds memory without changing the (eval-mode) result
+
+
+@dataclass
+class TrainState:
+    """Everything that evolves during training, including the shuffling generator.
+
+    `epoch` counts completed epochs; it is also the `t` of the learning-rate schedule.
+    """
+
+    model: nn.Module
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LambdaLR
+    generator: torch.Generator
+    epoch: int = 0
+
+
+@dataclass(frozen=True)
+class EpochResult:
+    """What one epoch produced. `epoch` is 1-based; `lr` is the rate used during the epoch."""
+
+    epoch: int
+    train_loss: float
+    val_loss: float
+    val_accuracy: float
+    lr: float
+    diverged: bool
+
+
+def lr_factor(hp: HParams) -> Callable[[int], float]:
+    """The multiplier of `hp.lr` after `t` completed epochs, as documented for `lr_decay`."""
+    rate = hp.decay_rate
+    if hp.lr_decay == "inverse_time":
+        return lambda t: 1.0 / (1.0 + rate * t)
+    if hp.lr_decay == "exponential":
+        return lambda t: math.exp(-rate * t)
+    return lambda t: 1.0
+
+
+def _derived_seeds(seed: int) -> tuple[int, int]:
+    # Independent streams for initialisation and shuffling, so neither mirrors the other.
+    init_seed, shuffle_seed = np.random.SeedSequence(seed).generate_state(2, dtype=np.uint32)
+    return int(init_seed), int(shuffle_seed)
+
+
+def _make_optimizer(hp: HParams, model: nn.Module) -> torch.optim.Optimizer:
+    params = model.parameters()
+    if hp.optimizer == "adam":
+        # Coupled L2 weight decay (added to the gradient), as in torch.optim.Adam.
+        return torch.optim.Adam(
+            params, lr=hp.lr, betas=(hp.beta1, hp.beta2), eps=hp.eps, weight_decay=hp.weight_decay
+        )
+    # PyTorch's momentum: v ← beta·v + g, p ← p − lr·v (no dampening).
+    momentum = hp.beta if hp.optimizer == "momentum" else 0.0
+    return torch.optim.SGD(params, lr=hp.lr, momentum=momentum, weight_decay=hp.weight_decay)
+
+
+def build_state(hp: HParams, data: Dataset, *, seed: int) -> TrainState:
+    """A freshly initialised model and optimizer on the dataset's device and dtype.
+
+    The weights are drawn on the CPU from a forked RNG, so the same seed gives the same
+    initial model on any device and the caller's global RNG state is left untouched.
+    """
+    init_seed, shuffle_seed = _derived_seeds(seed)
+    with torch.random.fork_rng(devices=[]):
+        torch.default_generator.manual_seed(init_seed)
+        model = BNMLP(
+            data.n_features,
+            data.n_classes,
+            hidden=hp.hidden,
+            depth=hp.depth,
+            batchnorm=hp.batchnorm,
+            bn_momentum=hp.bn_momentum,
+        )
+    model.to(device=data.device, dtype=data.dtype)
+    optimizer = _make_optimizer(hp, model)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda=lr_factor(hp))
+    generator = torch.Generator(device="cpu")
+    generator.manual_seed(shuffle_seed)
+    return TrainState(model, optimizer, scheduler, generator, epoch=0)
+
+
+def train_epoch(state: TrainState, data: Dataset, hp: HParams) -> float:
+    """One pass over the shuffled training set; returns the sample-weighted mean loss.
+
+    The last partial batch is kept, except when BatchNorm is on and it holds a single sample:
+    batch statistics of one sample are undefined (PyTorch raises). That sample is still seen in
+    other epochs, since every epoch is shuffled differently.
+    """
+    model = state.model
+    model.train()
+    # Shuffled on the CPU generator so the order does not depend on the device.
+    order = torch.randperm(data.x_train.shape[0], generator=state.generator).to(data.device)
+    batches = list(order.split(hp.batch_size))
+    if hp.batchnorm and len(batches) > 1 and batches[-1].numel() == 1:
+        batches.pop()
+    # Accumulated on the device, in float64, so the epoch needs a single host sync.
+    total = torch.zeros((), dtype=torch.float64, device=data.device)
+    seen = 0
+    for index in batches:
+        loss = softmax_cross_entropy(model(data.x_train[index]), data.y_train[index])
+        state.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        state.optimizer.step()
+        total += loss.detach().to(torch.float64) * index.numel()
+        seen += index.numel()
+    state.scheduler.step()
+    state.epoch += 1
+    return total.item() / seen
+
+
+def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> tuple[float, float]:
+    """(mean loss, accuracy) in eval mode, i.e. with BatchNorm's running statistics.
+
+    The model's train/eval mode is restored afterwards, so evaluating mid-training is harmless.
+    """
+    was_training = model.training
+    model.eval()
+    total_loss = torch.zeros((), dtype=torch.float64, device=x.device)
+    correct = torch.zeros((), dtype=torch.int64, device=x.device)
+    try:
+        with torch.no_grad():
+            for x_chunk, y_chunk in zip(x.split(_EVAL_CHUNK), y.split(_EVAL_CHUNK), strict=True):
+                logits = model(x_chunk)
+                loss = softmax_cross_entropy(logits, y_chunk, reduction="sum")
+                total_loss += loss.to(torch.float64)
+                correct += (logits.argmax(dim=1) == y_chunk).sum()
+    finally:
+        model.train(was_training)
+    n = y.shape[0]
+    return total_loss.item() / n, correct.item() / n
+
+
+def state_dict(state: TrainState) -> dict[str, Any]:
+    """A snapshot of the training state, suitable for `torch.save` (weights-only loading).
+
+    Deep-copied, so training on does not change a snapshot already taken. Also holds torch's
+    global CPU RNG state: nothing here draws from it today, but an added op that did (dropout,
+    say) would otherwise silently break bit-identical resumption.
+    """
+    return copy.deepcopy(
+        {
+            "format": STATE_FORMAT,
+            "epoch": state.epoch,
+            "model": state.model.state_dict(),  # includes BatchNorm's running statistics
+            "optimizer": state.optimizer.state_dict(),
+            "scheduler": state.scheduler.state_dict(),
+            "generator": state.generator.get_state(),
+            "torch_cpu_rng": torch.get_rng_state(),
+        }
+    )
+
+
+def load_state(state: TrainState, saved: dict[str, Any]) -> None:
+    """Restore a `state_dict` snapshot into `state`, built with the same hyperparameters.
+
+    Restores torch's global CPU RNG too (see `state_dict`).
+    """
+    if saved.get("format") != STATE_FORMAT:
+        raise ValueError(f"unsupported training-state format {saved.get('format')!r}")
+    state.model.load_state_dict(saved["model"])
+    state.optimizer.load_state_dict(saved["optimizer"])
+    state.scheduler.load_state_dict(dict(saved["scheduler"]))
+    state.generator.set_state(saved["generator"])
+    state.epoch = int(saved["epoch"])
+    torch.set_rng_state(saved["torch_cpu_rng"])
+
+
+def run_training(
+    hp: HParams,
+    data: Dataset,
+    *,
+    epochs: int,
+    seed: int,
+    state: TrainState | None = None,
+    on_epoch: Callable[[EpochResult, TrainState], bool] | None = None,
+) -> list[EpochResult]:
+    """Train until `epochs` epochs are complete in total, divergence, or `on_epoch` says stop.
+
+    A given `state` (e.g. a restored checkpoint) continues from its own epoch and `seed` is
+    then unused. A non-finite train or validation loss marks the epoch diverged and ends
+    training: nothing useful can follow, and the caller reports it as an outcome, not a crash.
+    `on_epoch` sees every epoch, the diverged one included, and returns False to stop early.
+    """
+    if state is None:
+        state = build_state(hp, data, seed=seed)
+    results: list[EpochResult] = []
+    while state.epoch < epochs:
+        lr = float(state.optimizer.param_groups[0]["lr"])
+        train_loss = train_epoch(state, data, hp)
+        val_loss, val_accuracy = evaluate(state.model, data.x_val, data.y_val)
+        diverged = not (math.isfinite(train_loss) and math.isfinite(val_loss))
+        result = EpochResult(state.epoch, train_loss, val_loss, val_accuracy, lr, diverged)
+        results.append(result)
+        if diverged:
+            logger.info("diverged at epoch %d (train loss %s)", state.epoch, train_loss)
+        keep_going = on_epoch(result, state) if on_epoch is not None else True
+        if diverged or not keep_going:
+            break
+    return results
