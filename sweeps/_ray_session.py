@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import logging
 import os
+import secrets
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 
 from sweeps._errors import Problem, RunError
 
-__all__ = ["RaySession", "ray_session"]
+__all__ = ["RaySession", "prepare_ray_environment", "ray_session"]
 
 log = logging.getLogger(__name__)
 
@@ -23,6 +25,29 @@ class RaySession:
     nodes: int
 
 
+def prepare_ray_environment(address: str | None) -> None:
+    """Settings Ray reads from the environment, so they must be in place before it is imported.
+
+    An embedded instance uses token auth (secure by default, as Ray's own default for new local
+    clusters). Without a token of the user's, it gets one made for this run and passed through
+    the environment, so nothing is written to the home directory.
+    """
+    # Ray's result loggers write JSON/CSV/TensorBoard per trial; our Parquet is the record.
+    os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    if address or os.environ.get("RAY_ADDRESS"):
+        return
+    os.environ.setdefault("RAY_AUTH_MODE", "token")
+    has_token = (
+        os.environ.get("RAY_AUTH_TOKEN")
+        or os.environ.get("RAY_AUTH_TOKEN_PATH")
+        or (Path.home() / ".ray" / "auth_token").exists()
+    )
+    if os.environ["RAY_AUTH_MODE"].lower() == "token" and not has_token:
+        os.environ["RAY_AUTH_TOKEN"] = secrets.token_hex(32)
+
+
 @contextmanager
 def ray_session(address: str | None = None) -> Iterator[RaySession]:
     """Start (and later stop) an embedded Ray, or connect to ``address`` / ``RAY_ADDRESS``.
@@ -32,12 +57,9 @@ def ray_session(address: str | None = None) -> Iterator[RaySession]:
     If this process is already connected (a notebook, a test fixture), that connection is used
     and left open.
     """
+    prepare_ray_environment(address)
     import ray
 
-    # Ray's result loggers write JSON/CSV/TensorBoard per trial; our Parquet is the record.
-    os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
-    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
-    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     owned = False
     if not ray.is_initialized():
         target = address or os.environ.get("RAY_ADDRESS") or None
@@ -46,9 +68,6 @@ def ray_session(address: str | None = None) -> Iterator[RaySession]:
             if target:
                 ray.init(address=target, **common)
             else:
-                # Secure by default (Ray's own default for new local clusters), said explicitly
-                # so Ray does not warn about it on every run.
-                os.environ.setdefault("RAY_AUTH_MODE", "token")
                 ray.init(
                     address="local",
                     include_dashboard=False,

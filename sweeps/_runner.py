@@ -117,10 +117,12 @@ def _run_on_ray(
     address: str | None,
     show: Callable[[Progress], None] | None,
 ) -> SweepOutcome:
+    from sweeps._ray_session import prepare_ray_environment, ray_session
+
+    prepare_ray_environment(address)
     # Ray is imported only here, so `caviar validate` and spec errors stay fast.
     from ray import tune
 
-    from sweeps._ray_session import ray_session
     from sweeps._tune_adapter import (
         INDEX_KEY,
         ORIGIN_KEY,
@@ -129,6 +131,7 @@ def _run_on_ray(
         ProgressCallback,
         ResultsCallback,
         run_point,
+        trial_dirname,
     )
 
     spec = sweep.spec
@@ -157,6 +160,8 @@ def _run_on_ray(
                 num_samples=len(configs),
                 reuse_actors=True,
                 max_concurrent_trials=spec.max_concurrent,
+                trial_dirname_creator=trial_dirname,
+                trial_name_creator=trial_dirname,
             ),
             run_config=tune.RunConfig(
                 name=_ray_experiment_name(storage, run_id),
@@ -166,6 +171,9 @@ def _run_on_ray(
                 failure_config=tune.FailureConfig(max_failures=spec.max_failures),
             ),
         )
+        # Ray's ResultGrid looks for the per-trial JSON/CSV files we turned off; its warning
+        # about them is noise here.
+        logging.getLogger("ray.tune.analysis.experiment_analysis").setLevel(logging.ERROR)
         tuner.fit()
     recorder.flush()
     return _outcome(run_id, store, progress)

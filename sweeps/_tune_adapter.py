@@ -3,10 +3,12 @@ that record results and progress from the driver as trials finish."""
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
@@ -71,11 +73,16 @@ class PointsSearcher(Searcher):
     ) -> None:
         pass
 
-    def get_state(self) -> dict[str, Any]:
-        return {"next": self._next}
+    def save(self, checkpoint_path: str) -> None:
+        Path(checkpoint_path).write_text(json.dumps({"next": self._next}))
 
-    def set_state(self, state: dict[str, Any]) -> None:
-        self._next = int(state["next"])
+    def restore(self, checkpoint_path: str) -> None:
+        self._next = int(json.loads(Path(checkpoint_path).read_text())["next"])
+
+
+def trial_dirname(trial: Trial) -> str:
+    """Ray's default names a trial's directory after its whole config; ours is the trial id."""
+    return f"{trial.config[TRIAL_KEY]}-{trial.trial_id}"
 
 
 class ResultsCallback(tune.Callback):
@@ -144,7 +151,12 @@ class ResultsCallback(tune.Callback):
         self.flush()
 
     def _finish(self, trial: Trial, error: str | None) -> None:
-        history = self._history.pop(trial.trial_id, [])
+        # A trial retried after a failure reports its epochs again from its last checkpoint (or
+        # from the start): keep one row per epoch, the latest report of it.
+        reports = self._history.pop(trial.trial_id, [])
+        history = list(
+            {int(r.get("epoch", r.get("training_iteration", 0))): r for r in reports}.values()
+        )
         ids = self._ids(trial)
         config = trial.config
         row = trial_row(

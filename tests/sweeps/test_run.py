@@ -60,7 +60,7 @@ def test_sweep_records_one_row_per_configuration_with_curves(
     assert not list((tmp_path / "tiny" / "_ray").rglob("progress.csv"))
     glob = str(tmp_path / "tiny" / "trials" / "**" / "*.parquet")
     n = duckdb.sql(f"select count(*) from read_parquet('{glob}', hive_partitioning=true)")
-    assert n.fetchone() == (4,)
+    assert n.fetchall() == [(4,)]
 
 
 @pytest.mark.ray
