@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import secrets
+import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -15,6 +16,7 @@ from sweeps._errors import Problem, RunError
 __all__ = ["RaySession", "prepare_ray_environment", "ray_session"]
 
 log = logging.getLogger(__name__)
+_CONNECT_TIMEOUT_S = 10.0
 
 
 @dataclass(frozen=True)
@@ -64,6 +66,8 @@ def ray_session(address: str | None = None) -> Iterator[RaySession]:
     if not ray.is_initialized():
         target = address or os.environ.get("RAY_ADDRESS") or None
         common = {"log_to_driver": False, "logging_level": logging.WARNING}
+        if target:
+            _check_reachable(target)
         try:
             if target:
                 ray.init(address=target, **common)
@@ -91,3 +95,21 @@ def ray_session(address: str | None = None) -> Iterator[RaySession]:
     finally:
         if owned:
             ray.shutdown()
+
+
+def _check_reachable(address: str) -> None:
+    """Ray retries an unreachable address for minutes; a plain TCP connect fails in seconds."""
+    if address in ("auto", "local"):
+        return
+    hostport = address.split("://", 1)[-1].rstrip("/")
+    host, _, port = hostport.rpartition(":")
+    if not host or not port.isdigit():
+        raise RunError([Problem("address", address, "expected HOST:PORT or ray://HOST:PORT")])
+    try:
+        with socket.create_connection((host, int(port)), timeout=_CONNECT_TIMEOUT_S):
+            pass
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+        raise RunError(
+            [Problem("address", address, f"no Ray cluster reachable: {reason}")]
+        ) from None

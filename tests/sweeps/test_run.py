@@ -124,3 +124,45 @@ def test_cli_runs_its_own_embedded_ray_beside_a_live_cluster(
     assert "[2/2 done" in proc.stderr
     assert len(load_trials(tmp_path / "out", "tiny")) == 2
     assert ray.is_initialized() and ray.cluster_resources().get("CPU") == 2
+
+
+@pytest.mark.ray
+def test_cli_joins_an_existing_cluster_with_address_and_leaves_it_running(
+    ray_local: None, tmp_path: Path
+) -> None:
+    import ray
+
+    address = ray.get_runtime_context().gcs_address
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(SPEC.replace("samples: 3", "samples: 1"))
+    env = {**os.environ, "RAY_AUTH_MODE": "disabled"}
+    env.pop("RAY_ADDRESS", None)
+    proc = subprocess.run(
+        [sys.executable, "-m", "sweeps", "run", str(spec), "--results", str(tmp_path / "out"),
+         "--address", address],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert len(load_trials(tmp_path / "out", "tiny")) == 2
+    assert ray.is_initialized() and ray.cluster_resources().get("CPU") == 2
+
+
+def test_cli_reports_an_unreachable_address_in_one_line(tmp_path: Path) -> None:
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(SPEC)
+    env = {**os.environ, "RAY_AUTH_MODE": "disabled"}
+    proc = subprocess.run(
+        [sys.executable, "-m", "sweeps", "run", str(spec), "--results", str(tmp_path / "out"),
+         "--address", "127.0.0.1:1"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )  # fmt: skip
+    assert proc.returncode == 1
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "127.0.0.1:1" in errors[0], proc.stderr[-2000:]
+    assert "Traceback" not in proc.stderr
