@@ -2,21 +2,23 @@
 
 from __future__ import annotations
 
+import json
 import logging
-import os
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
-from analysis import ResultsStore, load_trials
+from analysis import ResultsStore, load_trials, write_text_atomically
 from sweeps._errors import Problem, RunError, SpecError
 from sweeps._points import Point, plan_points, trial_seed
+from sweeps._preflight import check_results_dir, sweep_lock
 from sweeps._progress import Progress
-from sweeps._runs import RunManifest, latest_run, new_run_id, write_manifest
+from sweeps._resume import choose_run
+from sweeps._runs import RunManifest, write_manifest
 from sweeps._spec import Sweep
 
-__all__ = ["SweepOutcome", "check_results_dir", "run_sweep"]
+__all__ = ["SweepOutcome", "run_sweep"]
 
 log = logging.getLogger(__name__)
 
@@ -32,17 +34,6 @@ class SweepOutcome:
     best: dict[str, object] | None  # the best `trials` row of this run, all runs' attempts included
 
 
-def check_results_dir(results_dir: Path) -> None:
-    """Fail before any trial starts if results could not be written (exit 2, nothing created)."""
-    probe = results_dir
-    while not probe.exists():
-        probe = probe.parent
-    if not probe.is_dir():
-        raise SpecError([Problem("results", str(results_dir), "is not a directory")])
-    if not os.access(probe, os.W_OK | os.X_OK):
-        raise SpecError([Problem("results", str(results_dir), "is not writable")])
-
-
 def run_sweep(
     sweep: Sweep,
     results_dir: Path,
@@ -53,21 +44,29 @@ def run_sweep(
 ) -> SweepOutcome:
     check_results_dir(results_dir)
     store = ResultsStore(results_dir, sweep.name)
-    points = plan_points(sweep)
-    run_id, done = _choose_run(sweep, store, resume)
-    todo = [p for p in points if p.trial_id not in done]
-    now = datetime.now(UTC).isoformat()
-    manifest = RunManifest(run_id, sweep.digest, "running", len(points), now, now)
-    write_manifest(store.sweep_dir, manifest)
-    try:
-        outcome = _run_on_ray(sweep, store, run_id, todo, address=address, show=show)
-    except BaseException:
-        write_manifest(store.sweep_dir, replace(manifest, status="failed", updated_at=_now()))
-        raise
-    write_manifest(store.sweep_dir, replace(manifest, status="complete", updated_at=_now()))
+    with sweep_lock(store.sweep_dir):
+        points = plan_points(sweep)
+        run_id, done = choose_run(sweep, store, resume)
+        todo = [p for p in points if p.trial_id not in done]
+        now = _now()
+        manifest = RunManifest(run_id, sweep.digest, "running", len(points), now, now)
+        write_manifest(store.sweep_dir, manifest)
+        _record_space(store, sweep)
+        try:
+            outcome = _run_on_ray(sweep, store, run_id, todo, address=address, show=show)
+        except BaseException:
+            write_manifest(store.sweep_dir, replace(manifest, status="failed", updated_at=_now()))
+            raise
+        write_manifest(store.sweep_dir, replace(manifest, status="complete", updated_at=_now()))
     if todo and outcome.errors == len(todo):
         raise RunError([Problem("trials", outcome.errors, "every trial failed; see `error`")])
     return replace(outcome, skipped=len(points) - len(todo), best=_best_row(sweep, store, run_id))
+
+
+def _record_space(store: ResultsStore, sweep: Sweep) -> None:
+    """The space beside the results, so analysis knows each parameter's scale (log, 1-beta)."""
+    text = json.dumps(sweep.space.to_dict(), indent=1)
+    write_text_atomically(store.sweep_dir / "_space.json", text)
 
 
 def _best_row(sweep: Sweep, store: ResultsStore, run_id: str) -> dict[str, object] | None:
@@ -83,29 +82,6 @@ def _best_row(sweep: Sweep, store: ResultsStore, run_id: str) -> dict[str, objec
         ok[metric].idxmax() if sweep.spec.objective.resolved_mode == "max" else ok[metric].idxmin()
     )
     return ok.loc[index].to_dict()
-
-
-def _choose_run(sweep: Sweep, store: ResultsStore, resume: bool) -> tuple[str, set[str]]:
-    if not resume:
-        return new_run_id(), set()
-    previous = latest_run(store.sweep_dir)
-    if previous is None:
-        raise SpecError([Problem("--resume", sweep.name, "no earlier run of this sweep to resume")])
-    if previous.digest != sweep.digest:
-        raise SpecError(
-            [
-                Problem(
-                    "--resume",
-                    previous.run_id,
-                    "the spec changed since this run; resume it with the spec it started with",
-                )
-            ]
-        )
-    trials = load_trials(store.root, sweep.name) if (store.sweep_dir / "trials").exists() else None
-    done: set[str] = set()
-    if trials is not None and len(trials):
-        done = set(trials.loc[trials["run_id"] == previous.run_id, "trial_id"])
-    return previous.run_id, done
 
 
 def _run_on_ray(

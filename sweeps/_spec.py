@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from search_spaces import ChoiceDomain, IntDomain, SearchSpace, SearchSpaceError
 from sweeps._errors import MISSING, Problem, SpecError
 from sweeps._hparam_checks import check_fixed, check_searched
+from sweeps._yaml import MAX_SPEC_BYTES, load_yaml
 
 __all__ = [
     "RESERVED_COLUMNS",
@@ -168,6 +169,10 @@ def load_spec(path: str | Path) -> Sweep:
     if path.is_dir():
         raise SpecError([Problem("SPEC", source, "is a directory, not a spec file")])
     try:
+        size = path.stat().st_size
+        if size > MAX_SPEC_BYTES:
+            message = f"is {size} bytes; a spec is at most {MAX_SPEC_BYTES}"
+            raise SpecError([Problem("SPEC", source, message)])
         raw = path.read_bytes()
     except OSError as exc:
         raise SpecError([Problem("SPEC", source, f"cannot read: {exc.strerror}")]) from None
@@ -181,7 +186,7 @@ def load_spec(path: str | Path) -> Sweep:
 
 def parse_spec(text: str, source: str = "<spec>") -> Sweep:
     try:
-        data = yaml.safe_load(text)
+        data = load_yaml(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "unknown position"

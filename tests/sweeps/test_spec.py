@@ -69,6 +69,12 @@ def test_every_problem_is_reported_at_once() -> None:
     assert "search_space.beta.high" in fields
 
 
+# "Billion laughs": each level repeats the one before nine times.
+ALIAS_BOMB = "a: &a [x, x, x, x, x, x, x, x, x]\n" + "".join(
+    f"{n}: &{n} [{', '.join([f'*{p}'] * 9)}]\n" for p, n in zip("abcdefg", "bcdefgh", strict=True)
+)
+
+
 def _replace(old: str, new: str) -> str:
     assert old in GOOD, old
     return GOOD.replace(old, new, 1)
@@ -220,6 +226,57 @@ MALFORMED = [
         id="grid-too-large",
     ),
     pytest.param(
+        _replace("epochs: 3", "epochs: true"), "trainable.epochs", "True", id="bool-as-int"
+    ),
+    pytest.param(
+        _replace("samples: 8", "samples: 1.5"), "strategy.samples", "1.5", id="float-count"
+    ),
+    pytest.param(_replace("name: digits-bn", "name: null"), "name", "None", id="null-name"),
+    pytest.param(_replace("name: digits-bn", "name: " + "a" * 65), "name", "aaaa", id="long-name"),
+    pytest.param(GOOD + "seed: -1\n", "seed", "-1", id="negative-seed"),
+    pytest.param(_replace("cpu: 1, gpu: 0", "cpu: 0, gpu: 0"), "resources.cpu", "0", id="zero-cpu"),
+    pytest.param(
+        _replace("cpu: 1, gpu: 0", "cpu: 1, gpu: -1"), "resources.gpu", "-1", id="negative-gpu"
+    ),
+    pytest.param(
+        _replace(
+            "{type: int, low: 16, high: 512, scale: log}", "{type: float, low: 16, high: 512}"
+        ),
+        "search_space.hidden.type",
+        "float",
+        id="float-domain-for-int",
+    ),
+    pytest.param(
+        _replace("trainable: {", "trainable: {fixed: {}, "),
+        "SPEC",
+        "duplicate key 'fixed'",
+        id="duplicate-key",
+    ),
+    pytest.param(
+        "name: &n x\nsearch_space: {lr: {type: float, low: 0.001, high: 0.1}}\nresults: *n\n",
+        "SPEC",
+        "aliases",
+        id="alias",
+    ),
+    pytest.param(
+        ALIAS_BOMB,
+        "SPEC",
+        "aliases",
+        id="alias-bomb",
+    ),
+    pytest.param(
+        _replace("lr:         {type: float,", "lr:         {type: float, step: 2,"),
+        "search_space.lr.step",
+        "step",
+        id="unknown-domain-key",
+    ),
+    pytest.param(
+        _replace("trainable: {", "trainable: {epochs: 5, "),
+        "SPEC",
+        "duplicate key",
+        id="duplicate-nested-key",
+    ),
+    pytest.param(
         _replace("kind: random, samples: 8", "kind: coarse_to_fine, rounds: 4"),
         "strategy",
         "coarse_to_fine",
@@ -264,6 +321,15 @@ def test_missing_file_directory_and_non_utf8(
     binary.write_bytes(b"name: \xff\xfe\n")
     assert main(["validate", str(binary)]) == 2
     assert "not UTF-8" in capsys.readouterr().err
+
+
+def test_oversized_spec_is_refused_unread(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    spec = tmp_path / "big.yaml"
+    spec.write_text(GOOD + "#" * (2 * 1024 * 1024))
+    assert main(["validate", str(spec)]) == 2
+    assert "a spec is at most" in capsys.readouterr().err
 
 
 def test_validate_prints_the_resolved_space_and_plan(

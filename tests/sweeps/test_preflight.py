@@ -1,0 +1,50 @@
+"""Before any trial: the results directory must be writable and have room; one run per sweep."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import NamedTuple
+
+import pytest
+
+from sweeps import RunError, SpecError
+from sweeps._preflight import MIN_FREE_BYTES, check_results_dir, sweep_lock
+
+
+class _Usage(NamedTuple):
+    total: int
+    used: int
+    free: int
+
+
+def test_missing_results_dir_is_fine_and_not_created(tmp_path: Path) -> None:
+    check_results_dir(tmp_path / "a" / "b")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_file_in_the_way_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "f").write_text("x")
+    with pytest.raises(SpecError, match="is not a directory"):
+        check_results_dir(tmp_path / "f" / "results")
+
+
+def test_a_full_disk_is_refused_before_anything_runs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(shutil, "disk_usage", lambda _: _Usage(10**9, 10**9, MIN_FREE_BYTES - 1))
+    with pytest.raises(SpecError, match="MiB free"):
+        check_results_dir(tmp_path)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_lock_is_exclusive_and_released(tmp_path: Path) -> None:
+    # flock is per open file description, so a second acquisition in-process also fails
+    with (
+        sweep_lock(tmp_path / "s"),
+        pytest.raises(RunError, match="another `caviar run`"),
+        sweep_lock(tmp_path / "s"),
+    ):
+        pass
+    with sweep_lock(tmp_path / "s"):
+        pass
