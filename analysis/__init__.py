@@ -1,16 +1,89 @@
-"""Results: Parquet written atomically by the driver, read back as pandas DataFrames."""
+"""Results: Parquet written atomically by the driver, read back as pandas DataFrames, analysed.
 
+Reading: `load_trials`, `load_epochs`, `load_rounds`, `load_space`, `compact`. Questions:
+`best`, `round_summary`, `best_so_far`, `next_bounds`, `importance`, `lr_range_width`. Pictures:
+the ``plot_*`` functions (matplotlib figures) and `write_report` (one self-contained HTML file).
+"""
+
+import importlib
+from typing import Any
+
+from analysis._compact import compact
 from analysis._errors import ResultsError
-from analysis._load import load_epochs, load_table, load_trials, sweeps_in
+from analysis._importance import importance
+from analysis._load import (
+    load_epochs,
+    load_rounds,
+    load_space,
+    load_table,
+    load_trials,
+    sweeps_in,
+)
+from analysis._lr_range import lr_range_width
+from analysis._next_search import next_bounds
+from analysis._rounds import round_bounds
+from analysis._scales import Scale, infer_scale, resolve_scales
 from analysis._store import TABLES, ResultsStore, write_text_atomically
+from analysis._summary import best, best_so_far, round_summary
+
+# Figures and the report need matplotlib, which takes a second to import; `sweeps` imports this
+# package for every `caviar` command, so those names load on first use (PEP 562).
+_LAZY = {
+    "default_objective": "analysis._report",
+    "plot_best_so_far": "analysis._plots",
+    "plot_importance": "analysis._plots",
+    "plot_learning_curves": "analysis._plots",
+    "plot_lr_range": "analysis._plot_search",
+    "plot_objective_vs": "analysis._plots",
+    "plot_parallel_coordinates": "analysis._plot_search",
+    "plot_rounds": "analysis._plot_search",
+    "reverse_log_axis": "analysis._plot_axes",
+    "write_report": "analysis._report",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _LAZY:
+        raise AttributeError(f"module 'analysis' has no attribute {name!r}")
+    value = getattr(importlib.import_module(_LAZY[name]), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
+
 
 __all__ = [
     "TABLES",
     "ResultsError",
     "ResultsStore",
+    "Scale",
+    "best",
+    "best_so_far",
+    "compact",
+    "default_objective",
+    "importance",
+    "infer_scale",
     "load_epochs",
+    "load_rounds",
+    "load_space",
     "load_table",
     "load_trials",
+    "lr_range_width",
+    "next_bounds",
+    "plot_best_so_far",
+    "plot_importance",
+    "plot_learning_curves",
+    "plot_lr_range",
+    "plot_objective_vs",
+    "plot_parallel_coordinates",
+    "plot_rounds",
+    "resolve_scales",
+    "reverse_log_axis",
+    "round_bounds",
+    "round_summary",
     "sweeps_in",
+    "write_report",
     "write_text_atomically",
 ]

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TextIO
 
+from analysis import ResultsError
 from sweeps._errors import CaviarError
 from sweeps._progress import Progress
 from sweeps._spec import Sweep, load_spec
@@ -31,6 +32,10 @@ def _parser() -> argparse.ArgumentParser:
     validate = commands.add_parser("validate", help="check a spec and print the resolved space")
     validate.add_argument("spec", metavar="SPEC", help="sweep spec (YAML)")
     validate.add_argument("--explain", action="store_true", help="also print the plan")
+    report = commands.add_parser("report", help="write a self-contained HTML report")
+    report.add_argument("results_dir", metavar="RESULTS_DIR", help="results directory")
+    report.add_argument("--sweep", help="which sweep (default: the only one in RESULTS_DIR)")
+    report.add_argument("--out", help="output file (default: RESULTS_DIR/report.html)")
     return parser
 
 
@@ -38,6 +43,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
+        if args.command == "report":
+            return _report(args)
         sweep = load_spec(args.spec)
         if args.command == "validate":
             return _validate(sweep, explain=args.explain)
@@ -46,9 +53,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         for line in exc.lines():
             print(line, file=sys.stderr)
         return exc.exit_code
+    except ResultsError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print("interrupted; continue with `caviar run SPEC --resume`", file=sys.stderr)
         return 130
+
+
+def _report(args: argparse.Namespace) -> int:
+    from analysis import write_report
+
+    path = write_report(args.results_dir, out=args.out, sweep=args.sweep)
+    print(f"report: {path}")
+    return 0
 
 
 def _validate(sweep: Sweep, *, explain: bool) -> int:

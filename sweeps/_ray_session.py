@@ -25,6 +25,12 @@ class RaySession:
     cpus: float
     gpus: float
     nodes: int
+    node_resources: tuple[tuple[float, float], ...]  # (CPU, GPU) of each alive node
+    embedded: bool  # started here: no autoscaler will ever add a node
+
+    def fits(self, cpu: float, gpu: float) -> bool:
+        """Whether one node can hold one trial (a trial never spans nodes)."""
+        return any(c >= cpu and g >= gpu for c, g in self.node_resources)
 
 
 def prepare_ray_environment(address: str | None) -> None:
@@ -86,11 +92,17 @@ def ray_session(address: str | None = None) -> Iterator[RaySession]:
     try:
         resources = ray.cluster_resources()
         alive = [n for n in ray.nodes() if n.get("Alive")]
+        target = address or os.environ.get("RAY_ADDRESS")
         yield RaySession(
-            address=address or os.environ.get("RAY_ADDRESS") or "embedded",
+            address=target or "embedded",
             cpus=float(resources.get("CPU", 0.0)),
             gpus=float(resources.get("GPU", 0.0)),
             nodes=len(alive),
+            node_resources=tuple(
+                (float(n["Resources"].get("CPU", 0.0)), float(n["Resources"].get("GPU", 0.0)))
+                for n in alive
+            ),
+            embedded=owned and not target,
         )
     finally:
         if owned:

@@ -40,6 +40,7 @@ def trials_schema() -> pa.Schema:
         ("ended_at", _TIME),
         ("duration_s", pa.float64()),
         ("node", pa.string()),
+        ("node_id", pa.string()),
         ("error", pa.string()),
     ]
     return pa.schema(head + hparams + tail)
@@ -100,6 +101,7 @@ def trial_row(
     row["ended_at"] = datetime.now(UTC)
     row["duration_s"] = _float(last.get("time_total_s"))
     row["node"] = last.get("node_ip") or last.get("hostname")
+    row["node_id"] = last.get("node_id")
     row["error"] = error
     return row
 

@@ -23,6 +23,7 @@ log = logging.getLogger(__name__)
 
 
 def choose_run(sweep: Sweep, store: ResultsStore, resume: bool) -> tuple[str, set[str]]:
+    """The run id to write to and the trial ids it already has; reads only."""
     if not resume:
         return new_run_id(), set()
     previous = latest_run(store.sweep_dir)
@@ -42,9 +43,6 @@ def choose_run(sweep: Sweep, store: ResultsStore, resume: bool) -> tuple[str, se
     if (store.sweep_dir / "trials").is_dir():
         trials = load_trials(store.root, sweep.name)
         done = set(trials.loc[trials["run_id"] == previous.run_id, "trial_id"])
-    removed = remove_orphan_epochs(store, previous.run_id, done)
-    if removed:
-        log.info("removed %d epochs file(s) whose trials were never recorded", removed)
     return previous.run_id, done
 
 

@@ -14,7 +14,8 @@ from sweeps._errors import Problem, RunError, SpecError
 from sweeps._points import Point, plan_points, trial_seed
 from sweeps._preflight import check_results_dir, sweep_lock
 from sweeps._progress import Progress
-from sweeps._resume import choose_run
+from sweeps._ray_session import RaySession
+from sweeps._resume import choose_run, remove_orphan_epochs
 from sweeps._runs import RunManifest, write_manifest
 from sweeps._spec import Sweep
 
@@ -42,22 +43,32 @@ def run_sweep(
     resume: bool = False,
     show: Callable[[Progress], None] | None = None,
 ) -> SweepOutcome:
+    """Nothing is written until Ray is up and the resources are known to fit."""
+    from sweeps._ray_session import ray_session
+
     check_results_dir(results_dir)
     store = ResultsStore(results_dir, sweep.name)
-    with sweep_lock(store.sweep_dir):
-        points = plan_points(sweep)
-        run_id, done = choose_run(sweep, store, resume)
-        todo = [p for p in points if p.trial_id not in done]
-        now = _now()
-        manifest = RunManifest(run_id, sweep.digest, "running", len(points), now, now)
-        write_manifest(store.sweep_dir, manifest)
-        _record_space(store, sweep)
-        try:
-            outcome = _run_on_ray(sweep, store, run_id, todo, address=address, show=show)
-        except BaseException:
-            write_manifest(store.sweep_dir, replace(manifest, status="failed", updated_at=_now()))
-            raise
-        write_manifest(store.sweep_dir, replace(manifest, status="complete", updated_at=_now()))
+    points = plan_points(sweep)
+    run_id, done = choose_run(sweep, store, resume)
+    todo = [p for p in points if p.trial_id not in done]
+    with ray_session(address) as session:
+        _check_fits(sweep.spec.resources.cpu, sweep.spec.resources.gpu, session)
+        log.info("Ray: %s, %g CPUs, %g GPUs, %d node(s)", session.address, session.cpus,
+                 session.gpus, session.nodes)  # fmt: skip
+        with sweep_lock(store.sweep_dir):
+            if resume and remove_orphan_epochs(store, run_id, done):
+                log.info("removed epochs files whose trials were never recorded")
+            now = _now()
+            manifest = RunManifest(run_id, sweep.digest, "running", len(points), now, now)
+            write_manifest(store.sweep_dir, manifest)
+            _record_space(store, sweep)
+            try:
+                outcome = _run_trials(sweep, store, run_id, todo, show=show)
+            except BaseException:
+                failed = replace(manifest, status="failed", updated_at=_now())
+                write_manifest(store.sweep_dir, failed)
+                raise
+            write_manifest(store.sweep_dir, replace(manifest, status="complete", updated_at=_now()))
     if todo and outcome.errors == len(todo):
         raise RunError([Problem("trials", outcome.errors, "every trial failed; see `error`")])
     return replace(outcome, skipped=len(points) - len(todo), best=_best_row(sweep, store, run_id))
@@ -84,19 +95,15 @@ def _best_row(sweep: Sweep, store: ResultsStore, run_id: str) -> dict[str, objec
     return ok.loc[index].to_dict()
 
 
-def _run_on_ray(
+def _run_trials(
     sweep: Sweep,
     store: ResultsStore,
     run_id: str,
     todo: list[Point],
     *,
-    address: str | None,
     show: Callable[[Progress], None] | None,
 ) -> SweepOutcome:
-    from sweeps._ray_session import prepare_ray_environment, ray_session
-
-    prepare_ray_environment(address)
-    # Ray is imported only here, so `caviar validate` and spec errors stay fast.
+    # Ray is imported only once a session is up, so `caviar validate` and spec errors stay fast.
     from ray import tune
 
     from sweeps._tune_adapter import (
@@ -125,46 +132,49 @@ def _run_on_ray(
     callbacks: list[tune.Callback] = [recorder, ProgressCallback(progress, show or _quiet)]
     resources = {"cpu": spec.resources.cpu, "gpu": spec.resources.gpu}
     storage = (store.sweep_dir / "_ray").resolve()
-    with ray_session(address) as session:
-        _check_fits(spec.resources.cpu, spec.resources.gpu, session.cpus, session.gpus)
-        log.info("Ray: %s, %g CPUs, %g GPUs, %d node(s)", session.address, session.cpus,
-                 session.gpus, session.nodes)  # fmt: skip
-        tuner = tune.Tuner(
-            tune.with_resources(run_point, resources),
-            tune_config=tune.TuneConfig(
-                search_alg=PointsSearcher(configs),
-                num_samples=len(configs),
-                reuse_actors=True,
-                max_concurrent_trials=spec.max_concurrent,
-                trial_dirname_creator=trial_dirname,
-                trial_name_creator=trial_dirname,
-            ),
-            run_config=tune.RunConfig(
-                name=_ray_experiment_name(storage, run_id),
-                storage_path=str(storage),
-                verbose=0,
-                callbacks=callbacks,
-                failure_config=tune.FailureConfig(max_failures=spec.max_failures),
-            ),
-        )
-        # Ray's ResultGrid looks for the per-trial JSON/CSV files we turned off; its warning
-        # about them is noise here.
-        logging.getLogger("ray.tune.analysis.experiment_analysis").setLevel(logging.ERROR)
-        tuner.fit()
+    tuner = tune.Tuner(
+        tune.with_resources(run_point, resources),
+        tune_config=tune.TuneConfig(
+            search_alg=PointsSearcher(configs),
+            num_samples=len(configs),
+            reuse_actors=True,
+            max_concurrent_trials=spec.max_concurrent,
+            trial_dirname_creator=trial_dirname,
+            trial_name_creator=trial_dirname,
+        ),
+        run_config=tune.RunConfig(
+            name=_ray_experiment_name(storage, run_id),
+            storage_path=str(storage),
+            verbose=0,
+            callbacks=callbacks,
+            failure_config=tune.FailureConfig(max_failures=spec.max_failures),
+        ),
+    )
+    # Ray's ResultGrid looks for the per-trial JSON/CSV files we turned off; its warning
+    # about them is noise here.
+    logging.getLogger("ray.tune.analysis.experiment_analysis").setLevel(logging.ERROR)
+    tuner.fit()
     recorder.flush()
     return _outcome(run_id, store, progress)
 
 
-def _check_fits(cpu: float, gpu: float, cluster_cpus: float, cluster_gpus: float) -> None:
-    """A request Ray can never satisfy would leave trials pending forever; refuse it up front."""
-    if cpu > cluster_cpus:
-        raise SpecError(
-            [Problem("resources.cpu", cpu, f"more than the cluster has ({cluster_cpus:g} CPUs)")]
-        )
-    if gpu > cluster_gpus:
-        raise SpecError(
-            [Problem("resources.gpu", gpu, f"more than the cluster has ({cluster_gpus:g} GPUs)")]
-        )
+def _check_fits(cpu: float, gpu: float, session: RaySession) -> None:
+    """A request no node can hold would leave trials pending forever; refuse it up front.
+
+    On a cluster joined by address an autoscaler may still add a node that fits, so there it
+    is only a warning.
+    """
+    if session.fits(cpu, gpu):
+        return
+    largest = max(session.node_resources, default=(0.0, 0.0))
+    message = (
+        f"no node has {cpu:g} CPU and {gpu:g} GPU for one trial "
+        f"(largest node: {largest[0]:g} CPUs, {largest[1]:g} GPUs)"
+    )
+    if session.embedded:
+        field, value = ("resources.gpu", gpu) if gpu > largest[1] else ("resources.cpu", cpu)
+        raise SpecError([Problem(field, value, message)])
+    log.warning("%s; trials wait until the cluster adds such a node", message)
 
 
 def _ray_experiment_name(storage: Path, run_id: str) -> str:

@@ -38,7 +38,7 @@ __all__ = [
 RESERVED_COLUMNS = frozenset(
     {
         "sweep", "run_id", "round", "trial_id", "status", "seed", "error", "epochs_done",
-        "started_at", "ended_at", "duration_s", "node", "config_index", "pack_id",
+        "started_at", "ended_at", "duration_s", "node", "node_id", "config_index", "pack_id",
         "train_loss", "val_loss", "val_accuracy", "best_val_accuracy", "best_val_loss", "epoch",
     }
 )  # fmt: skip
@@ -94,6 +94,14 @@ class Resources(BaseModel):
     model_config = _STRICT
     cpu: Annotated[float, Field(gt=0.0, le=1024)] = 1.0
     gpu: Annotated[float, Field(ge=0.0, le=64)] = 0.0
+
+    @field_validator("gpu")
+    @classmethod
+    def _whole_or_fraction(cls, value: float) -> float:
+        # Ray shares a GPU between trials only in fractions of one; 1.5 GPUs can never be granted.
+        if value > 1 and not float(value).is_integer():
+            raise ValueError("a trial takes a fraction of one GPU or whole GPUs")
+        return value
 
 
 class SpecModel(BaseModel):

@@ -14,6 +14,7 @@ import pytest
 
 from analysis import load_epochs, load_trials
 from sweeps import SpecError, parse_spec, run_sweep
+from sweeps._cli import main
 
 SPEC = textwrap.dedent(
     """
@@ -61,6 +62,12 @@ def test_sweep_records_one_row_per_configuration_with_curves(
     glob = str(tmp_path / "tiny" / "trials" / "**" / "*.parquet")
     n = duckdb.sql(f"select count(*) from read_parquet('{glob}', hive_partitioning=true)")
     assert n.fetchall() == [(4,)]
+    # and `caviar report` turns them into one self-contained page
+    out = tmp_path / "report.html"
+    assert main(["report", str(tmp_path), "--sweep", "tiny", "--out", str(out)]) == 0
+    html = out.read_text()
+    assert "tiny" in html and "data:image/png;base64," in html
+    assert main(["report", str(tmp_path), "--sweep", "nope"]) == 2
 
 
 @pytest.mark.ray

@@ -1,0 +1,50 @@
+"""GPU requests: fractions of one GPU or whole GPUs, and requests no node can hold."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from sweeps import SpecError, parse_spec
+
+SPEC = textwrap.dedent(
+    """
+    name: multi
+    trainable: {dataset: digits, epochs: 2, fixed: {depth: 1, hidden: 16}}
+    search_space:
+      lr: {type: float, low: 1.0e-3, high: 0.5, scale: log}
+    strategy: {kind: random, samples: 8}
+    resources: {cpu: 1, gpu: 0.5}
+    """
+)
+
+
+def _caviar(*args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "RAY_AUTH_MODE": "disabled"}
+    env.pop("RAY_ADDRESS", None)
+    return subprocess.run(
+        [sys.executable, "-m", "sweeps", *args], capture_output=True, text=True, env=env,
+        timeout=300,
+    )  # fmt: skip
+
+
+@pytest.mark.ray
+def test_more_gpus_than_any_node_has_is_refused_up_front(tmp_path: Path) -> None:
+    """The embedded instance has no GPU and no autoscaler: the trial could never start."""
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(SPEC.replace("gpu: 0.5", "gpu: 1"))
+    proc = _caviar("run", str(spec), "--results", str(tmp_path / "out"))
+    assert proc.returncode == 2, proc.stderr[-3000:]
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "resources.gpu" in errors[0] and "no node has" in errors[0]
+    assert not (tmp_path / "out").exists()
+
+
+def test_one_and_a_half_gpus_is_a_spec_error() -> None:
+    with pytest.raises(SpecError, match=r"resources\.gpu: a trial takes a fraction of one GPU"):
+        parse_spec(SPEC.replace("gpu: 0.5", "gpu: 1.5"))
