@@ -1,7 +1,7 @@
 """PyTorch BatchNorm/softmax models, local datasets and the Ray Tune trainables caviar sweeps.
 
 Importing this package does not import Ray: the training code is plain PyTorch, and the Ray
-adapter (`train_bn_mlp`) is loaded on first access.
+adapters (`train_bn_mlp`, `train_bn_mlp_packed`) are loaded on first access.
 """
 
 from __future__ import annotations
@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from trainables._data import DATASETS, Dataset, load_dataset
+from trainables._halving import SuccessiveHalving
 from trainables._hparams import (
     HYPERPARAMETERS,
     HParams,
@@ -17,6 +18,20 @@ from trainables._hparams import (
     hyperparameter_errors,
 )
 from trainables._model import BNMLP, softmax_cross_entropy
+from trainables._pack_config import (
+    MEMBER_METRICS,
+    PackConfig,
+    PackMemberConfig,
+    member_metrics,
+    pack_config_errors,
+)
+from trainables._packed import (
+    PackMember,
+    default_stack_size,
+    pack_size_auto,
+    run_packed_training,
+    shape_group,
+)
 from trainables._train import (
     EpochResult,
     TrainState,
@@ -31,35 +46,47 @@ from trainables._train import (
 from trainables._trial_config import TRIAL_SETTINGS, TrialConfig, trial_config_errors
 
 if TYPE_CHECKING:
-    from trainables._tune import train_bn_mlp
+    from trainables._tune import train_bn_mlp, train_bn_mlp_packed
 
 __all__ = [
     "BNMLP",
     "DATASETS",
     "HYPERPARAMETERS",
+    "MEMBER_METRICS",
     "TRIAL_SETTINGS",
     "Dataset",
     "EpochResult",
     "HParams",
     "HyperParameter",
     "HyperParameterError",
+    "PackConfig",
+    "PackMember",
+    "PackMemberConfig",
+    "SuccessiveHalving",
     "TrainState",
     "TrialConfig",
     "build_state",
+    "default_stack_size",
     "evaluate",
     "hyperparameter_errors",
     "load_dataset",
     "load_state",
     "lr_factor",
+    "member_metrics",
+    "pack_config_errors",
+    "pack_size_auto",
+    "run_packed_training",
     "run_training",
+    "shape_group",
     "softmax_cross_entropy",
     "state_dict",
     "train_bn_mlp",
+    "train_bn_mlp_packed",
     "train_epoch",
     "trial_config_errors",
 ]
 
-_LAZY = {"train_bn_mlp": "trainables._tune"}
+_LAZY = {"train_bn_mlp": "trainables._tune", "train_bn_mlp_packed": "trainables._tune"}
 
 
 def __getattr__(name: str) -> Any:

@@ -1,13 +1,16 @@
 """Ray Tune function trainables: the only module in `trainables` that imports Ray.
 
-A thin adapter: parse the flat config, pick the device and thread count Ray granted, restore a
-checkpoint if Tune hands one back, and turn each `EpochResult` into a `tune.report`.
+Thin adapters: parse the config, pick the device and thread count Ray granted, restore a
+checkpoint if Tune hands one back (single trials), and turn each epoch's results into a
+`tune.report`: one configuration per trial (`train_bn_mlp`) or a pack of them
+(`train_bn_mlp_packed`).
 """
 
 from __future__ import annotations
 
 import logging
 import tempfile
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +18,9 @@ import ray
 import torch
 from ray import tune
 
-from trainables._data import load_dataset
+from trainables._data import Dataset, load_dataset
+from trainables._pack_config import PackConfig, member_metrics
+from trainables._packed import PackMember, run_packed_training
 from trainables._train import (
     EpochResult,
     TrainState,
@@ -71,6 +76,8 @@ def _metrics(result: EpochResult) -> dict[str, Any]:
         "val_accuracy": result.val_accuracy,
         "lr": result.lr,
         "diverged": result.diverged,
+        # Ray's own `node_ip` cannot tell apart two nodes on one host; the node id can.
+        "node_id": ray.get_runtime_context().get_node_id(),
     }
 
 
@@ -106,3 +113,51 @@ def train_bn_mlp(config: dict[str, Any]) -> None:
     run_training(
         trial.hparams, data, epochs=trial.epochs, seed=trial.seed, state=state, on_epoch=report
     )
+
+
+def train_bn_mlp_packed(config: dict[str, Any]) -> None:
+    """Ray Tune function trainable for a pack of BN-MLP configurations trained together.
+
+    `config` is `{"members": [member, ...], "early_stopping": {...}}` (see `PackConfig`):
+    each member is the flat config `train_bn_mlp` takes plus an opaque `member_id`; all
+    members share model, dataset, val_fraction and epochs. Once per epoch it reports
+    `{"epoch": e, "members": [entry, ...], "node_id": ...}` with one entry (keys
+    `MEMBER_METRICS`) per member trained in that epoch: the active ones, including, once, a
+    member that diverged (`diverged=True`) or was stopped by the pack's successive halving
+    (`stopped=True`) in it.
+    Each member's numbers are those its own `train_bn_mlp` trial would report, up to
+    floating-point rounding.
+
+    Packs are not checkpointed in this version: `checkpoint_every` is accepted and ignored,
+    and a restarted pack trial starts over from epoch 1.
+    """
+    pack = PackConfig.from_config(config)
+    if any(member.trial.checkpoint_every for member in pack.members):
+        logger.warning("packed trials do not checkpoint yet; checkpoint_every is ignored")
+    torch.set_num_threads(_granted_cpus())
+    device = _device()
+    datasets: dict[int, Dataset] = {}
+    for member in pack.members:
+        seed = member.trial.seed
+        if seed not in datasets:
+            datasets[seed] = load_dataset(
+                pack.dataset, seed=seed, val_fraction=pack.val_fraction, device=device
+            )
+    members = [
+        PackMember(member.trial.hparams, member.trial.seed, datasets[member.trial.seed])
+        for member in pack.members
+    ]
+
+    def report(epoch: int, results: Mapping[int, EpochResult]) -> set[int]:
+        stopping = pack.early_stopping
+        stop = stopping.stops(epoch, results, pack.epochs) if stopping is not None else set()
+        entries = [
+            member_metrics(pack.members[index].member_id, result, stopped=index in stop)
+            for index, result in sorted(results.items())
+        ]
+        # node_id as in single trials' metrics, once per report: it is the same for all members.
+        node = ray.get_runtime_context().get_node_id()
+        tune.report({"epoch": epoch, "members": entries, "node_id": node})
+        return stop
+
+    run_packed_training(members, epochs=pack.epochs, on_epoch=report)

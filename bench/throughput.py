@@ -1,0 +1,372 @@
+"""Throughput: the same configurations of the digits BN-MLP trained four ways, each timed whole.
+
+    .venv/bin/python bench/throughput.py                       # 256 configs, 20 epochs (~10 min)
+    .venv/bin/python bench/throughput.py --configs 8 --epochs 1 --ray-default-configs 4  # smoke
+
+Paths (all in one run, on this machine, one after another):
+  ray-default  Ray Tune, one configuration per trial, Tune's defaults (reuse_actors=False)
+  ray-reuse    the same with worker reuse (reuse_actors=True)
+  loop         one plain PyTorch process training the configurations one after another (no Ray)
+  packed       Ray Tune with packs of configurations as trials (trainables.train_bn_mlp_packed)
+  packed-noray diagnostic: the packed trainer in this process, no Ray, one thread; against
+               `loop` it isolates what packing buys from what Ray costs
+Each path is timed from its start (Ray started, when it uses Ray) to every configuration's
+final results being on the driver. ray-default is slow (~1 s per trial), so by default it runs
+on a subset (--ray-default-configs) and its time is extrapolated, which the output says.
+
+The packed path's GFLOP/s count training FLOPs from the layer shapes (forward + backward = 3x
+the forward matmul FLOPs, per training sample, per epoch; evaluation = 1x per validation
+sample), against the fp32 matmul peak of torch.mm measured in the same run with all cores.
+Prints a table and writes it, with the raw figures, to --out (JSON).
+"""
+
+from __future__ import annotations
+
+import os
+
+# Explicit, for every Ray path alike: no token auth for this local, loopback-only instance,
+# and none of Tune's per-trial JSON/CSV/TensorBoard loggers (caviar turns them off too).
+os.environ["RAY_AUTH_MODE"] = "disabled"
+os.environ["TUNE_DISABLE_AUTO_CALLBACK_LOGGERS"] = "1"
+os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+
+import argparse
+import contextlib
+import json
+import logging
+import math
+import platform
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from trainables import (
+    PackMember,
+    TrialConfig,
+    load_dataset,
+    pack_size_auto,
+    run_packed_training,
+    run_training,
+)
+
+PATHS = ("ray-default", "ray-reuse", "loop", "packed", "packed-noray")
+CPUS = 2  # the Ray instance every Ray path starts: num_cpus=2, one CPU per trial
+
+
+def make_configs(n: int, epochs: int, hidden: int, depth: int, batch_size: int, seed: int):
+    """n flat trial configs: lr, momentum beta and weight decay vary; shapes are fixed."""
+    rng = np.random.default_rng(seed)
+    return [
+        {
+            "dataset": "digits",
+            "epochs": epochs,
+            "seed": index,
+            "optimizer": "momentum",
+            "hidden": hidden,
+            "depth": depth,
+            "batch_size": batch_size,
+            "lr": float(10 ** rng.uniform(-3, -0.5)),
+            "beta": float(1 - 10 ** rng.uniform(-2, -1)),  # 0.9 ... 0.99, 1-beta log-uniform
+            "weight_decay": float(10 ** rng.uniform(-6, -3)),
+        }
+        for index in range(n)
+    ]
+
+
+def matmul_peak(size: int = 2048, repeats: int = 5) -> float:
+    """Best fp32 torch.mm GFLOP/s over `repeats`, with every core (torch's default threads)."""
+    torch.set_num_threads(os.cpu_count() or 1)
+    a, b = torch.randn(size, size), torch.randn(size, size)
+    torch.mm(a, b)
+    best = math.inf
+    for _ in range(repeats):
+        start = time.perf_counter()
+        torch.mm(a, b)
+        best = min(best, time.perf_counter() - start)
+    return 2 * size**3 / best / 1e9
+
+
+def training_flops(config: dict[str, Any], n_train: int, n_val: int, n_features: int = 64,
+                   n_classes: int = 10) -> float:  # fmt: skip
+    """Matmul FLOPs of one configuration's whole run: 3x forward per training sample, 1x per
+    validation sample, every epoch."""
+    hidden, depth = config["hidden"], config["depth"]
+    inner = n_features * hidden + (depth - 1) * hidden * hidden + hidden * n_classes
+    forward = 2 * inner
+    return config["epochs"] * (3 * forward * n_train + forward * n_val)
+
+
+@contextlib.contextmanager
+def ray_session(phases: dict[str, float]) -> Iterator[None]:
+    """A fresh local Ray for one path, stopped at the end; start/stop times go in `phases`."""
+    import ray
+
+    start = time.perf_counter()
+    ray.init(
+        address="local",
+        num_cpus=CPUS,
+        include_dashboard=False,
+        log_to_driver=False,
+        configure_logging=False,
+        _node_ip_address="127.0.0.1",
+    )
+    # Without Tune's file loggers, building the ResultGrid warns that it found no per-trial
+    # files; the metrics this script uses come from memory and callbacks.
+    logging.getLogger("ray.tune.analysis.experiment_analysis").setLevel(logging.ERROR)
+    phases["ray_init_s"] = time.perf_counter() - start
+    try:
+        yield
+    finally:
+        stop = time.perf_counter()
+        ray.shutdown()
+        phases["ray_shutdown_s"] = time.perf_counter() - stop
+
+
+def _one_trial(config: dict[str, Any]) -> None:
+    from trainables import train_bn_mlp
+
+    train_bn_mlp(config["trial"])
+
+
+def run_ray_trials(configs: list[dict[str, Any]], *, reuse: bool) -> dict[str, Any]:
+    """One configuration per trial; returns the timing and each trial's final metrics."""
+    from ray import tune
+
+    phases: dict[str, float] = {}
+    start = time.perf_counter()
+    with ray_session(phases), tempfile.TemporaryDirectory(prefix="caviar-bench-") as storage:
+        tuner = tune.Tuner(
+            _one_trial,
+            param_space={"trial": tune.grid_search(configs)},
+            tune_config=tune.TuneConfig(reuse_actors=reuse),
+            run_config=tune.RunConfig(storage_path=storage, name="bench", verbose=0),
+        )
+        grid = tuner.fit()
+        finals = [result.metrics for result in grid]
+    wall = time.perf_counter() - start
+    errors = sum(1 for m in finals if "val_accuracy" not in m)
+    accuracies = [m["val_accuracy"] for m in finals if "val_accuracy" in m]
+    return {"wall_s": wall, "results": len(accuracies), "errors": errors, **phases,
+            "mean_val_accuracy": float(np.mean(accuracies)) if accuracies else None}  # fmt: skip
+
+
+def run_loop(configs: list[dict[str, Any]], threads: int) -> dict[str, Any]:
+    """One process, the configurations one after another: the floor any orchestrator must beat."""
+    torch.set_num_threads(threads)
+    start, cpu = time.perf_counter(), time.process_time()
+    accuracies = []
+    for config in configs:
+        trial = TrialConfig.from_flat(config)
+        data = load_dataset(trial.dataset, seed=trial.seed, val_fraction=trial.val_fraction)
+        results = run_training(trial.hparams, data, epochs=trial.epochs, seed=trial.seed)
+        accuracies.append(results[-1].val_accuracy)
+    wall = time.perf_counter() - start
+    return {"wall_s": wall, "cpu_s": time.process_time() - cpu, "results": len(accuracies),
+            "errors": 0, "threads": threads,
+            "mean_val_accuracy": float(np.mean(accuracies))}  # fmt: skip
+
+
+def run_packed_noray(configs: list[dict[str, Any]]) -> dict[str, Any]:
+    """All configurations packed in this process on one thread, without Ray."""
+    torch.set_num_threads(1)
+    start, cpu = time.perf_counter(), time.process_time()
+    trials = [TrialConfig.from_flat(config) for config in configs]
+    first = trials[0]
+    data = {
+        t.seed: load_dataset(first.dataset, seed=t.seed, val_fraction=first.val_fraction)
+        for t in trials
+    }
+    members = [PackMember(t.hparams, t.seed, data[t.seed]) for t in trials]
+    results = run_packed_training(members, epochs=first.epochs)
+    wall = time.perf_counter() - start
+    accuracies = [r[-1].val_accuracy for r in results if not r[-1].diverged]
+    return {"wall_s": wall, "cpu_s": time.process_time() - cpu, "results": len(results),
+            "errors": 0, "threads": 1,
+            "mean_val_accuracy": float(np.mean(accuracies)) if accuracies else None}  # fmt: skip
+
+
+def run_packed(configs: list[dict[str, Any]], pack_size: int) -> dict[str, Any]:
+    """Packs of `pack_size` configurations as Ray trials (one CPU each)."""
+    from ray import tune
+
+    from trainables import train_bn_mlp_packed
+
+    members = [{**config, "member_id": f"c{index:05d}"} for index, config in enumerate(configs)]
+    packs = [members[i : i + pack_size] for i in range(0, len(members), pack_size)]
+    final: dict[str, dict[str, Any]] = {}
+
+    class MemberResults(tune.Callback):
+        """What the sweep driver does: keep each member's latest entry as packs report."""
+
+        def on_trial_result(self, iteration, trials, trial, result, **info) -> None:
+            for entry in result["members"]:
+                final[entry["member_id"]] = entry
+
+    phases: dict[str, float] = {}
+    start = time.perf_counter()
+    with ray_session(phases), tempfile.TemporaryDirectory(prefix="caviar-bench-") as storage:
+        tuner = tune.Tuner(
+            train_bn_mlp_packed,
+            param_space={"members": tune.grid_search(packs)},
+            run_config=tune.RunConfig(
+                storage_path=storage, name="bench", verbose=0, callbacks=[MemberResults()]
+            ),
+        )
+        grid = tuner.fit()
+        # Each pack's training window: trainable start (last report's time minus the
+        # trainable's total time) to its last report.
+        windows = [
+            (r.metrics["timestamp"] - r.metrics["time_total_s"], r.metrics["timestamp"])
+            for r in grid
+            if r.metrics
+        ]
+        errors = grid.num_errors
+    wall = time.perf_counter() - start
+    training_s = max(end for _, end in windows) - min(begin for begin, _ in windows)
+    accuracies = [e["val_accuracy"] for e in final.values() if not e["diverged"]]
+    return {"wall_s": wall, "results": len(final), "errors": errors, "packs": len(packs), **phases,
+            "pack_size": pack_size, "training_window_s": training_s,
+            "diverged": sum(e["diverged"] for e in final.values()),
+            "mean_val_accuracy": float(np.mean(accuracies)) if accuracies else None}  # fmt: skip
+
+
+def timed(name: str, run: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+    load_before = os.getloadavg()
+    print(f"[{name}] running (load average {load_before[0]:.2f})...", flush=True)
+    figures = run()
+    figures["load_before"] = load_before
+    figures["load_after"] = os.getloadavg()
+    phases = ", ".join(f"{k[:-2]} {v:.1f} s" for k, v in figures.items() if k.startswith("ray_"))
+    print(f"[{name}] {figures['wall_s']:.1f} s{f' ({phases})' if phases else ''}", flush=True)
+    return figures
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--configs", type=int, default=256)
+    parser.add_argument("--epochs", type=int, default=20)
+    parser.add_argument("--hidden", type=int, default=128)
+    parser.add_argument("--depth", type=int, default=2)
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--paths", default=",".join(PATHS), help=f"comma-separated of {PATHS}")
+    parser.add_argument(
+        "--ray-default-configs",
+        type=int,
+        default=32,
+        help="configs run by ray-default, time extrapolated; 0 = all",
+    )
+    parser.add_argument("--pack-size", default="auto", help="'auto' or configs per pack trial")
+    parser.add_argument(
+        "--loop-threads",
+        type=int,
+        default=1,
+        help="torch threads of the plain loop (1 is fastest for these sizes)",
+    )
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", default="bench/throughput.json")
+    args = parser.parse_args()  # fmt: skip
+    paths = [p.strip() for p in args.paths.split(",") if p.strip()]
+    unknown = set(paths) - set(PATHS)
+    if unknown:
+        parser.error(f"unknown paths {sorted(unknown)}; valid: {PATHS}")
+
+    configs = make_configs(
+        args.configs, args.epochs, args.hidden, args.depth, args.batch_size, args.seed
+    )
+    sample = load_dataset("digits", seed=0)
+    n_train, n_val = sample.x_train.shape[0], sample.x_val.shape[0]
+    flops = sum(training_flops(c, n_train, n_val) for c in configs)
+    pack_size = (
+        pack_size_auto("cpu", len(configs), parallel_trials=CPUS)
+        if args.pack_size == "auto"
+        else int(args.pack_size)
+    )
+    print(f"{len(configs)} configs x {args.epochs} epochs, digits BN-MLP {args.depth}x"
+          f"{args.hidden}, batch {args.batch_size}; {flops / 1e9:.0f} GFLOP of matmuls; "
+          f"{os.cpu_count()} CPUs, torch {torch.__version__}", flush=True)  # fmt: skip
+    peak_before = matmul_peak()
+    print(f"fp32 matmul peak (torch.mm 2048^2, {os.cpu_count()} threads): "
+          f"{peak_before:.1f} GFLOP/s", flush=True)  # fmt: skip
+
+    figures: dict[str, dict[str, Any]] = {}
+    for path in paths:
+        if path == "ray-default":
+            subset = configs[: args.ray_default_configs] if args.ray_default_configs else configs
+            result = timed(path, lambda s=subset: run_ray_trials(s, reuse=False))
+            result["measured_configs"] = len(subset)
+            # Extrapolated linearly from the subset: start-up is included once per measured
+            # run and so over-counted by (configs/subset - 1) start-ups, ~1-2 s each.
+            result["extrapolated_wall_s"] = result["wall_s"] * len(configs) / len(subset)
+            figures[path] = result
+        elif path == "ray-reuse":
+            figures[path] = timed(path, lambda: run_ray_trials(configs, reuse=True))
+        elif path == "loop":
+            figures[path] = timed(path, lambda: run_loop(configs, args.loop_threads))
+        elif path == "packed":
+            figures[path] = timed(path, lambda: run_packed(configs, pack_size))
+        else:
+            figures[path] = timed(path, lambda: run_packed_noray(configs))
+    peak_after = matmul_peak()
+    peak = max(peak_before, peak_after)
+    report(figures, configs, flops, peak, (peak_before, peak_after), args)
+
+
+def report(figures, configs, flops, peak, peaks, args) -> None:
+    n = len(configs)
+    print()
+    print(f"{'path':<12} {'wall s':>9} {'configs/s':>10} {'load avg (1 min) before/after':>31}"
+          f"  {'results':>8}  note")  # fmt: skip
+    walls = {}
+    for path, f in figures.items():
+        wall = f.get("extrapolated_wall_s", f["wall_s"])
+        walls[path] = wall
+        note = ""
+        if "extrapolated_wall_s" in f:
+            note = (f"extrapolated from {f['measured_configs']} configs in "
+                    f"{f['wall_s']:.1f} s")  # fmt: skip
+        if path == "packed":
+            note = f"{f['packs']} packs of {f['pack_size']}, 1 CPU each"
+        if path in ("loop", "packed-noray"):
+            note = f"{f['threads']} torch thread(s), {f['cpu_s']:.1f} s CPU"
+        print(f"{path:<12} {wall:>9.1f} {n / wall:>10.2f} "
+              f"{f['load_before'][0]:>15.2f} / {f['load_after'][0]:<13.2f}  "
+              f"{f['results']:>8}  {note}")  # fmt: skip
+    if "packed" in walls:
+        print()
+        for path, wall in walls.items():
+            if path not in ("packed", "packed-noray"):
+                print(f"packed takes {wall / walls['packed']:.1f}x less wall time than {path}")
+        packed = figures["packed"]
+        whole = flops / packed["wall_s"] / 1e9
+        training = flops / packed["training_window_s"] / 1e9
+        print(f"packed: {whole:.1f} GFLOP/s over its whole wall time ({100 * whole / peak:.0f} % "
+              f"of peak), {training:.1f} GFLOP/s while training ({100 * training / peak:.0f} %; "
+              f"window {packed['training_window_s']:.1f} s)")  # fmt: skip
+    if "packed-noray" in figures and "loop" in figures:
+        loop, noray = figures["loop"], figures["packed-noray"]
+        print(f"packing alone (packed-noray vs loop, both one process and one thread): "
+              f"{loop['wall_s'] / noray['wall_s']:.1f}x less wall time, "
+              f"{loop['cpu_s'] / noray['cpu_s']:.1f}x less CPU time; packed-noray "
+              f"{flops / noray['cpu_s'] / 1e9:.1f} GFLOP/s per CPU-second")  # fmt: skip
+    print(f"fp32 matmul peak: {peak:.1f} GFLOP/s (before {peaks[0]:.1f}, after {peaks[1]:.1f})")
+    for path, f in figures.items():
+        if f.get("mean_val_accuracy") is not None:
+            print(f"{path}: mean final val_accuracy {f['mean_val_accuracy']:.4f}")
+    out = {
+        "args": vars(args), "configs": n, "flops": flops, "peak_gflops": peak,
+        "peaks": peaks, "machine": platform.platform(), "cpus": os.cpu_count(),
+        "torch": torch.__version__, "paths": figures,
+    }  # fmt: skip
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(out, indent=2))
+    print(f"written: {args.out}")
+
+
+if __name__ == "__main__":
+    main()

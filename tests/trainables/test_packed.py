@@ -1,0 +1,246 @@
+"""Packed training without Ray: every member trains exactly as its unpacked twin would."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+
+import pytest
+import torch
+
+from trainables import (
+    Dataset,
+    EpochResult,
+    HParams,
+    PackMember,
+    build_state,
+    load_dataset,
+    pack_size_auto,
+    run_packed_training,
+    run_training,
+    shape_group,
+)
+from trainables._packed_model import member_tensors
+from trainables._packed_stack import PackedStack, StackedData, stack_sizes
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread() -> Iterator[None]:
+    # As in test_train: tiny models, and one thread does not stall on a busy machine.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def _data(dtype: torch.dtype, seeds: Sequence[int]) -> dict[int, Dataset]:
+    return {seed: load_dataset("digits", seed=seed, dtype=dtype) for seed in seeds}
+
+
+# Five shape groups, widths padded within groups, every optimizer, schedule and decay.
+CONFIGS: list[tuple[HParams, int]] = [
+    (HParams(lr=0.1, beta=0.95, weight_decay=1e-4, hidden=16), 0),
+    (HParams(lr=0.05, beta=0.8, hidden=32, lr_decay="exponential", decay_rate=0.2,
+             bn_momentum=0.3), 1),
+    (HParams(lr=0.01, optimizer="adam", hidden=24, weight_decay=1e-3), 2),
+    (HParams(lr=0.003, optimizer="adam", hidden=8, beta1=0.8, beta2=0.99, eps=1e-6,
+             lr_decay="inverse_time", decay_rate=1.0), 3),
+    (HParams(lr=0.05, optimizer="sgd", batchnorm=False, hidden=20, depth=3), 4),
+    (HParams(lr=0.02, optimizer="sgd", batchnorm=False, hidden=7, depth=3,
+             weight_decay=0.01), 5),
+    (HParams(lr=0.1, hidden=12, depth=1, batch_size=100), 6),
+]  # fmt: skip
+
+
+def _members(configs: Sequence[tuple[HParams, int]], data: dict[int, Dataset]) -> list[PackMember]:
+    return [PackMember(hp, seed, data[seed]) for hp, seed in configs]
+
+
+def _max_difference(a: Sequence[EpochResult], b: Sequence[EpochResult]) -> float:
+    assert [r.epoch for r in a] == [r.epoch for r in b]
+    assert [r.diverged for r in a] == [r.diverged for r in b]
+    return max(
+        max(abs(x.train_loss - y.train_loss), abs(x.val_loss - y.val_loss), abs(x.lr - y.lr))
+        for x, y in zip(a, b, strict=True)
+    )
+
+
+def test_float64_packed_run_equals_unpacked_runs() -> None:
+    data = _data(torch.float64, [seed for _, seed in CONFIGS])
+    packed = run_packed_training(_members(CONFIGS, data), epochs=3)
+    for (hp, seed), results in zip(CONFIGS, packed, strict=True):
+        alone = run_training(hp, data[seed], epochs=3, seed=seed)
+        assert _max_difference(results, alone) < 1e-9, hp
+        assert [r.val_accuracy for r in results] == [r.val_accuracy for r in alone]
+        assert [r.lr for r in results] == [r.lr for r in alone]  # the same Python arithmetic
+
+
+def test_float32_packed_run_is_within_rounding_noise() -> None:
+    """float32 sums in another order differ by ~1e-7 per step; three epochs of training
+    amplify that to ~1e-6 at most here. Tolerance: 1e-4 on losses, two validation samples
+    (2/360) on accuracy. Adam is left out: in float32 it turns rounding noise in near-zero
+    gradients into full-size steps (eps=1e-8 is below float32 noise), so even its unpacked
+    run moves by ~1e-3 when only the thread count changes."""
+    configs = CONFIGS[:2] + CONFIGS[4:6]
+    data = _data(torch.float32, [seed for _, seed in configs])
+    packed = run_packed_training(_members(configs, data), epochs=3)
+    for (hp, seed), results in zip(configs, packed, strict=True):
+        alone = run_training(hp, data[seed], epochs=3, seed=seed)
+        assert _max_difference(results, alone) < 1e-4, hp
+        n_val = data[seed].y_val.numel()
+        for x, y in zip(results, alone, strict=True):
+            assert abs(x.val_accuracy - y.val_accuracy) <= 2 / n_val + 1e-12
+
+
+def test_stacking_and_member_order_do_not_change_results() -> None:
+    configs = [c for c in CONFIGS if c[0].batchnorm and c[0].optimizer == "momentum"]
+    configs += [(HParams(lr=0.07, hidden=40, weight_decay=1e-3), 7)]
+    data = _data(torch.float64, [seed for _, seed in configs])
+    together = run_packed_training(_members(configs, data), epochs=2)
+    in_pairs = run_packed_training(_members(configs[::-1], data), epochs=2, stack_size=2)[::-1]
+    for a, b in zip(together, in_pairs, strict=True):
+        assert _max_difference(a, b) < 1e-12
+
+
+def test_a_diverging_member_is_dropped_and_leaves_the_others_untouched() -> None:
+    diverging = (HParams(lr=10.0, optimizer="sgd", batchnorm=False), 0)  # NaN in epoch 1
+    healthy = [
+        (HParams(lr=0.05, optimizer="sgd", batchnorm=False, hidden=32), 1),
+        (HParams(lr=0.1, optimizer="sgd", batchnorm=False, hidden=96, weight_decay=1e-3), 2),
+    ]
+    configs = [healthy[0], diverging, healthy[1]]
+    assert len({shape_group(hp) for hp, _ in configs}) == 1  # one stack, padded to 96
+    data = _data(torch.float64, [0, 1, 2])
+    seen: list[dict[int, EpochResult]] = []
+
+    def record(epoch: int, results: dict[int, EpochResult]) -> None:
+        seen.append(dict(results))
+
+    packed = run_packed_training(_members(configs, data), epochs=3, on_epoch=record)
+
+    assert len(packed[1]) == 1 and packed[1][0].diverged
+    assert [sorted(epoch) for epoch in seen] == [[0, 1, 2], [0, 2], [0, 2]]
+    without = run_packed_training(_members(healthy, data), epochs=3)
+    for results, clean, (hp, seed) in zip([packed[0], packed[2]], without, healthy, strict=True):
+        assert not any(r.diverged for r in results)
+        assert _max_difference(results, clean) < 1e-12
+        assert _max_difference(results, run_training(hp, data[seed], epochs=3, seed=seed)) < 1e-9
+
+
+def test_stopped_members_leave_and_the_rest_go_on_unchanged() -> None:
+    configs = [
+        (HParams(lr=0.1, hidden=16), 0),
+        (HParams(lr=0.05, hidden=64), 1),  # the widest: stopping it trims the padding
+        (HParams(lr=0.02, hidden=8, weight_decay=1e-3), 2),
+    ]
+    data = _data(torch.float64, [0, 1, 2])
+    trained: list[list[int]] = []
+
+    def stop_the_wide_one(epoch: int, results: dict[int, EpochResult]) -> set[int]:
+        trained.append(sorted(results))
+        return {1} if epoch == 1 else set()
+
+    stopped = run_packed_training(_members(configs, data), epochs=3, on_epoch=stop_the_wide_one)
+    full = run_packed_training(_members(configs, data), epochs=3)
+    assert trained == [[0, 1, 2], [0, 2], [0, 2]]
+    assert stopped[1] == full[1][:1]
+    for index in (0, 2):
+        assert _max_difference(stopped[index], full[index]) < 1e-12
+
+
+def _stack(configs: Sequence[tuple[HParams, int]], data: dict[int, Dataset]) -> PackedStack:
+    datasets = list(data.values())
+    index = {seed: i for i, seed in enumerate(data)}
+    return PackedStack.build(
+        list(range(len(configs))),
+        [hp for hp, _ in configs],
+        [seed for _, seed in configs],
+        [index[seed] for _, seed in configs],
+        datasets,
+    )
+
+
+def _member_view(stack: PackedStack, row: int) -> dict[str, torch.Tensor]:
+    views = {
+        **stack.shape.parameters.views(stack.params),
+        **stack.shape.running.views(stack.running),
+    }
+    return {name: view[row] for name, view in views.items()}
+
+
+def test_members_start_from_build_state_weights_and_padding_stays_zero() -> None:
+    configs = [(HParams(hidden=4), 3), (HParams(hidden=16, weight_decay=0.1), 4)]
+    data = _data(torch.float32, [3, 4])
+    stack = _stack(configs, data)
+    for row, (hp, seed) in enumerate(configs):
+        expected = member_tensors(build_state(hp, data[seed], seed=seed).model)  # type: ignore[arg-type]
+        actual = _member_view(stack, row)
+        for name, tensor in expected.items():
+            region = tuple(slice(0, n) for n in tensor.shape)
+            assert torch.equal(actual[name][region], tensor), name
+
+    stacked = StackedData.from_datasets(list(data.values()))
+    for _ in range(2):
+        stack.train_epoch(stacked)
+    narrow = _member_view(stack, 0)  # width 4 of 16: everything beyond unit 4 is padding
+    momentum = stack.shape.parameters.views(stack.optimizer.state["momentum"])
+    for layer in range(2):
+        assert not narrow[f"w{layer}"][:, 4:].any()
+        assert not narrow[f"gamma{layer}"][4:].any() and not narrow[f"beta{layer}"][4:].any()
+        assert not momentum[f"w{layer}"][0][:, 4:].any()
+    assert not narrow["w1"][4:].any() and not narrow["w_out"][:, 4:].any()  # w_out: (classes, in)
+    assert narrow["w1"][:4, :4].any()  # the real units did train
+
+
+def test_restack_drops_rows_and_trims_padding_without_changing_them() -> None:
+    configs = [(HParams(hidden=6), 0), (HParams(hidden=20), 1), (HParams(hidden=10), 2)]
+    data = _data(torch.float64, [0, 1, 2])
+    stack = _stack(configs, data)
+    stack.train_epoch(StackedData.from_datasets(list(data.values())))
+    smaller = PackedStack.restack([(stack, [2, 0])])
+    assert smaller.members == [2, 0] and smaller.shape.hidden == 10
+    assert smaller.optimizer.steps == stack.optimizer.steps
+    for new_row, old_row in ((0, 2), (1, 0)):
+        old, new = _member_view(stack, old_row), _member_view(smaller, new_row)
+        for name, tensor in new.items():
+            region = tuple(slice(0, n) for n in tensor.shape)
+            assert torch.equal(old[name][region], tensor), name
+
+
+def test_datasets_of_different_split_sizes_cannot_share_a_pack() -> None:
+    members = [
+        PackMember(HParams(), 0, load_dataset("digits", seed=0)),
+        PackMember(HParams(), 1, load_dataset("digits", seed=1, val_fraction=0.3)),
+    ]
+    with pytest.raises(ValueError, match="must agree in split sizes"):
+        run_packed_training(members, epochs=1)
+
+
+@pytest.mark.parametrize(
+    ("total", "limit", "sizes"),
+    [(5, None, [5]), (5, 8, [5]), (64, 32, [32, 32]), (65, 32, [22, 22, 21]), (1, 1, [1])],
+)
+def test_stack_sizes_are_balanced(total: int, limit: int | None, sizes: list[int]) -> None:
+    assert stack_sizes(total, limit) == sizes
+
+
+@pytest.mark.parametrize(
+    ("device", "group", "parallel", "expected"),
+    [
+        ("cpu", 1, 1, 1),
+        ("cpu", 100, 1, 100),
+        ("cpu", 256, 1, 128),
+        ("cpu", 130, 1, 65),
+        ("cpu", 256, 2, 128),
+        ("cpu", 256, 8, 32),
+        ("cpu", 3, 8, 1),
+        ("cuda", 1000, 1, 500),
+        ("cuda", 256, 1, 256),
+    ],
+)
+def test_pack_size_auto_policy(device: str, group: int, parallel: int, expected: int) -> None:
+    assert pack_size_auto(device, group, parallel_trials=parallel) == expected
+
+
+def test_pack_size_auto_rejects_an_empty_group() -> None:
+    with pytest.raises(ValueError, match="group_size must be >= 1"):
+        pack_size_auto("cpu", 0)

@@ -1,0 +1,180 @@
+"""Packed training: many configurations trained together, each as if it were trained alone.
+
+Members are grouped by what changes tensor shapes or the update rule (batch size, depth,
+BatchNorm on/off, optimizer); each group is trained as stacks of at most `stack_size`
+members (see `_packed_stack`). Every epoch, each member's result is the `EpochResult` its
+unpacked `run_training` would produce, up to floating-point rounding. A member whose loss is
+no longer finite is reported diverged and removed from its stack; the caller can stop members
+after any epoch. Removed members cost nothing from the next epoch on: their rows are
+compacted away and the padding is trimmed to the widest member left.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Callable, Collection, Mapping, Sequence
+from dataclasses import dataclass
+
+import torch
+
+from trainables._data import Dataset
+from trainables._hparams import HParams
+from trainables._packed_stack import PackedStack, StackedData, stack_sizes
+from trainables._train import EpochResult
+
+logger = logging.getLogger(__name__)
+
+# Members per stack on a CPU: enough that each step's batched matmuls dwarf the per-step
+# overhead, few enough that a stack's weights, gradients and moments stay in the caches
+# through a whole epoch (measured in docs/performance.md).
+CPU_STACK_SIZE = 32
+# Configurations per Ray trial by default (`pack: auto`); see `pack_size_auto`.
+CPU_PACK_LIMIT = 128
+CUDA_PACK_LIMIT = 512
+
+OnEpoch = Callable[[int, Mapping[int, EpochResult]], Collection[int] | None]
+
+
+@dataclass(frozen=True)
+class PackMember:
+    """One configuration of a pack: its hyperparameters, its seed and its own data split."""
+
+    hparams: HParams
+    seed: int
+    data: Dataset
+
+
+def shape_group(hp: HParams) -> tuple[int, int, bool, str]:
+    """The hyperparameters that members of one stack must share (width is padded instead)."""
+    return (hp.batch_size, hp.depth, hp.batchnorm, hp.optimizer)
+
+
+def default_stack_size(device: torch.device | str) -> int | None:
+    """The largest stack to train at once: bounded on a CPU (caches), unbounded on a GPU."""
+    return CPU_STACK_SIZE if torch.device(device).type == "cpu" else None
+
+
+def pack_size_auto(device: torch.device | str, group_size: int, *, parallel_trials: int = 1) -> int:
+    """How many configurations of one shape group to train per Ray trial (`pack: auto`).
+
+    A pack amortises a trial's start-up cost (about a second with Ray's defaults) over its
+    members, so bigger is better until the packs no longer keep every trial slot busy or one
+    pack outgrows the device. The policy:
+
+    - a pack holds at most 128 configurations on a CPU (trained as stacks of 32, see
+      `default_stack_size`, so larger packs gain little) and 512 on a GPU, where small
+      networks need hundreds of members per kernel before they stop being launch-bound;
+    - the group is spread over at least `parallel_trials` packs (the trials that can run at
+      once, e.g. granted CPUs / CPUs per trial) when it is large enough to fill them;
+    - packs are balanced: 130 configurations on a CPU become packs of 65, not 128 and 2.
+    """
+    if group_size < 1:
+        raise ValueError(f"group_size must be >= 1, but got {group_size}")
+    if parallel_trials < 1:
+        raise ValueError(f"parallel_trials must be >= 1, but got {parallel_trials}")
+    limit = CPU_PACK_LIMIT if torch.device(device).type == "cpu" else CUDA_PACK_LIMIT
+    packs = max(math.ceil(group_size / limit), min(parallel_trials, group_size))
+    return math.ceil(group_size / packs)
+
+
+def run_packed_training(
+    members: Sequence[PackMember],
+    *,
+    epochs: int,
+    on_epoch: OnEpoch | None = None,
+    stack_size: int | None = None,
+) -> list[list[EpochResult]]:
+    """Train every member for `epochs` epochs, or until it diverges or `on_epoch` stops it.
+
+    `on_epoch(epoch, results)` sees, after each epoch, the results of the members trained in
+    it (keyed by index into `members`, diverged ones included) and returns the indices of
+    the members to stop now (None: none). Returns each member's results, as `run_training`
+    would. All members must share the split sizes, device and dtype of their datasets (same
+    dataset and val_fraction). `stack_size` defaults to `default_stack_size(device)`.
+    """
+    if not members:
+        return []
+    datasets: list[Dataset] = []
+    data_index: list[int] = []
+    for member in members:
+        found = next((i for i, d in enumerate(datasets) if d is member.data), None)
+        if found is None:
+            datasets.append(member.data)
+            found = len(datasets) - 1
+        data_index.append(found)
+    data = StackedData.from_datasets(datasets)
+    if stack_size is None:
+        stack_size = default_stack_size(datasets[0].device)
+
+    groups: dict[tuple[int, int, bool, str], list[int]] = {}
+    for index, member in enumerate(members):
+        groups.setdefault(shape_group(member.hparams), []).append(index)
+    stacks: list[PackedStack] = []
+    for indices in groups.values():
+        start = 0
+        for size in stack_sizes(len(indices), stack_size):
+            chunk = indices[start : start + size]
+            start += size
+            stacks.append(
+                PackedStack.build(
+                    chunk,
+                    [members[i].hparams for i in chunk],
+                    [members[i].seed for i in chunk],
+                    [data_index[i] for i in chunk],
+                    datasets,
+                )
+            )
+
+    results: list[list[EpochResult]] = [[] for _ in members]
+    for epoch in range(1, epochs + 1):
+        epoch_results: dict[int, EpochResult] = {}
+        for stack in stacks:
+            lrs = stack.learning_rates()
+            train_loss = stack.train_epoch(data).tolist()
+            val_loss, val_accuracy = (t.tolist() for t in stack.evaluate(data))
+            for row, member in enumerate(stack.members):
+                diverged = not (math.isfinite(train_loss[row]) and math.isfinite(val_loss[row]))
+                if diverged:
+                    logger.info("member %d diverged at epoch %d", member, epoch)
+                result = EpochResult(
+                    epoch, train_loss[row], val_loss[row], val_accuracy[row], lrs[row], diverged
+                )
+                epoch_results[member] = result
+                results[member].append(result)
+        stop = set(on_epoch(epoch, epoch_results) or ()) if on_epoch is not None else set()
+        done = stop | {member for member, result in epoch_results.items() if result.diverged}
+        if done:
+            stacks = _without(stacks, done, stack_size)
+        if not stacks:
+            break
+    return results
+
+
+def _without(
+    stacks: list[PackedStack], done: set[int], stack_size: int | None
+) -> list[PackedStack]:
+    """The stacks minus the `done` members, each group re-split into balanced full stacks."""
+    by_group: dict[tuple[int, int, bool, str], list[PackedStack]] = {}
+    for stack in stacks:
+        by_group.setdefault(shape_group(stack.hparams[0]), []).append(stack)
+    kept: list[PackedStack] = []
+    for group in by_group.values():
+        if not any(member in done for stack in group for member in stack.members):
+            kept += group
+            continue
+        rows = [
+            (stack, row)
+            for stack in group
+            for row, member in enumerate(stack.members)
+            if member not in done
+        ]
+        start = 0
+        for size in stack_sizes(len(rows), stack_size) if rows else []:
+            chunk = rows[start : start + size]
+            start += size
+            parts: dict[int, tuple[PackedStack, list[int]]] = {}
+            for stack, row in chunk:
+                parts.setdefault(id(stack), (stack, []))[1].append(row)
+            kept.append(PackedStack.restack(list(parts.values())))
+    return kept
