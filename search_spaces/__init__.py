@@ -3,6 +3,7 @@
 Nothing here imports Ray until `SearchSpace.to_tune` is called.
 """
 
+from ._coarse_to_fine import CoarseToFine
 from ._domains import ChoiceDomain, Domain, FloatDomain, IntDomain, domain_from_dict
 from ._errors import Problem, SearchSpaceError
 from ._samplers import RandomSampler, Sampler, SobolSampler, grid_points
@@ -10,6 +11,7 @@ from ._space import SearchSpace
 
 __all__ = [
     "ChoiceDomain",
+    "CoarseToFine",
     "Domain",
     "FloatDomain",
     "IntDomain",

@@ -1,0 +1,131 @@
+"""The methods compared by the search-quality benchmark, all at the same parallelism.
+
+Each runs `budget` evaluations in batches of `batch` concurrent configurations (the next batch
+is chosen only after the whole previous one is scored) and returns the losses in evaluation
+order, so the best-so-far at any smaller budget is a prefix minimum.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from search_quality_problems import Objective
+
+from search_spaces import (
+    ChoiceDomain,
+    CoarseToFine,
+    FloatDomain,
+    IntDomain,
+    SearchSpace,
+    SobolSampler,
+)
+from search_spaces._space import configs_from_unit
+
+
+def run_random(space: SearchSpace, objective: Objective, budget: int, seed: int, batch: int):
+    return objective(space.sample(np.random.default_rng(seed), budget))
+
+
+def run_sobol(space: SearchSpace, objective: Objective, budget: int, seed: int, batch: int):
+    return objective(SobolSampler(seed).sample(space, budget))
+
+
+def run_coarse_to_fine(
+    space: SearchSpace, objective: Objective, budget: int, seed: int, batch: int, sampler: str
+):
+    """CoarseToFine with rounds of `batch`; its decisions never look at how many rounds remain,
+    so one run of `budget // batch` rounds gives every smaller budget as a prefix."""
+    search = CoarseToFine(
+        space, rounds=budget // batch, per_round=batch, seed=seed, sampler=sampler
+    )
+    losses: list[float] = []
+    while not search.finished:
+        configs = search.ask()
+        scores = objective(configs)
+        search.tell(configs, scores.tolist())
+        losses.extend(scores.tolist())
+    return np.asarray(losses)
+
+
+def run_naive(space: SearchSpace, objective: Objective, budget: int, seed: int, batch: int):
+    """The rule issue 3 started from: 4 rounds, box = top 25 % bounding box padded by 10 %.
+
+    Needs its budget up front (4 equal rounds), so it is run once per budget by the caller.
+    """
+    rng = np.random.default_rng(seed)
+    per_round = budget // 4
+    low, high = np.zeros(len(space)), np.ones(len(space))
+    units: list[np.ndarray] = []
+    losses: list[float] = []
+    for _ in range(4):
+        unit = low + rng.random((per_round, len(space))) * (high - low)
+        losses.extend(objective(configs_from_unit(space, unit)).tolist())
+        units.extend(unit)
+        order = np.argsort(np.nan_to_num(np.asarray(losses), nan=np.inf))
+        elite = np.asarray(units)[order[: max(2, math.ceil(0.25 * len(order)))]]
+        pad = 0.1 * (elite.max(axis=0) - elite.min(axis=0))
+        low = np.clip(elite.min(axis=0) - pad, 0.0, 1.0)
+        high = np.clip(elite.max(axis=0) + pad, 0.0, 1.0)
+    return np.asarray(losses)
+
+
+def _optuna_distributions(space: SearchSpace) -> dict:
+    """Optuna's view of the space; a reverse-log beta becomes its log-uniform twin 1 - beta."""
+    import optuna
+
+    out = {}
+    for name, domain in space.domains.items():
+        if isinstance(domain, ChoiceDomain):
+            out[name] = optuna.distributions.CategoricalDistribution(domain.values)
+        elif isinstance(domain, IntDomain):
+            out[name] = optuna.distributions.IntDistribution(
+                domain.low, domain.high, log=domain.scale == "log"
+            )
+        elif isinstance(domain, FloatDomain) and domain.scale == "reverse_log":
+            out[f"one_minus_{name}"] = optuna.distributions.FloatDistribution(
+                1.0 - domain.high, 1.0 - domain.low, log=True
+            )
+        else:
+            out[name] = optuna.distributions.FloatDistribution(
+                domain.low, domain.high, log=domain.scale == "log"
+            )
+    return out
+
+
+def run_tpe(space: SearchSpace, objective: Objective, budget: int, seed: int, batch: int):
+    """Optuna's TPE (its defaults: multivariate, constant liar) asking `batch` before telling."""
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(sampler=optuna.samplers.TPESampler(seed=seed))
+    distributions = _optuna_distributions(space)
+    losses: list[float] = []
+    for _ in range(budget // batch):
+        trials = [study.ask(distributions) for _ in range(batch)]
+        configs = [space.from_tune(trial.params) for trial in trials]
+        for config in configs:
+            for name, domain in space.domains.items():  # 1 - (1 - beta) may leave the bounds
+                if isinstance(domain, FloatDomain):
+                    config[name] = min(max(config[name], domain.low), domain.high)
+        scores = objective(configs)
+        for trial, score in zip(trials, scores, strict=True):
+            study.tell(
+                trial,
+                float(score) if np.isfinite(score) else None,
+                state=None if np.isfinite(score) else optuna.trial.TrialState.FAIL,
+            )
+        losses.extend(scores.tolist())
+    return np.asarray(losses)
+
+
+METHODS = {
+    "random": run_random,
+    "sobol": run_sobol,
+    "naive": run_naive,
+    "c2f-random": lambda *a: run_coarse_to_fine(*a, sampler="random"),
+    "c2f-sobol": lambda *a: run_coarse_to_fine(*a, sampler="sobol"),
+    "c2f-model": lambda *a: run_coarse_to_fine(*a, sampler="model"),
+    "tpe": run_tpe,
+}
+BUDGET_DEPENDENT = {"naive"}  # run once per budget; the others once at the largest budget
