@@ -1,4 +1,5 @@
-"""Search spaces for caviar sweeps: domains, the space they form, and the samplers over it.
+"""Search spaces for caviar sweeps: domains, the space they form, the samplers over it, and
+coarse-to-fine search (`CoarseToFine`, plain ask/tell).
 
 Nothing here imports Ray until `SearchSpace.to_tune` is called.
 """
