@@ -20,7 +20,7 @@ from analysis import load_epochs, load_trials
 SPEC = textwrap.dedent(
     """
     name: crash
-    trainable: {dataset: digits, epochs: 4, fixed: {depth: 1, hidden: 32}}
+    trainable: {dataset: digits, epochs: 8, fixed: {depth: 1, hidden: 32}}
     search_space:
       lr: {type: float, low: 1.0e-3, high: 0.5, scale: log}
       batch_size: {type: choice, values: [32, 64]}
@@ -119,7 +119,9 @@ def test_kill_mid_run_after_results_landed_then_resume(
     proc = launch()
     _wait_for(lambda: any((out / "crash" / "trials").rglob("part-*.parquet")))
     _kill(proc)
-    assert len(load_trials(out, "crash")) < N
+    # Usually part of the plan has landed; on a slow machine the whole plan may have (one flush),
+    # and resuming must then be a no-op that still leaves each configuration once.
+    assert 0 < len(load_trials(out, "crash")) <= N
     _resume_and_check(launch, out)
 
 
