@@ -42,7 +42,9 @@ def choose_run(sweep: Sweep, store: ResultsStore, resume: bool) -> tuple[str, se
     done: set[str] = set()
     if (store.sweep_dir / "trials").is_dir():
         trials = load_trials(store.root, sweep.name)
-        done = set(trials.loc[trials["run_id"] == previous.run_id, "trial_id"])
+        # A trials directory whose only files were lost reads as a frame with no columns.
+        if {"run_id", "trial_id"} <= set(trials.columns):
+            done = set(trials.loc[trials["run_id"] == previous.run_id, "trial_id"])
     return previous.run_id, done
 
 

@@ -84,6 +84,8 @@ def _best_row(sweep: Sweep, store: ResultsStore, run_id: str) -> dict[str, objec
     if not (store.sweep_dir / "trials").is_dir():
         return None
     trials = load_trials(store.root, sweep.name)
+    if not {"run_id", "status"} <= set(trials.columns):
+        return None
     ok = trials[(trials["run_id"] == run_id) & (trials["status"] == "ok")]
     metric = sweep.spec.objective.metric
     ok = ok[ok[metric].notna()]
