@@ -34,7 +34,7 @@ import pyarrow.parquet as pq
 from analysis._errors import ResultsError
 from analysis._load import read_files, unified_schema
 from analysis._parts import COMPACT_PREFIX, REPLACES_KEY, list_live_parts, replaced_by
-from analysis._store import ResultsStore
+from analysis._store import ResultsStore, _fsync
 
 __all__ = ["compact"]
 
@@ -139,11 +139,3 @@ def _exclusive_lock(path: Path) -> Iterator[None]:
             yield
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
-
-
-def _fsync(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
