@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from search_spaces import RandomSampler, SobolSampler, grid_points
-from sweeps._spec import GridStrategy, RandomStrategy, Sweep
+from sweeps._spec import GridStrategy, RandomStrategy, SobolStrategy, Sweep
 
 __all__ = ["Point", "plan_points", "trial_seed"]
 
@@ -30,6 +30,7 @@ class Point:
 
 
 def plan_points(sweep: Sweep) -> list[Point]:
+    """The points known before anything runs; adaptive strategies add theirs as results come."""
     spec = sweep.spec
     points = [Point(i, dict(cfg), "initial") for i, cfg in enumerate(spec.initial)]
     strategy = spec.strategy
@@ -37,8 +38,10 @@ def plan_points(sweep: Sweep) -> list[Point]:
         drawn = grid_points(sweep.space, strategy.points)
     elif isinstance(strategy, RandomStrategy):
         drawn = RandomSampler(seed=spec.seed).sample(sweep.space, strategy.samples)
-    else:
+    elif isinstance(strategy, SobolStrategy):
         drawn = SobolSampler(seed=spec.seed).sample(sweep.space, strategy.samples)
+    else:
+        return points
     start = len(points)
     points += [Point(start + i, params, strategy.kind) for i, params in enumerate(drawn)]
     return points

@@ -24,11 +24,15 @@ from sweeps._yaml import MAX_SPEC_BYTES, load_yaml
 
 __all__ = [
     "RESERVED_COLUMNS",
+    "AshaSpec",
+    "CoarseToFineStrategy",
     "GridStrategy",
+    "PandaStrategy",
     "RandomStrategy",
     "SobolStrategy",
     "SpecModel",
     "Sweep",
+    "TpeStrategy",
     "grid_size_bound",
     "load_spec",
     "parse_spec",
@@ -43,7 +47,7 @@ RESERVED_COLUMNS = frozenset(
     }
 )  # fmt: skip
 MAX_TRIALS = 100_000
-_PLANNED_KINDS = ("coarse_to_fine", "panda", "auto")
+_PLANNED_KINDS = ("auto",)
 _STRICT = ConfigDict(extra="forbid", strict=True, frozen=True)
 
 
@@ -87,7 +91,62 @@ class GridStrategy(BaseModel):
     points: Annotated[int, Field(ge=2, le=1_000)] = 5
 
 
-Strategy = Annotated[RandomStrategy | SobolStrategy | GridStrategy, Field(discriminator="kind")]
+class CoarseToFineStrategy(BaseModel):
+    """Rounds of `per_round` configurations, each round's bounds narrowed around the best so far.
+
+    `start_next_at` is the share of a round that must be recorded before the next round is
+    asked: below 1 the cluster never idles waiting for one straggler (late results still inform
+    the rounds after); 1 makes rounds strict barriers.
+    """
+
+    model_config = _STRICT
+    kind: Literal["coarse_to_fine"]
+    rounds: Annotated[int, Field(ge=1, le=1_000)] = 4
+    per_round: Annotated[int, Field(ge=1, le=MAX_TRIALS)] = 64
+    sampler: Literal["random", "sobol", "model"] = "random"
+    start_next_at: Annotated[float, Field(gt=0.0, le=1.0)] = 0.75
+
+
+class TpeStrategy(BaseModel):
+    """Optuna's TPE through Ray Tune, for comparing against coarse-to-fine on one's own problem."""
+
+    model_config = _STRICT
+    kind: Literal["tpe"]
+    samples: Annotated[int, Field(ge=1, le=MAX_TRIALS)] = 64
+    startup: Annotated[int, Field(ge=1, le=MAX_TRIALS)] = 10
+
+
+class PandaStrategy(BaseModel):
+    """Babysit a few models: judge every `period` epochs, raise the lr or roll back and lower it."""
+
+    model_config = _STRICT
+    kind: Literal["panda"]
+    period: Annotated[int, Field(ge=1, le=10_000)] = 2
+    start: dict[str, Any] = Field(default_factory=dict)
+    models: Annotated[int, Field(ge=1, le=64)] = 1
+    raise_factor: Annotated[float, Field(ge=1.0, le=100.0)] = 1.0
+    lower_factor: Annotated[float, Field(gt=0.0, lt=1.0)] = 0.5
+    patience: Annotated[int, Field(ge=1, le=1_000)] = 3
+
+
+Strategy = Annotated[
+    RandomStrategy
+    | SobolStrategy
+    | GridStrategy
+    | CoarseToFineStrategy
+    | TpeStrategy
+    | PandaStrategy,
+    Field(discriminator="kind"),
+]
+
+
+class AshaSpec(BaseModel):
+    """Asynchronous successive halving: stop a trial whose curve trails its peers at a rung."""
+
+    model_config = _STRICT
+    kind: Literal["asha"] = "asha"
+    grace_period: Annotated[int, Field(ge=1, le=10_000)] = 2
+    reduction_factor: Annotated[float, Field(gt=1.0, le=100.0)] = 3.0
 
 
 class Resources(BaseModel):
@@ -121,6 +180,7 @@ class SpecModel(BaseModel):
     seed: Annotated[int, Field(ge=0, lt=2**32)] = 0
     max_failures: Annotated[int, Field(ge=0, le=100)] = 0
     max_concurrent: Annotated[int, Field(ge=1, le=100_000)] | None = None
+    early_stopping: AshaSpec | None = None
 
     @field_validator("strategy", mode="before")
     @classmethod
@@ -128,9 +188,15 @@ class SpecModel(BaseModel):
         if isinstance(value, dict) and value.get("kind") in _PLANNED_KINDS:
             raise ValueError(
                 f"kind {value['kind']!r} is planned but not available in this version "
-                "(valid: random, sobol, grid)"
+                "(valid: random, sobol, grid, coarse_to_fine, tpe, panda)"
             )
         return value
+
+    @field_validator("early_stopping", mode="before")
+    @classmethod
+    def _asha_shorthand(cls, value: object) -> object:
+        # `early_stopping: asha` is the common case; the mapping form tunes it.
+        return {"kind": "asha"} if value == "asha" else value
 
     @field_validator("results")
     @classmethod
@@ -252,7 +318,14 @@ def _check_initial(model: SpecModel, space: SearchSpace) -> list[Problem]:
 
 
 def _check_size(model: SpecModel, space: SearchSpace) -> list[Problem]:
-    if not isinstance(model.strategy, GridStrategy):
+    strategy = model.strategy
+    if isinstance(strategy, CoarseToFineStrategy):
+        total = strategy.rounds * strategy.per_round
+        if total + len(model.initial) > MAX_TRIALS:
+            message = f"rounds x per_round = {total}, more than the limit of {MAX_TRIALS}"
+            return [Problem("strategy.per_round", strategy.per_round, message)]
+        return []
+    if not isinstance(strategy, GridStrategy):
         return []
     size = grid_size_bound(space, model.strategy.points)
     if size + len(model.initial) > MAX_TRIALS:
@@ -289,7 +362,7 @@ def _pydantic_problems(exc: ValidationError, data: dict[str, Any]) -> list[Probl
     problems = []
     for err in exc.errors():
         loc = list(err["loc"])
-        if loc[:1] == ["strategy"] and len(loc) > 1 and loc[1] in ("random", "sobol", "grid"):
+        if loc[:1] == ["strategy"] and len(loc) > 1 and loc[1] in _STRATEGIES:
             del loc[1]  # pydantic puts the union tag in the path; users never wrote it
         field = ".".join(f"[{p}]" if isinstance(p, int) else str(p) for p in loc).replace(".[", "[")
         kind = err["type"]
@@ -308,11 +381,15 @@ _MODELS: dict[tuple[str, ...], type[BaseModel]] = {
     ("objective",): Objective,
     ("trainable",): TrainableSpec,
     ("resources",): Resources,
+    ("early_stopping",): AshaSpec,
 }
 _STRATEGIES: dict[str, type[BaseModel]] = {
     "random": RandomStrategy,
     "sobol": SobolStrategy,
     "grid": GridStrategy,
+    "coarse_to_fine": CoarseToFineStrategy,
+    "tpe": TpeStrategy,
+    "panda": PandaStrategy,
 }
 
 

@@ -277,9 +277,9 @@ MALFORMED = [
         id="duplicate-nested-key",
     ),
     pytest.param(
-        _replace("kind: random, samples: 8", "kind: coarse_to_fine, rounds: 4"),
+        _replace("kind: random, samples: 8", "kind: auto, time_budget: 2h"),
         "strategy",
-        "coarse_to_fine",
+        "auto",
         id="planned-strategy",
     ),
 ]
