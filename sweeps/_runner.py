@@ -17,7 +17,7 @@ from sweeps._progress import Progress
 from sweeps._ray_session import RaySession
 from sweeps._resume import choose_run, remove_orphan_epochs
 from sweeps._runs import RunManifest, write_manifest
-from sweeps._spec import Sweep
+from sweeps._spec import PandaStrategy, Sweep
 
 __all__ = ["SweepOutcome", "run_sweep"]
 
@@ -45,6 +45,11 @@ def run_sweep(
 ) -> SweepOutcome:
     """Nothing is written until Ray is up and the resources are known to fit."""
     from sweeps._ray_session import ray_session
+
+    if isinstance(sweep.spec.strategy, PandaStrategy):
+        from sweeps._panda import run_panda  # babysitting has its own loop; see docs/panda.md
+
+        return run_panda(sweep, results_dir, address=address, resume=resume, show=show)
 
     check_results_dir(results_dir)
     store = ResultsStore(results_dir, sweep.name)
