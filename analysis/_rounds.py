@@ -48,7 +48,12 @@ def round_bounds(
 def _from_rounds_table(rounds: pd.DataFrame) -> pd.DataFrame | None:
     name_column = next((c for c in ("parameter", "name") if c in rounds.columns), None)
     if name_column and {"round", "low", "high"} <= set(rounds.columns):
-        return _typed(rounds.rename(columns={name_column: "parameter"}), "rounds")
+        long = rounds.rename(columns={name_column: "parameter"})
+        long = long[long["low"].notna() & long["high"].notna()]  # choices have values, no bounds
+        if "asked_at" in long.columns:  # a round re-asked under an edited spec: the latest counts
+            keys = [c for c in ("run_id", "round", "parameter") if c in long.columns]
+            long = long.sort_values("asked_at", kind="stable").drop_duplicates(keys, keep="last")
+        return _typed(long, "rounds")
     wide = sorted(c[: -len("_low")] for c in rounds.columns if c.endswith("_low"))
     wide = [n for n in wide if f"{n}_high" in rounds.columns]
     if "round" not in rounds.columns or not wide:

@@ -241,11 +241,28 @@ class CoarseToFine:
                 if match:
                     self._awaiting.remove(match[0])
         if self._asked is not None and not self._awaiting:
-            self._asked = None
-            self._region = next_region(
-                self._region, *self._arrays(), self._settings, self._boxes[-1]
-            )
-            self._round += 1
+            self._complete_round()
+
+    @property
+    def awaiting(self) -> int:
+        """How many of the pending round's configurations are not told yet (0 between rounds)."""
+        return len(self._awaiting)
+
+    def close_round(self) -> None:
+        """Complete the pending round with what has been told so far.
+
+        For drivers that keep a cluster busy: the next round can start while the last
+        stragglers of this one still run. Their scores, told later, still inform later rounds
+        (a late tell is history like any other); they just miss this round's narrowing step.
+        """
+        if self._asked is None:
+            raise RuntimeError("no round is pending; ask() one before closing it")
+        self._complete_round()
+
+    def _complete_round(self) -> None:
+        self._asked, self._awaiting = None, []
+        self._region = next_region(self._region, *self._arrays(), self._settings, self._boxes[-1])
+        self._round += 1
 
     # --- persistence ------------------------------------------------------------------------
 

@@ -153,7 +153,8 @@ class _ProgressPrinter:
     def __call__(self, p: Progress) -> None:
         best = "-" if p.best_value is None else f"{p.best_value:.4f} ({p.best_trial})"
         line = (
-            f"[{p.done}/{p.total} done, {p.running} running, {p.errors} failed, "
+            (f"{p.label} " if p.label else "")
+            + f"[{p.done}/{p.total} done, {p.running} running, {p.errors} failed, "
             f"{p.diverged} diverged] best {p.metric}: {best}"
         )
         if self._tty:

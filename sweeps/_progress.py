@@ -20,6 +20,7 @@ class Progress:
     best_value: float | None = None
     best_trial: str | None = None
     best_config: dict[str, object] = field(default_factory=dict)
+    label: str = ""  # where an adaptive search is, e.g. "round 2/4"
 
     def consider(self, trial_id: str, value: object, config: Mapping[str, object]) -> None:
         if not isinstance(value, int | float) or value != value:  # None or NaN

@@ -89,6 +89,9 @@ def trial_row(
     last = history[-1] if history else {}
     diverged = bool(last.get("diverged", False))
     row["status"] = "error" if error else ("diverged" if diverged else "ok")
+    epochs = config.get("epochs")
+    if row["status"] == "ok" and isinstance(epochs, int) and 0 < len(history) < epochs:
+        row["status"] = "stopped"  # early stopping (ASHA) ended it before its epoch budget
     for metric in EPOCH_METRICS:
         row[metric] = _float(last.get(metric))
     finite = [r for r in history if not r.get("diverged")]

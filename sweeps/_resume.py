@@ -9,27 +9,44 @@ landed, which are removed here so no curve is recorded twice.
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 
+import pandas as pd
 import pyarrow.parquet as pq
 
 from analysis import ResultsStore, load_trials
 from sweeps._errors import Problem, SpecError
 from sweeps._runs import latest_run, new_run_id
-from sweeps._spec import Sweep
+from sweeps._search_state import load_search_state
+from sweeps._spec import CoarseToFineStrategy, Sweep
+from sweeps._spec_edit import check_continuation
 
-__all__ = ["choose_run", "remove_orphan_epochs"]
+__all__ = ["RunChoice", "choose_run", "remove_orphan_epochs"]
 
 log = logging.getLogger(__name__)
 
 
-def choose_run(sweep: Sweep, store: ResultsStore, resume: bool) -> tuple[str, set[str]]:
-    """The run id to write to and the trial ids it already has; reads only."""
+@dataclass(frozen=True)
+class RunChoice:
+    run_id: str
+    done: set[str]  # trial ids already recorded for this run
+    recorded: pd.DataFrame  # their `trials` rows
+    edited: bool  # resumed under a spec that differs from the one the run started with
+
+
+def choose_run(sweep: Sweep, store: ResultsStore, resume: bool) -> RunChoice:
+    """The run to write to and what it already has; reads only.
+
+    Only a coarse-to-fine search continues under an edited spec (it replays its history, see
+    sweeps/_spec_edit.py); a fixed plan resumed under another spec would mix two plans.
+    """
     if not resume:
-        return new_run_id(), set()
+        return RunChoice(new_run_id(), set(), pd.DataFrame(), edited=False)
     previous = latest_run(store.sweep_dir)
     if previous is None:
         raise SpecError([Problem("--resume", sweep.name, "no earlier run of this sweep to resume")])
-    if previous.digest != sweep.digest:
+    edited = previous.digest != sweep.digest
+    if edited and not isinstance(sweep.spec.strategy, CoarseToFineStrategy):
         raise SpecError(
             [
                 Problem(
@@ -39,13 +56,18 @@ def choose_run(sweep: Sweep, store: ResultsStore, resume: bool) -> tuple[str, se
                 )
             ]
         )
-    done: set[str] = set()
+    recorded = pd.DataFrame()
     if (store.sweep_dir / "trials").is_dir():
         trials = load_trials(store.root, sweep.name)
         # A trials directory whose only files were lost reads as a frame with no columns.
         if {"run_id", "trial_id"} <= set(trials.columns):
-            done = set(trials.loc[trials["run_id"] == previous.run_id, "trial_id"])
-    return previous.run_id, done
+            recorded = trials[trials["run_id"] == previous.run_id].reset_index(drop=True)
+    done = set(recorded["trial_id"]) if not recorded.empty else set()
+    if edited:
+        state = load_search_state(store.sweep_dir, previous.run_id)
+        if state is not None:
+            check_continuation(state.spec, sweep, recorded)
+    return RunChoice(previous.run_id, done, recorded, edited=edited)
 
 
 def remove_orphan_epochs(store: ResultsStore, run_id: str, recorded: set[str]) -> int:

@@ -14,10 +14,12 @@ from sweeps._errors import Problem, RunError, SpecError
 from sweeps._points import Point, plan_points, trial_seed
 from sweeps._preflight import check_results_dir, sweep_lock
 from sweeps._progress import Progress
+from sweeps._proposer import Proposer
 from sweeps._ray_session import RaySession
-from sweeps._resume import choose_run, remove_orphan_epochs
+from sweeps._resume import RunChoice, choose_run, remove_orphan_epochs
 from sweeps._runs import RunManifest, write_manifest
-from sweeps._spec import PandaStrategy, Sweep
+from sweeps._search_state import PlannedPoint
+from sweeps._spec import CoarseToFineStrategy, PandaStrategy, SpecModel, Sweep, TpeStrategy
 
 __all__ = ["SweepOutcome", "run_sweep"]
 
@@ -54,7 +56,8 @@ def run_sweep(
     check_results_dir(results_dir)
     store = ResultsStore(results_dir, sweep.name)
     points = plan_points(sweep)
-    run_id, done = choose_run(sweep, store, resume)
+    choice = choose_run(sweep, store, resume)
+    run_id, done = choice.run_id, choice.done
     todo = [p for p in points if p.trial_id not in done]
     with ray_session(address) as session:
         _check_fits(sweep.spec.resources.cpu, sweep.spec.resources.gpu, session)
@@ -68,15 +71,33 @@ def run_sweep(
             write_manifest(store.sweep_dir, manifest)
             _record_space(store, sweep)
             try:
-                outcome = _run_trials(sweep, store, run_id, todo, show=show)
+                if isinstance(sweep.spec.strategy, CoarseToFineStrategy | TpeStrategy):
+                    proposer = _proposer(sweep, store, choice, points)
+                    outcome = _run_trials(sweep, store, run_id, proposer, show=show)
+                else:
+                    outcome = _run_trials(sweep, store, run_id, todo, show=show)
             except BaseException:
                 failed = replace(manifest, status="failed", updated_at=_now())
                 write_manifest(store.sweep_dir, failed)
                 raise
             write_manifest(store.sweep_dir, replace(manifest, status="complete", updated_at=_now()))
-    if todo and outcome.errors == len(todo):
+    if outcome.evaluated and outcome.errors == outcome.evaluated:
         raise RunError([Problem("trials", outcome.errors, "every trial failed; see `error`")])
-    return replace(outcome, skipped=len(points) - len(todo), best=_best_row(sweep, store, run_id))
+    return replace(outcome, skipped=len(done), best=_best_row(sweep, store, run_id))
+
+
+def _proposer(
+    sweep: Sweep, store: ResultsStore, choice: RunChoice, points: list[Point]
+) -> Proposer:
+    if isinstance(sweep.spec.strategy, TpeStrategy):
+        from sweeps._tpe_driver import TpeProposer
+
+        return TpeProposer(sweep, points, choice.recorded)
+    from sweeps._coarse_driver import CoarseToFineProposer
+
+    return CoarseToFineProposer.open(
+        sweep, store, choice.run_id, points, choice.recorded, edited=choice.edited
+    )
 
 
 def _record_space(store: ResultsStore, sweep: Sweep) -> None:
@@ -106,35 +127,46 @@ def _run_trials(
     sweep: Sweep,
     store: ResultsStore,
     run_id: str,
-    todo: list[Point],
+    todo: list[Point] | Proposer,
     *,
     show: Callable[[Progress], None] | None,
 ) -> SweepOutcome:
+    """`todo` is a fixed plan (random, sobol, grid) or an adaptive strategy's proposer."""
     # Ray is imported only once a session is up, so `caviar validate` and spec errors stay fast.
     from ray import tune
 
     from sweeps._tune_adapter import (
         INDEX_KEY,
         ORIGIN_KEY,
+        ROUND_KEY,
         TRIAL_KEY,
         PointsSearcher,
         ProgressCallback,
+        ProposerSearcher,
         ResultsCallback,
         run_point,
         trial_dirname,
     )
 
     spec = sweep.spec
-    progress = Progress(
-        total=len(todo), metric=spec.objective.metric, mode=spec.objective.resolved_mode
-    )
-    if not todo:
-        return _outcome(run_id, store, progress)
-    configs = []
-    for point in todo:
+
+    def make_config(point: Point | PlannedPoint) -> dict[str, object]:
         config = sweep.trial_config(point.params, trial_seed(spec.seed, point.index))
         config.update({TRIAL_KEY: point.trial_id, INDEX_KEY: point.index, ORIGIN_KEY: point.origin})
-        configs.append(config)
+        config[ROUND_KEY] = getattr(point, "round", 0)
+        return config
+
+    metric, mode = spec.objective.metric, spec.objective.resolved_mode
+    searcher: PointsSearcher | ProposerSearcher
+    if isinstance(todo, list):
+        progress = Progress(total=len(todo), metric=metric, mode=mode)
+        searcher, samples = PointsSearcher([make_config(p) for p in todo]), len(todo)
+    else:
+        progress = Progress(total=todo.total, metric=metric, mode=mode, label=todo.label)
+        searcher = ProposerSearcher(_Labelled(todo, progress), make_config, metric)
+        samples = -1  # until the searcher says FINISHED
+    if progress.total == 0:
+        return _outcome(run_id, store, progress)
     recorder = ResultsCallback(store, run_id)
     callbacks: list[tune.Callback] = [recorder, ProgressCallback(progress, show or _quiet)]
     resources = {"cpu": spec.resources.cpu, "gpu": spec.resources.gpu}
@@ -142,8 +174,9 @@ def _run_trials(
     tuner = tune.Tuner(
         tune.with_resources(run_point, resources),
         tune_config=tune.TuneConfig(
-            search_alg=PointsSearcher(configs),
-            num_samples=len(configs),
+            search_alg=searcher,
+            num_samples=samples,
+            scheduler=_scheduler(spec),
             reuse_actors=True,
             max_concurrent_trials=spec.max_concurrent,
             trial_dirname_creator=trial_dirname,
@@ -163,6 +196,50 @@ def _run_trials(
     tuner.fit()
     recorder.flush()
     return _outcome(run_id, store, progress)
+
+
+class _Labelled:
+    """Passes a proposer through, keeping the progress line's round label current."""
+
+    def __init__(self, proposer: Proposer, progress: Progress) -> None:
+        self._proposer, self._progress = proposer, progress
+
+    @property
+    def total(self) -> int:
+        return self._proposer.total
+
+    @property
+    def finished(self) -> bool:
+        return self._proposer.finished
+
+    @property
+    def label(self) -> str:
+        return self._proposer.label
+
+    def propose(self) -> PlannedPoint | None:
+        point = self._proposer.propose()
+        self._progress.label = self._proposer.label
+        return point
+
+    def record(self, point: PlannedPoint, score: float | None) -> None:
+        self._proposer.record(point, score)
+
+
+def _scheduler(spec: SpecModel) -> object:
+    """ASHA when asked for: stop a trial whose curve trails its peers at a rung."""
+    if spec.early_stopping is None:
+        return None
+    from ray.tune.schedulers import ASHAScheduler
+
+    asha = spec.early_stopping
+    return ASHAScheduler(
+        time_attr="epoch",
+        metric=spec.objective.metric,
+        mode=spec.objective.resolved_mode,
+        max_t=spec.trainable.epochs,
+        grace_period=min(asha.grace_period, spec.trainable.epochs),
+        reduction_factor=asha.reduction_factor,
+    )
 
 
 def _check_fits(cpu: float, gpu: float, session: RaySession) -> None:

@@ -18,11 +18,14 @@ from ray.tune.search import Searcher
 
 from analysis import ResultsStore
 from sweeps._progress import Progress
+from sweeps._proposer import Proposer
 from sweeps._record import epoch_row, epochs_schema, trial_row, trials_schema
+from sweeps._search_state import PlannedPoint
 
 __all__ = [
     "PointsSearcher",
     "ProgressCallback",
+    "ProposerSearcher",
     "ResultsCallback",
     "run_point",
     "strip_driver_keys",
@@ -35,7 +38,8 @@ log = logging.getLogger(__name__)
 TRIAL_KEY = "caviar_trial_id"
 INDEX_KEY = "caviar_config_index"
 ORIGIN_KEY = "caviar_origin"
-_DRIVER_KEYS = (TRIAL_KEY, INDEX_KEY, ORIGIN_KEY)
+ROUND_KEY = "caviar_round"
+_DRIVER_KEYS = (TRIAL_KEY, INDEX_KEY, ORIGIN_KEY, ROUND_KEY)
 
 
 def run_point(config: dict[str, Any]) -> None:
@@ -80,6 +84,56 @@ class PointsSearcher(Searcher):
         self._next = int(json.loads(Path(checkpoint_path).read_text())["next"])
 
 
+class ProposerSearcher(Searcher):
+    """Hands Ray whatever an adaptive strategy proposes and tells it every outcome.
+
+    The strategy (a `Proposer`: coarse-to-fine, TPE) decides; this class only translates. A
+    `None` proposal makes Ray wait and ask again later, which is how a round that needs more
+    results before it can be asked holds back new trials without stopping running ones. Ray's
+    own searcher checkpoint is not how caviar resumes (the strategy persists its state beside
+    the results, see sweeps/_search_state.py), so `save` records nothing Ray must restore.
+    """
+
+    def __init__(
+        self,
+        proposer: Proposer,
+        make_config: Callable[[PlannedPoint], dict[str, Any]],
+        metric: str,
+    ) -> None:
+        super().__init__(metric=None, mode=None)
+        self._proposer = proposer
+        self._make_config = make_config
+        self._objective = metric
+        self._live: dict[str, PlannedPoint] = {}
+
+    def suggest(self, trial_id: str) -> dict[str, Any] | str | None:
+        if self._proposer.finished:
+            return Searcher.FINISHED
+        point = self._proposer.propose()
+        if point is None:
+            return None
+        self._live[trial_id] = point
+        return self._make_config(point)
+
+    def on_trial_complete(
+        self, trial_id: str, result: dict | None = None, error: bool = False
+    ) -> None:
+        point = self._live.pop(trial_id, None)
+        if point is None:
+            return
+        score = None
+        if not error and result and not result.get("diverged"):
+            value = result.get(self._objective)
+            score = float(value) if isinstance(value, int | float) else None
+        self._proposer.record(point, score)
+
+    def save(self, checkpoint_path: str) -> None:
+        Path(checkpoint_path).write_text(json.dumps({"state": "kept by caviar in _search/"}))
+
+    def restore(self, checkpoint_path: str) -> None:
+        pass
+
+
 def trial_dirname(trial: Trial) -> str:
     """Ray's default names a trial's directory after its whole config; ours is the trial id."""
     return f"{trial.config[TRIAL_KEY]}-{trial.trial_id}"
@@ -118,7 +172,7 @@ class ResultsCallback(tune.Callback):
         return {
             "sweep": self._store.sweep,
             "run_id": self._run_id,
-            "round": 0,
+            "round": int(trial.config.get(ROUND_KEY, 0)),
             "trial_id": trial.config[TRIAL_KEY],
         }
 
@@ -173,14 +227,13 @@ class ResultsCallback(tune.Callback):
 
     def flush(self) -> None:
         """Epochs first: a trial row is never visible without its curve."""
-        if self._epochs:
-            self._store.write(
-                "epochs", self._epochs, self._epochs_schema, run_id=self._run_id, round_index=0
-            )
-        if self._trials:
-            self._store.write(
-                "trials", self._trials, self._trials_schema, run_id=self._run_id, round_index=0
-            )
+        for table, rows, schema in (
+            ("epochs", self._epochs, self._epochs_schema),
+            ("trials", self._trials, self._trials_schema),
+        ):
+            for round_index in sorted({int(row["round"]) for row in rows}):  # type: ignore[call-overload]
+                mine = [row for row in rows if row["round"] == round_index]
+                self._store.write(table, mine, schema, run_id=self._run_id, round_index=round_index)
         self.rows_written += len(self._trials)
         self._trials, self._epochs = [], []
         self._last_flush = time.monotonic()

@@ -126,6 +126,27 @@ def test_asking_again_before_telling_is_an_error_that_says_why():
         search.ask()
 
 
+def test_close_round_starts_the_next_round_and_late_results_still_count():
+    search = CoarseToFine(SPACE, rounds=3, per_round=8, seed=0)
+    with pytest.raises(RuntimeError, match="no round is pending"):
+        search.close_round()
+    configs = search.ask()
+    search.tell(configs[:6], [bowl(c) for c in configs[:6]])
+    assert search.awaiting == 2
+    search.close_round()
+    assert (search.round, search.awaiting) == (1, 0)
+    second = search.ask()  # the stragglers of round 0 are still out
+    late = configs[6:]
+    best_late = min(late, key=bowl)
+    search.tell(late, [bowl(c) - 10.0 for c in late])  # late, and better than anything seen
+    assert search.best is not None and search.best[0] == {k: best_late[k] for k in SPACE.names}
+    assert search.round == 1 and search.awaiting == 8  # late tells do not touch round 1
+    search.tell(second, [bowl(c) for c in second])
+    assert search.round == 2
+    restored = CoarseToFine.from_state_dict(json.loads(json.dumps(search.state_dict())))
+    assert restored.ask() == search.ask()
+
+
 def test_asking_when_finished_is_an_error():
     search = CoarseToFine(SPACE, rounds=1, per_round=4, seed=0)
     run(search, bowl)

@@ -1,0 +1,31 @@
+"""The interface between an adaptive strategy and the Ray Tune searcher that runs it."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from sweeps._search_state import PlannedPoint
+
+__all__ = ["Proposer"]
+
+
+class Proposer(Protocol):
+    """Decides the next configuration from the results so far; knows nothing of Ray.
+
+    `propose` returns None when the next point must wait for more results (a round not yet
+    complete); `finished` is true once nothing more will ever be proposed. `record` receives
+    every proposed point's score, None for a failed or diverged trial.
+    """
+
+    @property
+    def total(self) -> int: ...
+
+    @property
+    def finished(self) -> bool: ...
+
+    @property
+    def label(self) -> str: ...
+
+    def propose(self) -> PlannedPoint | None: ...
+
+    def record(self, point: PlannedPoint, score: float | None) -> None: ...
