@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from analysis import load_epochs, load_trials
+from analysis import load_epochs, load_table, load_trials
 
 SPEC = textwrap.dedent(
     """
@@ -53,7 +53,8 @@ def _kill_session(sid: int) -> None:
 def launch(tmp_path: Path) -> Iterator[Callable[..., subprocess.Popen[str]]]:
     started: list[subprocess.Popen[str]] = []
 
-    def start(*extra: str) -> subprocess.Popen[str]:
+    def start(*extra: str, spec: str = SPEC) -> subprocess.Popen[str]:
+        (tmp_path / "spec.yaml").write_text(spec)
         proc = subprocess.Popen(
             [sys.executable, "-m", "sweeps", "run", str(tmp_path / "spec.yaml"),
              "--results", str(tmp_path / "out"), *extra],
@@ -63,7 +64,6 @@ def launch(tmp_path: Path) -> Iterator[Callable[..., subprocess.Popen[str]]]:
         started.append(proc)
         return proc
 
-    (tmp_path / "spec.yaml").write_text(SPEC)
     yield start
     for proc in started:
         if proc.poll() is None:
@@ -86,12 +86,14 @@ def _kill(proc: subprocess.Popen[str]) -> None:
     _kill_session(proc.pid)
 
 
-def _resume_and_check(launch: Callable[..., subprocess.Popen[str]], out: Path) -> None:
-    proc = launch("--resume")
+def _resume_and_check(
+    launch: Callable[..., subprocess.Popen[str]], out: Path, spec: str = SPEC, n: int = N
+) -> None:
+    proc = launch("--resume", spec=spec)
     output, _ = proc.communicate(timeout=300)
     assert proc.returncode == 0, output[-2000:]
     trials = load_trials(out, "crash")
-    assert sorted(trials["trial_id"]) == [f"t{i:05d}" for i in range(N)]
+    assert sorted(trials["trial_id"]) == [f"t{i:05d}" for i in range(n)]
     assert trials["run_id"].nunique() == 1
     epochs = load_epochs(out, "crash")
     assert not epochs.duplicated(["trial_id", "epoch"]).any()
@@ -141,6 +143,47 @@ def test_crash_between_epochs_and_trials_writes_then_resume(
     manifest.write_text(json.dumps({**json.loads(manifest.read_text()), "status": "running"}))
     assert len(load_trials(out, "crash")) < N
     _resume_and_check(launch, out)
+
+
+ROUNDS = SPEC.replace(
+    "strategy: {kind: random, samples: 10}",
+    "strategy: {kind: coarse_to_fine, rounds: 3, per_round: 4, start_next_at: 1.0}",
+).replace("epochs: 8", "epochs: 4")
+N_ROUNDS = 12
+
+
+def _check_rounds(out: Path) -> None:
+    """Each round's bounds recorded once, and each round holds exactly its own points."""
+    rounds = load_table(out, "rounds", "crash")
+    assert not rounds.duplicated(["run_id", "round", "parameter"]).any()
+    assert sorted(set(rounds["round"])) == [0, 1, 2]
+    trials = load_trials(out, "crash")
+    assert sorted(trials.groupby("round").size()) == [4, 4, 4]
+
+
+@pytest.mark.ray
+def test_kill_between_rounds_then_resume(
+    launch: Callable[..., subprocess.Popen[str]], tmp_path: Path
+) -> None:
+    """Killed the moment round 1's bounds are recorded: round 0 is complete, round 1 not run."""
+    out = tmp_path / "out"
+    proc = launch(spec=ROUNDS)
+    _wait_for(lambda: any((out / "crash" / "rounds").glob("run=*/round=1/part-*.parquet")))
+    _kill(proc)
+    _resume_and_check(launch, out, ROUNDS, N_ROUNDS)
+    _check_rounds(out)
+
+
+@pytest.mark.ray
+def test_kill_mid_round_then_resume(
+    launch: Callable[..., subprocess.Popen[str]], tmp_path: Path
+) -> None:
+    out = tmp_path / "out"
+    proc = launch(spec=ROUNDS)
+    _wait_for(lambda: any((out / "crash" / "trials").rglob("part-*.parquet")))
+    _kill(proc)
+    _resume_and_check(launch, out, ROUNDS, N_ROUNDS)
+    _check_rounds(out)
 
 
 def test_a_second_run_of_the_same_sweep_is_refused(tmp_path: Path) -> None:
