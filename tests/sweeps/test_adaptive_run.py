@@ -78,9 +78,16 @@ def test_an_edited_spec_continues_the_search_from_its_history(
     ray_local: None, tmp_path: Path
 ) -> None:
     first = run_sweep(parse_spec(C2F.replace("rounds: 3", "rounds: 2")), tmp_path)
-    # more rounds, a larger round and a narrower lr range: continue, not restart
-    edited = C2F.replace("rounds: 3, per_round: 4", "rounds: 3, per_round: 5").replace(
-        "low: 1.0e-3, high: 0.5", "low: 1.0e-2, high: 0.3"
+    # more rounds, a larger round, a narrower lr range, and `hidden` (fixed at 16 so far, so
+    # every recorded row has it) searched from now on: continue, not restart
+    edited = (
+        C2F.replace("rounds: 3, per_round: 4", "rounds: 3, per_round: 5")
+        .replace("low: 1.0e-3, high: 0.5", "low: 1.0e-2, high: 0.3")
+        .replace("fixed: {depth: 1, hidden: 16}", "fixed: {depth: 1}")
+        .replace(
+            "values: [64, 128]}", "values: [64, 128]}\n  hidden: {type: int, low: 8, high: 32}"
+        )
+        .replace("batch_size: 64}", "batch_size: 64, hidden: 16}")
     )
     second = run_sweep(parse_spec(edited), tmp_path, resume=True)
     assert second.run_id == first.run_id and second.skipped == 9 and second.evaluated == 5
@@ -88,6 +95,7 @@ def test_an_edited_spec_continues_the_search_from_its_history(
     assert len(trials) == 14 and not trials["trial_id"].duplicated().any()
     new = trials[trials["round"] == 2]
     assert len(new) == 5 and new["lr"].between(1e-2, 0.3).all()
+    assert new["hidden"].between(8, 32).all() and set(trials["hidden"].iloc[:9]) == {16}
     rounds = load_table(tmp_path, "rounds", "zoom")
     assert rounds["spec_digest"].nunique() == 2
     _inside_their_rounds(trials, rounds)
