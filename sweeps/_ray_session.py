@@ -27,10 +27,20 @@ class RaySession:
     nodes: int
     node_resources: tuple[tuple[float, float], ...]  # (CPU, GPU) of each alive node
     embedded: bool  # started here: no autoscaler will ever add a node
+    node_custom: tuple[dict[str, float], ...] = ()  # every resource of each alive node
 
     def fits(self, cpu: float, gpu: float) -> bool:
         """Whether one node can hold one trial (a trial never spans nodes)."""
         return any(c >= cpu and g >= gpu for c, g in self.node_resources)
+
+    def fits_custom(self, custom: dict[str, float]) -> bool:
+        """Whether one node has every custom resource a trial asks for, in that amount."""
+        if not custom:
+            return True
+        return any(
+            all(node.get(name, 0.0) >= amount for name, amount in custom.items())
+            for node in self.node_custom
+        )
 
 
 def prepare_ray_environment(address: str | None) -> None:
@@ -103,6 +113,7 @@ def ray_session(address: str | None = None) -> Iterator[RaySession]:
                 for n in alive
             ),
             embedded=owned and not target,
+            node_custom=tuple({k: float(v) for k, v in n["Resources"].items()} for n in alive),
         )
     finally:
         if owned:

@@ -3,9 +3,15 @@
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
+
+# Test modules import shared helpers (tests/helpers/_procs.py) as top-level modules. Only that
+# folder goes on the path: tests/ itself would shadow the packages with its same-named folders.
+sys.path.append(str(Path(__file__).parent / "helpers"))
 
 # Tests start their own clusters, so the auth mode is set explicitly rather than inherited. The
 # instance listens on 127.0.0.1 only; token auth is exercised by the cluster tests that need it.

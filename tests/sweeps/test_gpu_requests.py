@@ -48,3 +48,15 @@ def test_more_gpus_than_any_node_has_is_refused_up_front(tmp_path: Path) -> None
 def test_one_and_a_half_gpus_is_a_spec_error() -> None:
     with pytest.raises(SpecError, match=r"resources\.gpu: a trial takes a fraction of one GPU"):
         parse_spec(SPEC.replace("gpu: 0.5", "gpu: 1.5"))
+
+
+@pytest.mark.ray
+def test_a_custom_resource_no_node_has_is_refused_up_front(tmp_path: Path) -> None:
+    """Without the check the trials would wait for a node the embedded Ray never gets."""
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(SPEC.replace("{cpu: 1, gpu: 0.5}", "{cpu: 1, custom: {a10g: 1}}"))
+    proc = _caviar("run", str(spec), "--results", str(tmp_path / "out"))
+    assert proc.returncode == 2, proc.stderr[-3000:]
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "resources.custom" in errors[0] and "{a10g: 1}" in errors[0]
+    assert not (tmp_path / "out").exists()

@@ -1,0 +1,55 @@
+"""Process helpers for tests that start Ray (or `caviar run`) as processes of their own.
+
+Each such process is started with `start_new_session=True`, so everything it spawns (GCS,
+raylet, agents, workers) shares its session id and can be stopped together by that id: only
+what the test started, never by name.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+__all__ = ["free_port", "kill_session"]
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return int(s.getsockname()[1])
+
+
+def _members(sid: int) -> list[int]:
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                if os.getsid(int(entry.name)) == sid:
+                    pids.append(int(entry.name))
+    return pids
+
+
+def kill_session(leader: int | subprocess.Popen[bytes] | subprocess.Popen[str]) -> None:
+    """SIGKILL every process of the session `leader` leads, and check that none survive.
+
+    Nothing of a throwaway test process needs a clean shutdown. Ray's agents may outlive a
+    killed driver for a while, hence the second pass.
+    """
+    sid = leader if isinstance(leader, int) else leader.pid
+    for _ in range(2):
+        for pid in _members(sid):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        deadline = time.monotonic() + 10
+        while _members(sid) and time.monotonic() < deadline:
+            if not isinstance(leader, int):
+                leader.poll()  # reap the leader so it leaves the session
+            time.sleep(0.2)
+    if not isinstance(leader, int):
+        leader.wait(timeout=5)
+    assert not _members(sid), f"processes of session {sid} survived"
