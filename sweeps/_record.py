@@ -9,7 +9,15 @@ import pyarrow as pa
 
 from trainables import HYPERPARAMETERS
 
-__all__ = ["EPOCH_METRICS", "epoch_row", "epochs_schema", "trial_row", "trials_schema"]
+__all__ = [
+    "EPOCH_METRICS",
+    "branch_columns",
+    "epoch_row",
+    "epochs_schema",
+    "events_schema",
+    "trial_row",
+    "trials_schema",
+]
 
 EPOCH_METRICS = ("train_loss", "val_loss", "val_accuracy")
 _ARROW = {"float": pa.float64(), "int": pa.int64(), "bool": pa.bool_(), "str": pa.string()}
@@ -25,6 +33,7 @@ def trials_schema() -> pa.Schema:
         ("trial_id", pa.string()),
         ("config_index", pa.int64()),
         ("origin", pa.string()),
+        ("pack_id", pa.string()),  # the Ray trial that trained it with others (null: alone)
         ("status", pa.string()),
     ]
     hparams = [(name, _ARROW[hp.kind]) for name, hp in HYPERPARAMETERS.items()]
@@ -57,6 +66,39 @@ def epochs_schema() -> pa.Schema:
             *[(m, pa.float64()) for m in EPOCH_METRICS],
             ("lr", pa.float64()),
             ("epoch_time_s", pa.float64()),
+        ]
+    )
+
+
+def branch_columns() -> list[tuple[str, pa.DataType]]:
+    """Extra `epochs` columns of panda runs: which decision judged the epoch, and whether that
+    decision rolled it back (the curve keeps abandoned branches, so reports can draw them)."""
+    return [("decision", pa.int64()), ("abandoned", pa.bool_())]
+
+
+def events_schema() -> pa.Schema:
+    """One row per panda decision, with the babysitter's whole state after it (see
+    docs/panda.md): `--resume` continues from the last row of each model."""
+    return pa.schema(
+        [
+            ("sweep", pa.string()),
+            ("run_id", pa.string()),
+            ("round", pa.int32()),
+            ("trial_id", pa.string()),
+            ("decision", pa.int64()),
+            ("epoch", pa.int64()),
+            ("epochs_trained", pa.int64()),
+            ("action", pa.string()),
+            ("reason", pa.string()),
+            ("metric", pa.float64()),
+            ("lr_before", pa.float64()),
+            ("lr_after", pa.float64()),
+            ("restored_epoch", pa.int64()),
+            ("best_metric", pa.float64()),
+            ("rollbacks", pa.int64()),
+            ("checkpoint", pa.string()),
+            ("node_id", pa.string()),
+            ("recorded_at", _TIME),
         ]
     )
 
