@@ -1,0 +1,82 @@
+"""Packs: many configurations of one shape trained together in one Ray trial.
+
+A Ray trial costs about a second of orchestration however small the network; a pack pays it once
+for all its members and trains them as stacked tensors (see docs/performance.md). Members must
+share the hyperparameters that fix tensor shapes and the update rule (`trainables.shape_group`:
+batch size, depth, batchnorm, optimizer); widths differ freely (padded and masked). Packs are
+formed in plan order within each group, so the same plan always makes the same packs and a
+resumed run packs only what is left.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from trainables import TrialConfig, pack_size_auto, shape_group
+
+__all__ = ["MEMBERS_KEY", "PACK_ID_KEY", "Pack", "plan_packs"]
+
+# Keys of a pack trial's config that only the driver reads (the trainable gets `members`).
+MEMBERS_KEY = "caviar_members"  # one descriptor per member: trial id, index, origin, round
+PACK_ID_KEY = "caviar_pack_id"
+
+
+@dataclass(frozen=True)
+class Pack:
+    pack_id: str
+    configs: list[dict[str, Any]]  # flat trial configs, driver keys included
+
+
+def plan_packs(
+    configs: Sequence[dict[str, Any]],
+    pack: int | Literal["auto"],
+    *,
+    strip: tuple[str, ...],
+    device: str,
+    parallel_trials: int,
+) -> list[Pack]:
+    """Group `configs` by shape and cut each group into packs of `pack` (or the auto size)."""
+    groups: dict[tuple[object, ...], list[dict[str, Any]]] = {}
+    for config in configs:
+        flat = {k: v for k, v in config.items() if k not in strip}
+        groups.setdefault(shape_group(TrialConfig.from_flat(flat).hparams), []).append(config)
+    packs: list[Pack] = []
+    for members in groups.values():
+        size = (
+            pack_size_auto(device, len(members), parallel_trials=parallel_trials)
+            if pack == "auto"
+            else pack
+        )
+        for start in range(0, len(members), size):
+            packs.append(Pack(f"p{len(packs):05d}", members[start : start + size]))
+    return packs
+
+
+def pack_trial_config(
+    pack: Pack,
+    *,
+    strip: tuple[str, ...],
+    describe: Mapping[str, str],
+    early_stopping: dict[str, object] | None,
+) -> dict[str, Any]:
+    """The config of the Ray trial that trains `pack`.
+
+    `describe` maps descriptor names (trial_id, index, origin, round) to the driver keys that
+    hold them in each member's config.
+    """
+    members = []
+    for config in pack.configs:
+        flat = {k: v for k, v in config.items() if k not in strip}
+        members.append({**flat, "member_id": config[describe["trial_id"]]})
+    out: dict[str, Any] = {
+        "members": members,
+        PACK_ID_KEY: pack.pack_id,
+        MEMBERS_KEY: [
+            {name: config[key] for name, key in describe.items()} for config in pack.configs
+        ],
+    }
+    if early_stopping is not None:
+        out["early_stopping"] = early_stopping
+    return out
