@@ -16,6 +16,8 @@ import pandas as pd
 
 from analysis._errors import ResultsError
 from analysis._load import load_epochs, load_rounds, load_space, load_trials, sweeps_in
+from analysis._report_panda import panda_section
+from analysis._report_retunes import retune_section
 from analysis._report_sections import SweepData, sections
 from analysis._scales import resolve_scales
 from analysis._store import write_text_atomically
@@ -127,6 +129,12 @@ def _sweep_html(
     body = [heading, _overview(data, space is not None)]
     for title, fragment in sections(data):
         body.append(f"<{level}>{html.escape(title)}</{level}>{fragment}")
+    babysitting = panda_section(results_dir, name, objective)
+    if babysitting:
+        body.append(f"<{level}>Babysitting</{level}>{babysitting}")
+    retunes = retune_section(results_dir, name)
+    if retunes:
+        body.append(f"<{level}>Re-tunes</{level}>{retunes}")
     return "".join(body)
 
 

@@ -8,7 +8,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from trainables._data import DATASETS, Dataset, load_dataset
+from trainables._data import (
+    DATASETS,
+    Dataset,
+    dataset_fingerprint,
+    load_dataset,
+    synthetic_input_scale,
+)
 from trainables._halving import SuccessiveHalving
 from trainables._hparams import (
     HYPERPARAMETERS,
@@ -66,6 +72,7 @@ __all__ = [
     "TrainState",
     "TrialConfig",
     "build_state",
+    "dataset_fingerprint",
     "default_stack_size",
     "evaluate",
     "hyperparameter_errors",
@@ -80,6 +87,7 @@ __all__ = [
     "shape_group",
     "softmax_cross_entropy",
     "state_dict",
+    "synthetic_input_scale",
     "train_bn_mlp",
     "train_bn_mlp_packed",
     "train_epoch",

@@ -9,6 +9,7 @@ trials; the split and the standardisation are cheap and recomputed per call.
 from __future__ import annotations
 
 import functools
+import hashlib
 import logging
 import random
 import threading
@@ -19,7 +20,7 @@ import torch
 from sklearn.datasets import load_digits, make_classification
 from sklearn.model_selection import train_test_split
 
-from trainables._hparams import HyperParameter
+from trainables._hparams import HyperParameter, HyperParameterError
 
 logger = logging.getLogger(__name__)
 
@@ -43,6 +44,20 @@ VAL_FRACTION = HyperParameter(
     low=0.01,
     high=0.9,
 )
+
+DATA_VERSION = HyperParameter(
+    "data_version",
+    "str",
+    "",
+    "Which version of the data to train on. For digits and mnist1d only a label recorded with "
+    "the results; for synthetic an integer >= 1 ('' means 1): version v multiplies the "
+    "standardised inputs by SYNTHETIC_DRIFT ** (v - 1), a drifting dataset whose best "
+    "learning rate (without BatchNorm) moves down with each version.",
+)
+
+# Version v's inputs arrive 10x larger than version v-1's ("the sensor's units changed") while
+# the preprocessing keeps its old scaling; without BatchNorm the best lr then drops about 10x.
+SYNTHETIC_DRIFT = 10.0
 
 # MNIST-1D's published size; generation takes about 3 s on one core, once per (process, seed).
 MNIST1D_SAMPLES = 5000
@@ -145,13 +160,16 @@ def load_dataset(
     val_fraction: float = 0.2,
     device: torch.device | str = "cpu",
     dtype: torch.dtype = torch.float32,
+    data_version: str = "",
 ) -> Dataset:
     """Load `name`, split it stratified by `seed`, standardise with train statistics only.
 
     The seed drives the split and, for generated datasets, the data itself, so one seed gives
-    one reproducible problem. Raises HyperParameterError for an unknown name or a bad fraction.
+    one reproducible problem. Raises HyperParameterError for an unknown name, a bad fraction or
+    a synthetic `data_version` that is not an integer >= 1.
     """
     name = str(DATASET.coerce(name))
+    scale = synthetic_input_scale(data_version) if name == "synthetic" else 1.0
     val_fraction = float(VAL_FRACTION.coerce(val_fraction))  # type: ignore[arg-type]
     digits_seed = 0 if name == "digits" else seed  # one cache entry for the fixed digits data
     x, y = _raw_arrays(name, digits_seed)
@@ -162,8 +180,8 @@ def load_dataset(
     std = x_train.std(axis=0)
     # Constant features (e.g. the always-blank corner pixels of digits) would divide by zero.
     std[std == 0] = 1.0
-    x_train = (x_train - mean) / std
-    x_val = (x_val - mean) / std
+    x_train = (x_train - mean) / std * scale
+    x_val = (x_val - mean) / std * scale
 
     def tensor(array: np.ndarray, tensor_dtype: torch.dtype) -> torch.Tensor:
         return torch.tensor(array, dtype=tensor_dtype, device=device)
@@ -177,3 +195,24 @@ def load_dataset(
         n_features=int(x.shape[1]),
         n_classes=int(y.max()) + 1,
     )
+
+
+def synthetic_input_scale(data_version: str) -> float:
+    """The input scale of a synthetic data version; applied after standardisation, so that the
+    drift survives it (the pipeline's statistics are the old version's)."""
+    version = str(DATA_VERSION.coerce(data_version)).strip() or "1"
+    if not version.isdigit() or int(version) < 1:
+        raise HyperParameterError(
+            "data_version", data_version, "the synthetic dataset's versions are integers >= 1"
+        )
+    return SYNTHETIC_DRIFT ** (int(version) - 1)
+
+
+def dataset_fingerprint(data: Dataset) -> str:
+    """sha256 of the split, standardised arrays: two runs saw the same data iff they match."""
+    digest = hashlib.sha256(data.name.encode())
+    for tensor in (data.x_train, data.y_train, data.x_val, data.y_val):
+        array = tensor.detach().cpu().contiguous().numpy()
+        digest.update(str((array.dtype, array.shape)).encode())
+        digest.update(array.tobytes())
+    return digest.hexdigest()

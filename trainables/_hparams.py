@@ -29,6 +29,11 @@ class HyperParameterError(ValueError):
         self.message = message
         super().__init__(f"{field}: {message} (got {value!r})")
 
+    def __reduce__(self) -> tuple[type[HyperParameterError], tuple[str, object, str]]:
+        # Ray ships a worker's exception to the driver by pickling it; the default reduce
+        # would call __init__ with the formatted message only.
+        return (type(self), (self.field, self.value, self.message))
+
 
 def _format_bound(bound: float) -> str:
     # Integral bounds read better without a trailing ".0": "[1, 8192]" rather than "[1.0, 8192.0]".

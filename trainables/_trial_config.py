@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from trainables._data import DATASET, VAL_FRACTION
+from trainables._data import DATA_VERSION, DATASET, VAL_FRACTION
 from trainables._hparams import (
     HYPERPARAMETERS,
     HParams,
@@ -35,6 +35,7 @@ TRIAL_SETTINGS: Mapping[str, HyperParameter] = declare(
         HyperParameter("checkpoint_every", "int", 0,
                        "Save a checkpoint every N epochs and after the last one; 0 never saves.",
                        low=0),
+        DATA_VERSION,
     ]
 )  # fmt: skip
 
@@ -68,6 +69,7 @@ class TrialConfig:
     seed: int = 0
     val_fraction: float = 0.2
     checkpoint_every: int = 0
+    data_version: str = ""
 
     @classmethod
     def from_flat(cls, config: Mapping[str, object]) -> TrialConfig:

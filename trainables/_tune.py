@@ -94,7 +94,11 @@ def train_bn_mlp(config: dict[str, Any]) -> None:
     torch.set_num_threads(_granted_cpus())
     device = _device()
     data = load_dataset(
-        trial.dataset, seed=trial.seed, val_fraction=trial.val_fraction, device=device
+        trial.dataset,
+        seed=trial.seed,
+        val_fraction=trial.val_fraction,
+        device=device,
+        data_version=trial.data_version,
     )
     state = build_state(trial.hparams, data, seed=trial.seed)
     _restore(state, device)
@@ -141,7 +145,11 @@ def train_bn_mlp_packed(config: dict[str, Any]) -> None:
         seed = member.trial.seed
         if seed not in datasets:
             datasets[seed] = load_dataset(
-                pack.dataset, seed=seed, val_fraction=pack.val_fraction, device=device
+                pack.dataset,
+                seed=seed,
+                val_fraction=pack.val_fraction,
+                device=device,
+                data_version=member.trial.data_version,
             )
     members = [
         PackMember(member.trial.hparams, member.trial.seed, datasets[member.trial.seed])

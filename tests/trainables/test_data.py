@@ -113,3 +113,27 @@ def test_bad_name_or_fraction() -> None:
         load_dataset("mnist", seed=0)
     with pytest.raises(HyperParameterError, match="val_fraction: must be in"):
         load_dataset("digits", seed=0, val_fraction=1.0)
+
+
+def test_synthetic_versions_scale_the_standardised_inputs() -> None:
+    v1 = load_dataset("synthetic", seed=3)
+    assert torch.equal(load_dataset("synthetic", seed=3, data_version="1").x_train, v1.x_train)
+    v3 = load_dataset("synthetic", seed=3, data_version="3")
+    assert torch.allclose(v3.x_train, v1.x_train * _data.SYNTHETIC_DRIFT**2)
+    assert torch.equal(v3.y_val, v1.y_val)  # same problem, other units
+    for bad in ("0", "two", "1.5"):
+        with pytest.raises(HyperParameterError, match=r"data_version: .* integers >= 1"):
+            load_dataset("synthetic", seed=3, data_version=bad)
+
+
+def test_fingerprint_tells_data_versions_apart_and_labels_change_nothing() -> None:
+    fingerprint = _data.dataset_fingerprint
+    synthetic = fingerprint(load_dataset("synthetic", seed=3))
+    assert fingerprint(load_dataset("synthetic", seed=3)) == synthetic
+    assert fingerprint(load_dataset("synthetic", seed=3, data_version="2")) != synthetic
+    assert fingerprint(load_dataset("synthetic", seed=4)) != synthetic
+    digits = load_dataset("digits", seed=0)
+    # for real datasets the version is only a label: same arrays, same fingerprint
+    assert fingerprint(load_dataset("digits", seed=0, data_version="2026-06-01")) == fingerprint(
+        digits
+    )
