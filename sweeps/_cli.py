@@ -13,8 +13,9 @@ from typing import TextIO
 
 from analysis import ResultsError
 from sweeps._errors import CaviarError
+from sweeps._points import Point
 from sweeps._progress import Progress
-from sweeps._spec import Sweep, load_spec
+from sweeps._spec import CoarseToFineStrategy, PandaStrategy, Sweep, TpeStrategy, load_spec
 
 __all__ = ["main"]
 
@@ -32,6 +33,25 @@ def _parser() -> argparse.ArgumentParser:
     validate = commands.add_parser("validate", help="check a spec and print the resolved space")
     validate.add_argument("spec", metavar="SPEC", help="sweep spec (YAML)")
     validate.add_argument("--explain", action="store_true", help="also print the plan")
+    submit = commands.add_parser("submit", help="submit a sweep as a Ray Job to a cluster")
+    submit.add_argument("spec", metavar="SPEC", help="sweep spec (YAML)")
+    submit.add_argument(
+        "--address",
+        help="the cluster's Jobs API, http://HOST:8265 (default: $RAY_API_SERVER_ADDRESS)",
+    )
+    submit.add_argument(
+        "--results", help="results directory on the cluster's head (relative: under its home)"
+    )
+    submit.add_argument("--wait", action="store_true", help="stream the logs until the job ends")
+    retune = commands.add_parser(
+        "retune", help="periodic re-tune for cron, warm-started from history (docs/retune.md)"
+    )
+    retune.add_argument("spec", metavar="SPEC", help="sweep spec (YAML)")
+    retune.add_argument("--address", help="Ray cluster address (default: $RAY_ADDRESS, else local)")
+    retune.add_argument("--results", help="results directory (overrides the spec's `results`)")
+    best = commands.add_parser("best", help="print the sweep's current best configuration (JSON)")
+    best.add_argument("spec", metavar="SPEC", help="sweep spec (YAML)")
+    best.add_argument("--results", help="results directory (overrides the spec's `results`)")
     report = commands.add_parser("report", help="write a self-contained HTML report")
     report.add_argument("results_dir", metavar="RESULTS_DIR", help="results directory")
     report.add_argument("--sweep", help="which sweep (default: the only one in RESULTS_DIR)")
@@ -48,6 +68,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         sweep = load_spec(args.spec)
         if args.command == "validate":
             return _validate(sweep, explain=args.explain)
+        if args.command == "submit":
+            return _submit(sweep, args)
+        if args.command == "retune":
+            return _retune(sweep, args)
+        if args.command == "best":
+            return _best(sweep, args)
         return _run(sweep, args)
     except CaviarError as exc:
         for line in exc.lines():
@@ -83,23 +109,154 @@ def _validate(sweep: Sweep, *, explain: bool) -> int:
     for name, domain in sweep.space.domains.items():
         print(f"  search {name}: {_describe(domain.to_dict())}", file=out)
     points = plan_points(sweep)
-    print(
-        f"strategy: {spec.strategy.kind}, {len(points)} configurations "
-        f"({len(spec.initial)} from `initial`)",
-        file=out,
-    )
+    print(f"strategy: {_strategy_line(sweep, len(points))}", file=out)
+    if spec.early_stopping is not None:
+        asha = spec.early_stopping
+        print(
+            f"early stopping: ASHA, first rung at epoch {asha.grace_period}, "
+            f"keeps 1/{asha.reduction_factor:g} at each rung",
+            file=out,
+        )
     if explain:
         print(
             f"resources per trial: {spec.resources.cpu:g} CPU, {spec.resources.gpu:g} GPU", file=out
         )
-        print(f"pack: {spec.pack} (one configuration per Ray trial in this version)", file=out)
+        print(f"pack: {_pack_line(spec.pack)}", file=out)
         print(f"results: {Path(spec.results) / spec.name}", file=out)
-        shown = points[:5]
-        print(f"first {len(shown)} configurations:", file=out)
+        shown = (points + _first_round(sweep, len(points)))[:5]
+        if isinstance(spec.strategy, CoarseToFineStrategy | TpeStrategy):
+            print(
+                "later configurations are chosen from the results as they come; the rounds' "
+                "bounds are recorded in `rounds/` and drawn by `caviar report`",
+                file=out,
+            )
+        if shown:
+            print(f"first {len(shown)} configurations:", file=out)
         for point in shown:
             params = ", ".join(f"{k}={_fmt(v)}" for k, v in point.params.items())
             print(f"  {point.trial_id} [{point.origin}] {params}", file=out)
     return 0
+
+
+def _submit(sweep: Sweep, args: argparse.Namespace) -> int:
+    from sweeps._submit import jobs_api_address, submit_sweep, wait_for_job
+
+    address = jobs_api_address(args.address)
+    text = Path(sweep.source).read_text(encoding="utf-8")
+    job = submit_sweep(sweep, text, address=address, results=args.results)
+    print(f"submitted job {job.job_id} to {job.address}; results on the head: {job.results}")
+    if not args.wait:
+        print(f"follow it: ray job logs --follow --address {job.address} {job.job_id}")
+        return 0
+    try:
+        succeeded = wait_for_job(
+            address, job.job_id, lambda chunk: print(chunk, end="", flush=True)
+        )
+    except KeyboardInterrupt:
+        print(f"stopped following; the job goes on (ray job stop {job.job_id})", file=sys.stderr)
+        return 130
+    print(f"job {job.job_id} {'succeeded' if succeeded else 'failed'}")
+    return 0 if succeeded else 1
+
+
+def _pack_line(pack: int | str) -> str:
+    if pack == 1:
+        return "1 (one configuration per Ray trial)"
+    size = "sized from the device and the cluster's trial slots" if pack == "auto" else "each"
+    return (
+        f"{pack} configurations per Ray trial, {size}; only configurations of one shape "
+        "(batch_size, depth, batchnorm, optimizer) share a pack"
+    )
+
+
+def _retune(sweep: Sweep, args: argparse.Namespace) -> int:
+    """A few plain, timestamped lines: what cron mails when something needs a look."""
+    from sweeps._retune import run_retune
+
+    results = Path(args.results or sweep.spec.results)
+    printer = _ProgressPrinter(sys.stderr)
+    _log_line(f"caviar retune {sweep.name}: warm-started from {results / sweep.name}")
+    outcome = run_retune(sweep, results, address=args.address, show=printer)
+    printer.close()
+    e, metric = outcome.event, sweep.spec.objective.metric
+    now = e["incumbent_score_now"]
+    _log_line(
+        f"run {outcome.run_id}: {e['trials']} trials, {e['errors']} failed; data "
+        f"{e['data_version'] or '-'} ({e['data_fingerprint'][:12]})"
+    )
+    _log_line(
+        f"incumbent {e['incumbent_trial_id']} of {e['incumbent_run_id']}: {metric} "
+        f"{e['incumbent_score_then']:.4f} then, "
+        + ("failed now" if now is None else f"{now:.4f} now")
+        + f"; drift: {'YES' if e['drift'] else 'no'} (threshold {e['drift_threshold']:g})"
+    )
+    params = ", ".join(f"{k}={_fmt(v)}" for k, v in outcome.record["params"].items())
+    _log_line(f"{e['action']}: best {metric} = {e['best_score']:.4f}: {params}")
+    _log_line(f"current best: {outcome.best_path}")
+    return 0
+
+
+def _best(sweep: Sweep, args: argparse.Namespace) -> int:
+    import json
+
+    from sweeps._best import current_best
+
+    results = Path(args.results or sweep.spec.results)
+    print(json.dumps(current_best(sweep, results), indent=1))
+    return 0
+
+
+def _log_line(text: str) -> None:
+    print(f"{time.strftime('%Y-%m-%dT%H:%M:%S%z')} {text}", flush=True)
+
+
+def _first_round(sweep: Sweep, start: int) -> list[Point]:
+    """Round 1 of coarse-to-fine depends on nothing run yet, so it can be shown exactly."""
+    strategy = sweep.spec.strategy
+    if not isinstance(strategy, CoarseToFineStrategy):
+        return []
+    from search_spaces import CoarseToFine
+
+    search = CoarseToFine(
+        sweep.space, strategy.rounds, strategy.per_round, sweep.spec.seed,
+        sweep.spec.objective.resolved_mode, strategy.sampler,
+    )  # fmt: skip
+    return [Point(start + i, c, "coarse_to_fine") for i, c in enumerate(search.ask())]
+
+
+def _strategy_line(sweep: Sweep, planned: int) -> str:
+    strategy, initial = sweep.spec.strategy, len(sweep.spec.initial)
+    if isinstance(strategy, CoarseToFineStrategy):
+        total = strategy.rounds * strategy.per_round + initial
+        barrier = (
+            "each round waits for the last"
+            if strategy.start_next_at >= 1
+            else f"next round starts once {strategy.start_next_at:.0%} of a round is recorded"
+        )
+        return (
+            f"coarse_to_fine, {strategy.rounds} rounds x {strategy.per_round} "
+            f"({strategy.sampler} sampler) + {initial} from `initial` = {total} configurations; "
+            f"round 1 samples the whole space, each next round a box narrowed around the best "
+            f"so far; {barrier}"
+        )
+    if isinstance(strategy, TpeStrategy):
+        return (
+            f"tpe (Optuna through Ray), {strategy.samples} + {initial} from `initial` = "
+            f"{strategy.samples + initial} configurations, {strategy.startup} random first"
+        )
+    if isinstance(strategy, PandaStrategy):
+        from sweeps._panda import start_points
+
+        starts = "; ".join(
+            ", ".join(f"{k}={_fmt(v)}" for k, v in point.items()) for point in start_points(sweep)
+        )
+        return (
+            f"panda, {strategy.models} model(s) judged every {strategy.period} epochs "
+            f"(raise lr x{strategy.raise_factor:g} when better, roll back and x"
+            f"{strategy.lower_factor:g} when worse, stop after {strategy.patience} rollbacks "
+            f"in a row); start: {starts}"
+        )
+    return f"{strategy.kind}, {planned} configurations ({initial} from `initial`)"
 
 
 def _describe(d: dict[str, object]) -> str:
@@ -149,6 +306,7 @@ class _ProgressPrinter:
         self._every_s = every_s
         self._last = 0.0
         self._last_done = -1
+        self._last_label = ""
 
     def __call__(self, p: Progress) -> None:
         best = "-" if p.best_value is None else f"{p.best_value:.4f} ({p.best_trial})"
@@ -164,9 +322,10 @@ class _ProgressPrinter:
         now = time.monotonic()
         step = max(1, math.ceil(p.total / 10))
         milestone = p.done != self._last_done and (p.done % step == 0 or p.done == p.total)
-        if milestone or now - self._last >= self._every_s:
+        # A new round or a babysitter's decision is news on its own, in cron mail too.
+        if milestone or p.label != self._last_label or now - self._last >= self._every_s:
             print(line, file=self._stream, flush=True)
-            self._last, self._last_done = now, p.done
+            self._last, self._last_done, self._last_label = now, p.done, p.label
 
     def close(self) -> None:
         if self._tty:

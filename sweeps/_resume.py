@@ -34,14 +34,16 @@ class RunChoice:
     edited: bool  # resumed under a spec that differs from the one the run started with
 
 
-def choose_run(sweep: Sweep, store: ResultsStore, resume: bool) -> RunChoice:
+def choose_run(
+    sweep: Sweep, store: ResultsStore, resume: bool, *, run_id: str | None = None
+) -> RunChoice:
     """The run to write to and what it already has; reads only.
 
     Only a coarse-to-fine search continues under an edited spec (it replays its history, see
     sweeps/_spec_edit.py); a fixed plan resumed under another spec would mix two plans.
     """
     if not resume:
-        return RunChoice(new_run_id(), set(), pd.DataFrame(), edited=False)
+        return RunChoice(run_id or new_run_id(), set(), pd.DataFrame(), edited=False)
     previous = latest_run(store.sweep_dir)
     if previous is None:
         raise SpecError([Problem("--resume", sweep.name, "no earlier run of this sweep to resume")])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -19,7 +20,14 @@ from sweeps._ray_session import RaySession
 from sweeps._resume import RunChoice, choose_run, remove_orphan_epochs
 from sweeps._runs import RunManifest, write_manifest
 from sweeps._search_state import PlannedPoint
-from sweeps._spec import CoarseToFineStrategy, PandaStrategy, SpecModel, Sweep, TpeStrategy
+from sweeps._spec import (
+    AutoStrategy,
+    CoarseToFineStrategy,
+    PandaStrategy,
+    SpecModel,
+    Sweep,
+    TpeStrategy,
+)
 
 __all__ = ["SweepOutcome", "run_sweep"]
 
@@ -44,23 +52,34 @@ def run_sweep(
     address: str | None = None,
     resume: bool = False,
     show: Callable[[Progress], None] | None = None,
+    run_id: str | None = None,
 ) -> SweepOutcome:
-    """Nothing is written until Ray is up and the resources are known to fit."""
+    """Nothing is written until Ray is up and the resources are known to fit.
+
+    `run_id` names a fresh run (`auto` decides before the run starts and records under it).
+    """
     from sweeps._ray_session import ray_session
 
+    if isinstance(sweep.spec.strategy, AutoStrategy):
+        from sweeps._auto import run_auto  # decides panda or caviar, then comes back here
+
+        return run_auto(sweep, results_dir, address=address, resume=resume, show=show)
     if isinstance(sweep.spec.strategy, PandaStrategy):
         from sweeps._panda import run_panda  # babysitting has its own loop; see docs/panda.md
 
-        return run_panda(sweep, results_dir, address=address, resume=resume, show=show)
+        return run_panda(
+            sweep, results_dir, address=address, resume=resume, show=show, run_id=run_id
+        )
 
     check_results_dir(results_dir)
     store = ResultsStore(results_dir, sweep.name)
     points = plan_points(sweep)
-    choice = choose_run(sweep, store, resume)
+    choice = choose_run(sweep, store, resume, run_id=run_id)
     run_id, done = choice.run_id, choice.done
     todo = [p for p in points if p.trial_id not in done]
     with ray_session(address) as session:
         _check_fits(sweep.spec.resources.cpu, sweep.spec.resources.gpu, session)
+        _check_custom(sweep.spec.resources.custom, session)
         log.info("Ray: %s, %g CPUs, %g GPUs, %d node(s)", session.address, session.cpus,
                  session.gpus, session.nodes)  # fmt: skip
         with sweep_lock(store.sweep_dir):
@@ -71,11 +90,16 @@ def run_sweep(
             write_manifest(store.sweep_dir, manifest)
             _record_space(store, sweep)
             try:
+                slots = _parallel_trials(sweep, session)
                 if isinstance(sweep.spec.strategy, CoarseToFineStrategy | TpeStrategy):
                     proposer = _proposer(sweep, store, choice, points)
-                    outcome = _run_trials(sweep, store, run_id, proposer, show=show)
+                    outcome = _run_trials(
+                        sweep, store, run_id, proposer, show=show, parallel_trials=slots
+                    )
                 else:
-                    outcome = _run_trials(sweep, store, run_id, todo, show=show)
+                    outcome = _run_trials(
+                        sweep, store, run_id, todo, show=show, parallel_trials=slots
+                    )
             except BaseException:
                 failed = replace(manifest, status="failed", updated_at=_now())
                 write_manifest(store.sweep_dir, failed)
@@ -130,6 +154,7 @@ def _run_trials(
     todo: list[Point] | Proposer,
     *,
     show: Callable[[Progress], None] | None,
+    parallel_trials: int = 1,
 ) -> SweepOutcome:
     """`todo` is a fixed plan (random, sobol, grid) or an adaptive strategy's proposer."""
     # Ray is imported only once a session is up, so `caviar validate` and spec errors stay fast.
@@ -144,6 +169,7 @@ def _run_trials(
         ProgressCallback,
         ProposerSearcher,
         ResultsCallback,
+        run_pack,
         run_point,
         trial_dirname,
     )
@@ -151,16 +177,24 @@ def _run_trials(
     spec = sweep.spec
 
     def make_config(point: Point | PlannedPoint) -> dict[str, object]:
-        config = sweep.trial_config(point.params, trial_seed(spec.seed, point.index))
+        # A re-tune re-runs its incumbent with the seed it was chosen with (sweeps/_retune.py).
+        seed = getattr(point, "seed", None)
+        seed = trial_seed(spec.seed, point.index) if seed is None else seed
+        config = sweep.trial_config(point.params, seed)
         config.update({TRIAL_KEY: point.trial_id, INDEX_KEY: point.index, ORIGIN_KEY: point.origin})
         config[ROUND_KEY] = getattr(point, "round", 0)
         return config
 
     metric, mode = spec.objective.metric, spec.objective.resolved_mode
     searcher: PointsSearcher | ProposerSearcher
+    trainable: Callable[[dict[str, object]], None] = run_point
+    packed = isinstance(todo, list) and spec.pack != 1
     if isinstance(todo, list):
         progress = Progress(total=len(todo), metric=metric, mode=mode)
-        searcher, samples = PointsSearcher([make_config(p) for p in todo]), len(todo)
+        configs = [make_config(p) for p in todo]
+        if packed:
+            configs, trainable = _packed_configs(sweep, configs, parallel_trials), run_pack
+        searcher, samples = PointsSearcher(configs), len(configs)
     else:
         progress = Progress(total=todo.total, metric=metric, mode=mode, label=todo.label)
         searcher = ProposerSearcher(_Labelled(todo, progress), make_config, metric)
@@ -169,14 +203,14 @@ def _run_trials(
         return _outcome(run_id, store, progress)
     recorder = ResultsCallback(store, run_id)
     callbacks: list[tune.Callback] = [recorder, ProgressCallback(progress, show or _quiet)]
-    resources = {"cpu": spec.resources.cpu, "gpu": spec.resources.gpu}
+    resources = {"cpu": spec.resources.cpu, "gpu": spec.resources.gpu, **spec.resources.custom}
     storage = (store.sweep_dir / "_ray").resolve()
     tuner = tune.Tuner(
-        tune.with_resources(run_point, resources),
+        tune.with_resources(trainable, resources),
         tune_config=tune.TuneConfig(
             search_alg=searcher,
             num_samples=samples,
-            scheduler=_scheduler(spec),
+            scheduler=None if packed else _scheduler(spec),  # packs halve inside
             reuse_actors=True,
             max_concurrent_trials=spec.max_concurrent,
             trial_dirname_creator=trial_dirname,
@@ -190,12 +224,53 @@ def _run_trials(
             failure_config=tune.FailureConfig(max_failures=spec.max_failures),
         ),
     )
+    # With a custom searcher Ray keeps one trial pending at a time, so a cluster (and its
+    # autoscaler) would see trials one by one; let it queue a full wave.
+    os.environ.setdefault("TUNE_MAX_PENDING_TRIALS_PG", str(max(16, 2 * parallel_trials)))
     # Ray's ResultGrid looks for the per-trial JSON/CSV files we turned off; its warning
     # about them is noise here.
     logging.getLogger("ray.tune.analysis.experiment_analysis").setLevel(logging.ERROR)
     tuner.fit()
     recorder.flush()
     return _outcome(run_id, store, progress)
+
+
+def _parallel_trials(sweep: Sweep, session: RaySession) -> int:
+    """How many trials the cluster can run at once, as it is now (an autoscaler may add more)."""
+    resources = sweep.spec.resources
+    by_cpu = int(session.cpus // resources.cpu)
+    by_gpu = int(session.gpus // resources.gpu) if resources.gpu > 0 else by_cpu
+    return max(1, min(by_cpu, by_gpu))
+
+
+def _packed_configs(
+    sweep: Sweep, configs: list[dict[str, object]], parallel_trials: int
+) -> list[dict[str, object]]:
+    """One Ray trial config per pack; ASHA becomes successive halving inside each pack."""
+    from sweeps._packing import pack_trial_config, plan_packs
+    from sweeps._tune_adapter import DRIVER_KEYS, INDEX_KEY, ORIGIN_KEY, ROUND_KEY, TRIAL_KEY
+
+    spec = sweep.spec
+    device = "cuda" if spec.resources.gpu > 0 else "cpu"
+    packs = plan_packs(
+        configs, spec.pack, strip=DRIVER_KEYS, device=device, parallel_trials=parallel_trials
+    )
+    halving = None
+    if spec.early_stopping is not None:
+        halving = {
+            "metric": spec.objective.metric,
+            "mode": spec.objective.resolved_mode,
+            "grace_period": spec.early_stopping.grace_period,
+            "reduction_factor": spec.early_stopping.reduction_factor,
+        }
+    describe = {"trial_id": TRIAL_KEY, "index": INDEX_KEY, "origin": ORIGIN_KEY, "round": ROUND_KEY}
+    sizes = sorted({len(p.configs) for p in packs})
+    log.info("packing %d configurations into %d Ray trials (sizes %s)", len(configs), len(packs),
+             sizes)  # fmt: skip
+    return [
+        pack_trial_config(pack, strip=DRIVER_KEYS, describe=describe, early_stopping=halving)
+        for pack in packs
+    ]
 
 
 class _Labelled:
@@ -258,6 +333,17 @@ def _check_fits(cpu: float, gpu: float, session: RaySession) -> None:
     if session.embedded:
         field, value = ("resources.gpu", gpu) if gpu > largest[1] else ("resources.cpu", cpu)
         raise SpecError([Problem(field, value, message)])
+    log.warning("%s; trials wait until the cluster adds such a node", message)
+
+
+def _check_custom(custom: dict[str, float], session: RaySession) -> None:
+    """Custom resources no node has: an error on the embedded Ray, a warning on a cluster."""
+    if session.fits_custom(custom):
+        return
+    wanted = ", ".join(f"{name}: {amount:g}" for name, amount in custom.items())
+    message = f"no node has {{{wanted}}}; start nodes with `ray start --resources`"
+    if session.embedded:
+        raise SpecError([Problem("resources.custom", custom, message)])
     log.warning("%s; trials wait until the cluster adds such a node", message)
 
 

@@ -10,25 +10,38 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializerFunctionWrapHandler,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_serializer,
+)
 
 from search_spaces import ChoiceDomain, IntDomain, SearchSpace, SearchSpaceError
 from sweeps._errors import MISSING, Problem, SpecError
 from sweeps._hparam_checks import check_fixed, check_searched
 from sweeps._yaml import MAX_SPEC_BYTES, load_yaml
+from trainables import HyperParameterError, synthetic_input_scale
 
 __all__ = [
     "RESERVED_COLUMNS",
     "AshaSpec",
+    "AutoStrategy",
     "CoarseToFineStrategy",
     "GridStrategy",
     "PandaStrategy",
     "RandomStrategy",
+    "RetuneSpec",
     "SobolStrategy",
     "SpecModel",
     "Sweep",
@@ -36,6 +49,8 @@ __all__ = [
     "grid_size_bound",
     "load_spec",
     "parse_spec",
+    "parse_time_budget",
+    "with_strategy",
 ]
 
 # Columns every `trials` row has; a hyperparameter may not take one of these names.
@@ -47,8 +62,12 @@ RESERVED_COLUMNS = frozenset(
     }
 )  # fmt: skip
 MAX_TRIALS = 100_000
-_PLANNED_KINDS = ("auto",)
 _STRICT = ConfigDict(extra="forbid", strict=True, frozen=True)
+# Custom resource names as a node declares them; Ray's own names are asked for by their fields.
+_CUSTOM_RESOURCE = re.compile(r"[A-Za-z][A-Za-z0-9_-]{0,63}")
+_RAY_BUILTIN_RESOURCES = frozenset(
+    {"cpu", "gpu", "memory", "object_store_memory", "custom_resources"}
+)
 
 
 class Objective(BaseModel):
@@ -71,6 +90,33 @@ class TrainableSpec(BaseModel):
     val_fraction: Annotated[float, Field(gt=0.0, lt=1.0)] = 0.2
     checkpoint_every: Annotated[int, Field(ge=0)] = 0
     fixed: dict[str, Any] = Field(default_factory=dict)
+    # A label of the data (a date, a release); the synthetic dataset's versions drift (an int).
+    data_version: str | int | None = None
+
+    @field_validator("data_version", mode="before")
+    @classmethod
+    def _version_label(cls, value: object, info: ValidationInfo) -> object:
+        # Checked here rather than by the union, so a bad value gives one line, not one per arm.
+        if value is None:
+            return value
+        if isinstance(value, bool) or not isinstance(value, str | int):
+            raise ValueError("must be a string or an integer")
+        if not 1 <= len(str(value).strip()) <= 64:
+            raise ValueError("must be 1 to 64 characters")
+        if info.data.get("dataset") == "synthetic":
+            try:
+                synthetic_input_scale(str(value))
+            except HyperParameterError as exc:
+                raise ValueError(exc.message) from None
+        return value
+
+    @model_serializer(mode="wrap")
+    def _omit_no_version(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        # Specs without a data version keep their digest, so their interrupted runs resume.
+        data: dict[str, Any] = handler(self)
+        if self.data_version is None:
+            data.pop("data_version", None)
+        return data
 
 
 class RandomStrategy(BaseModel):
@@ -129,13 +175,54 @@ class PandaStrategy(BaseModel):
     patience: Annotated[int, Field(ge=1, le=1_000)] = 3
 
 
+_TIME_BUDGET = re.compile(r"(\d+(?:\.\d+)?)\s*(s|m|h|d)")
+_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_time_budget(value: str | int | float) -> float:
+    """Seconds in a budget written `90`, `90s`, `30m`, `2h` or `1.5d`."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        seconds = float(value)
+    else:
+        match = _TIME_BUDGET.fullmatch(str(value).strip())
+        if match is None:
+            raise ValueError("must be seconds or a number with s, m, h or d, e.g. 30m or 2h")
+        seconds = float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+    if not 1 <= seconds <= 365 * 86400:
+        raise ValueError("must be between 1 second and 365 days")
+    return seconds
+
+
+class AutoStrategy(BaseModel):
+    """Panda or caviar, decided from the cluster, a cost probe and `time_budget` (docs/auto.md).
+
+    `sampler` is coarse-to-fine's if caviar is chosen; `start` and `max_models` panda's.
+    """
+
+    model_config = _STRICT
+    kind: Literal["auto"]
+    time_budget: str | int | float
+    sampler: Literal["random", "sobol", "model"] = "random"
+    start: dict[str, Any] = Field(default_factory=dict)
+    max_models: Annotated[int, Field(ge=1, le=64)] = 4
+
+    @field_validator("time_budget", mode="before")
+    @classmethod
+    def _budget(cls, value: object) -> object:
+        if isinstance(value, bool) or not isinstance(value, str | int | float):
+            raise ValueError("must be seconds or a number with s, m, h or d, e.g. 30m or 2h")
+        parse_time_budget(value)
+        return value
+
+
 Strategy = Annotated[
     RandomStrategy
     | SobolStrategy
     | GridStrategy
     | CoarseToFineStrategy
     | TpeStrategy
-    | PandaStrategy,
+    | PandaStrategy
+    | AutoStrategy,
     Field(discriminator="kind"),
 ]
 
@@ -150,9 +237,13 @@ class AshaSpec(BaseModel):
 
 
 class Resources(BaseModel):
+    """Per trial. `custom` names Ray custom resources a node declares (`ray start --resources`),
+    e.g. an accelerator kind, so trials land only on the nodes that have it."""
+
     model_config = _STRICT
     cpu: Annotated[float, Field(gt=0.0, le=1024)] = 1.0
     gpu: Annotated[float, Field(ge=0.0, le=64)] = 0.0
+    custom: dict[str, float] = Field(default_factory=dict)
 
     @field_validator("gpu")
     @classmethod
@@ -160,6 +251,65 @@ class Resources(BaseModel):
         # Ray shares a GPU between trials only in fractions of one; 1.5 GPUs can never be granted.
         if value > 1 and not float(value).is_integer():
             raise ValueError("a trial takes a fraction of one GPU or whole GPUs")
+        return value
+
+    @field_validator("custom", mode="before")
+    @classmethod
+    def _custom_names(cls, value: object) -> object:
+        if not isinstance(value, dict):
+            return value  # pydantic reports the type
+        for name, amount in value.items():
+            if not isinstance(name, str) or not _CUSTOM_RESOURCE.fullmatch(name):
+                raise ValueError(f"resource name {name!r} must match {_CUSTOM_RESOURCE.pattern}")
+            if name.lower() in _RAY_BUILTIN_RESOURCES:
+                raise ValueError(f"{name!r} is a built-in resource; use resources.cpu / gpu")
+            if isinstance(amount, bool) or not isinstance(amount, int | float):
+                raise ValueError(f"amount of {name!r} must be a number")
+            # Ray grants fractions of one unit or whole units, like GPUs.
+            if not 0 < amount <= 1_000_000 or (amount > 1 and not float(amount).is_integer()):
+                raise ValueError(f"amount of {name!r} must be in (0, 1] or a whole number")
+        return {name: float(amount) for name, amount in value.items()}
+
+    @model_serializer(mode="wrap")
+    def _omit_no_custom(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        # Specs without custom resources keep the digest they had before `custom` existed, so
+        # their interrupted runs still resume.
+        data: dict[str, Any] = handler(self)
+        if not self.custom:
+            data.pop("custom", None)
+        return data
+
+
+class RetuneSpec(BaseModel):
+    """How `caviar retune` warm-starts from history; see docs/retune.md.
+
+    `budget` is a share of the full sweep's configurations (a float in (0, 1]) or a count (an
+    int), the incumbent's re-evaluation included. `margin` pads the good region in unit
+    coordinates; `explore` is the share drawn from the whole space; `top` the share of history
+    that defines the good region. Drift is an absolute drop of the objective larger than
+    `drift_threshold`; a newcomer replaces the incumbent only when it beats the incumbent's
+    score today by more than `min_improvement`, so noise does not churn the current best.
+    """
+
+    model_config = _STRICT
+    budget: float | int = 0.25
+    margin: Annotated[float, Field(ge=0.0, le=0.5, allow_inf_nan=False)] = 0.1
+    explore: Annotated[float, Field(ge=0.0, le=1.0, allow_inf_nan=False)] = 0.25
+    top: Annotated[float, Field(gt=0.0, le=1.0, allow_inf_nan=False)] = 0.25
+    drift_threshold: Annotated[float, Field(ge=0.0, allow_inf_nan=False)] = 0.02
+    min_improvement: Annotated[float, Field(ge=0.0, allow_inf_nan=False)] = 0.01
+
+    @field_validator("budget", mode="before")
+    @classmethod
+    def _share_or_count(cls, value: object) -> object:
+        # A float is a share and an int a count, so `1.0` (everything) and `1` (only the
+        # incumbent) differ; checked here so a bad value gives one line, not one per arm.
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ValueError("must be a share in (0, 1] (a float) or a count >= 1 (an integer)")
+        if isinstance(value, float) and not 0.0 < value <= 1.0:
+            raise ValueError("a share of the full sweep must be in (0, 1]; a count is an integer")
+        if isinstance(value, int) and not 1 <= value <= MAX_TRIALS:
+            raise ValueError(f"a count must be in [1, {MAX_TRIALS}]")
         return value
 
 
@@ -175,22 +325,22 @@ class SpecModel(BaseModel):
     strategy: Strategy = Field(default_factory=lambda: RandomStrategy(kind="random"))
     initial: list[dict[str, Any]] = Field(default_factory=list)
     resources: Resources = Field(default_factory=Resources)
-    pack: Literal["auto", 1] = 1
+    pack: Literal["auto"] | int = 1
     results: Annotated[str, Field(min_length=1)] = "results"
     seed: Annotated[int, Field(ge=0, lt=2**32)] = 0
     max_failures: Annotated[int, Field(ge=0, le=100)] = 0
     max_concurrent: Annotated[int, Field(ge=1, le=100_000)] | None = None
     early_stopping: AshaSpec | None = None
+    retune: RetuneSpec | None = None  # not part of the digest: it never changes a run's plan
 
-    @field_validator("strategy", mode="before")
+    @field_validator("pack", mode="before")
     @classmethod
-    def _planned_kinds(cls, value: object) -> object:
-        if isinstance(value, dict) and value.get("kind") in _PLANNED_KINDS:
-            raise ValueError(
-                f"kind {value['kind']!r} is planned but not available in this version "
-                "(valid: random, sobol, grid, coarse_to_fine, tpe, panda)"
-            )
-        return value
+    def _pack_size(cls, value: object) -> object:
+        # Checked here so a bad value gives one line, not one per arm of the union.
+        whole = isinstance(value, int) and not isinstance(value, bool)
+        if value == "auto" or (whole and 1 <= value <= 4096):  # type: ignore[operator]
+            return value
+        raise ValueError("must be 'auto' or a number of configurations in [1, 4096]")
 
     @field_validator("early_stopping", mode="before")
     @classmethod
@@ -231,7 +381,18 @@ class Sweep:
             "val_fraction": t.val_fraction,
             "checkpoint_every": t.checkpoint_every,
             "seed": seed,
+            **({} if t.data_version is None else {"data_version": str(t.data_version)}),
         }
+
+
+def with_strategy(sweep: Sweep, strategy: BaseModel, **changes: object) -> Sweep:
+    """The sweep with another strategy (and other spec fields), keeping its digest and source.
+
+    For `auto`: the decided strategy runs under the run the auto spec started, so `--resume`
+    with the same spec finds it.
+    """
+    spec = sweep.spec.model_copy(update={"strategy": strategy, **changes})
+    return Sweep(spec=spec, space=sweep.space, digest=sweep.digest, source=sweep.source)
 
 
 def load_spec(path: str | Path) -> Sweep:
@@ -280,12 +441,16 @@ def parse_spec(text: str, source: str = "<spec>") -> Sweep:
         problems = [_prefixed("search_space", p) for p in exc.problems]
         raise SpecError(problems, source=source) from None
     problems = (
-        _check_hparams(model, space) + _check_initial(model, space) + _check_size(model, space)
+        _check_hparams(model, space)
+        + _check_initial(model, space)
+        + _check_size(model, space)
+        + _check_pack(model)
+        + _check_panda(model, space)
     )
     if problems:
         raise SpecError(problems, source=source)
     digest = hashlib.sha256(
-        json.dumps(model.model_dump(mode="json"), sort_keys=True).encode()
+        json.dumps(model.model_dump(mode="json", exclude={"retune"}), sort_keys=True).encode()
     ).hexdigest()[:16]
     return Sweep(spec=model, space=space, digest=digest, source=source)
 
@@ -315,6 +480,43 @@ def _check_initial(model: SpecModel, space: SearchSpace) -> list[Problem]:
         except SearchSpaceError as exc:
             problems += [_prefixed(f"initial[{i}]", p) for p in exc.problems]
     return problems
+
+
+def _check_panda(model: SpecModel, space: SearchSpace) -> list[Problem]:
+    """`start` must be a point of the space, and there must be a learning rate to nudge.
+
+    Parameters `start` leaves out begin at the centre of the space (in the warped coordinates),
+    so the check is made on that completed point: only `start`'s own keys can be at fault.
+    """
+    strategy = model.strategy
+    if not isinstance(strategy, PandaStrategy | AutoStrategy):
+        return []
+    problems: list[Problem] = []
+    centre = space.from_unit([0.5] * len(space))
+    try:
+        space.check_config({**centre, **strategy.start})
+    except SearchSpaceError as exc:
+        problems += [_prefixed("strategy.start", p) for p in exc.problems]
+    if "lr" not in space.names and "lr" not in model.trainable.fixed:
+        message = "panda nudges the learning rate: search it (or fix it in trainable.fixed)"
+        problems.append(Problem("search_space.lr", MISSING, message))
+    if isinstance(strategy, AutoStrategy):  # `initial` and early stopping serve caviar then
+        return problems
+    if model.initial:
+        message = "panda starts from strategy.start; `initial` is for sampling strategies"
+        problems.append(Problem("initial", model.initial, message))
+    if model.early_stopping is not None:
+        message = "does not apply to panda, which stops by itself (strategy.patience)"
+        problems.append(Problem("early_stopping", model.early_stopping.kind, message))
+    return problems
+
+
+def _check_pack(model: SpecModel) -> list[Problem]:
+    """Packs run fixed plans; adaptive strategies hand out points one at a time (for now)."""
+    if model.pack == 1 or isinstance(model.strategy, RandomStrategy | SobolStrategy | GridStrategy):
+        return []
+    message = f"packing runs random, sobol and grid plans; strategy {model.strategy.kind!r} needs 1"
+    return [Problem("pack", model.pack, message)]
 
 
 def _check_size(model: SpecModel, space: SearchSpace) -> list[Problem]:
@@ -382,6 +584,7 @@ _MODELS: dict[tuple[str, ...], type[BaseModel]] = {
     ("trainable",): TrainableSpec,
     ("resources",): Resources,
     ("early_stopping",): AshaSpec,
+    ("retune",): RetuneSpec,
 }
 _STRATEGIES: dict[str, type[BaseModel]] = {
     "random": RandomStrategy,
@@ -390,6 +593,7 @@ _STRATEGIES: dict[str, type[BaseModel]] = {
     "coarse_to_fine": CoarseToFineStrategy,
     "tpe": TpeStrategy,
     "panda": PandaStrategy,
+    "auto": AutoStrategy,
 }
 
 

@@ -17,6 +17,7 @@ from ray.tune.experiment import Trial
 from ray.tune.search import Searcher
 
 from analysis import ResultsStore
+from sweeps._packing import MEMBERS_KEY, PACK_ID_KEY
 from sweeps._progress import Progress
 from sweeps._proposer import Proposer
 from sweeps._record import epoch_row, epochs_schema, trial_row, trials_schema
@@ -27,6 +28,7 @@ __all__ = [
     "ProgressCallback",
     "ProposerSearcher",
     "ResultsCallback",
+    "run_pack",
     "run_point",
     "strip_driver_keys",
 ]
@@ -39,7 +41,7 @@ TRIAL_KEY = "caviar_trial_id"
 INDEX_KEY = "caviar_config_index"
 ORIGIN_KEY = "caviar_origin"
 ROUND_KEY = "caviar_round"
-_DRIVER_KEYS = (TRIAL_KEY, INDEX_KEY, ORIGIN_KEY, ROUND_KEY)
+DRIVER_KEYS = (TRIAL_KEY, INDEX_KEY, ORIGIN_KEY, ROUND_KEY)
 
 
 def run_point(config: dict[str, Any]) -> None:
@@ -49,8 +51,15 @@ def run_point(config: dict[str, Any]) -> None:
     train_bn_mlp(strip_driver_keys(config))
 
 
+def run_pack(config: dict[str, Any]) -> None:
+    """The function Ray runs for a pack: the packed trainable minus the driver's keys."""
+    from trainables import train_bn_mlp_packed
+
+    train_bn_mlp_packed({k: v for k, v in config.items() if k not in (MEMBERS_KEY, PACK_ID_KEY)})
+
+
 def strip_driver_keys(config: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in config.items() if k not in _DRIVER_KEYS}
+    return {k: v for k, v in config.items() if k not in DRIVER_KEYS}
 
 
 class PointsSearcher(Searcher):
@@ -136,7 +145,34 @@ class ProposerSearcher(Searcher):
 
 def trial_dirname(trial: Trial) -> str:
     """Ray's default names a trial's directory after its whole config; ours is the trial id."""
-    return f"{trial.config[TRIAL_KEY]}-{trial.trial_id}"
+    name = trial.config.get(PACK_ID_KEY) or trial.config[TRIAL_KEY]
+    return f"{name}-{trial.trial_id}"
+
+
+def _members(trial: Trial) -> list[dict[str, Any]]:
+    """A pack's member descriptors (trial_id, index, origin, round); one entry for a plain trial."""
+    config = trial.config
+    if MEMBERS_KEY in config:
+        return list(config[MEMBERS_KEY])
+    return [
+        {
+            "trial_id": config[TRIAL_KEY],
+            "index": config[INDEX_KEY],
+            "origin": config[ORIGIN_KEY],
+            "round": config.get(ROUND_KEY, 0),
+        }
+    ]
+
+
+def _member_history(reports: list[dict[str, Any]], member_id: str) -> list[dict[str, Any]]:
+    """One member's per-epoch entries out of a pack's reports, with the pack-level fields."""
+    out = []
+    for report in reports:
+        for entry in report.get("members", []):
+            if entry.get("member_id") == member_id:
+                shared = {k: report.get(k) for k in ("node_id", "node_ip", "time_total_s")}
+                out.append({**entry, **shared})
+    return out
 
 
 class ResultsCallback(tune.Callback):
@@ -168,14 +204,6 @@ class ResultsCallback(tune.Callback):
         self._epochs_schema: pa.Schema = epochs_schema()
         self.rows_written = 0
 
-    def _ids(self, trial: Trial) -> dict[str, object]:
-        return {
-            "sweep": self._store.sweep,
-            "run_id": self._run_id,
-            "round": int(trial.config.get(ROUND_KEY, 0)),
-            "trial_id": trial.config[TRIAL_KEY],
-        }
-
     def on_trial_start(
         self, iteration: int, trials: list[Trial], trial: Trial, **info: Any
     ) -> None:
@@ -205,25 +233,34 @@ class ResultsCallback(tune.Callback):
         self.flush()
 
     def _finish(self, trial: Trial, error: str | None) -> None:
-        # A trial retried after a failure reports its epochs again from its last checkpoint (or
-        # from the start): keep one row per epoch, the latest report of it.
         reports = self._history.pop(trial.trial_id, [])
-        history = list(
-            {int(r.get("epoch", r.get("training_iteration", 0))): r for r in reports}.values()
-        )
-        ids = self._ids(trial)
-        config = trial.config
-        row = trial_row(
-            ids,
-            config,
-            history,
-            started_at=self._started.pop(trial.trial_id, datetime.now(UTC)),
-            error=error,
-        )
-        row["config_index"] = config[INDEX_KEY]
-        row["origin"] = config[ORIGIN_KEY]
-        self._trials.append(row)
-        self._epochs += [epoch_row(ids, result) for result in history]
+        started_at = self._started.pop(trial.trial_id, datetime.now(UTC))
+        packed = MEMBERS_KEY in trial.config
+        for i, member in enumerate(_members(trial)):
+            raw = _member_history(reports, member["trial_id"]) if packed else reports
+            # A trial retried after a failure reports its epochs again from its last checkpoint
+            # (or from the start): keep one row per epoch, the latest report of it.
+            history = list(
+                {int(r.get("epoch", r.get("training_iteration", 0))): r for r in raw}.values()
+            )
+            config = trial.config["members"][i] if packed else trial.config
+            last = history[-1] if history else {}
+            # A member that diverged or was stopped before its pack failed keeps that outcome.
+            ended = bool(last.get("diverged") or last.get("stopped"))
+            ids = {
+                "sweep": self._store.sweep,
+                "run_id": self._run_id,
+                "round": int(member["round"]),
+                "trial_id": member["trial_id"],
+            }
+            row = trial_row(
+                ids, config, history, started_at=started_at, error=None if ended else error
+            )
+            row["config_index"] = member["index"]
+            row["origin"] = member["origin"]
+            row["pack_id"] = trial.config.get(PACK_ID_KEY)
+            self._trials.append(row)
+            self._epochs += [epoch_row(ids, result) for result in history]
 
     def flush(self) -> None:
         """Epochs first: a trial row is never visible without its curve."""
@@ -246,19 +283,41 @@ class ProgressCallback(tune.Callback):
         self.progress = progress
         self._show = show
 
+    def __getstate__(self) -> dict[str, Any]:
+        # Ray pickles callbacks into its experiment state; `show` may hold a terminal stream
+        # (or pytest's capture), which neither pickles nor means anything in a restored run.
+        return {"progress": self.progress}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.progress = state["progress"]
+        self._show = _no_show
+
     def on_trial_start(
         self, iteration: int, trials: list[Trial], trial: Trial, **info: Any
     ) -> None:
-        self.progress.running += 1
+        self.progress.running += len(_members(trial))
         self._show(self.progress)
+
+    def on_trial_result(
+        self, iteration: int, trials: list[Trial], trial: Trial, result: dict, **info: Any
+    ) -> None:
+        # A pack's members report together; count the best of them as results come.
+        for entry in result.get("members", []):
+            config = _member_config(trial, entry.get("member_id"))
+            if not entry.get("diverged"):
+                self.progress.consider(entry["member_id"], entry.get(self.progress.metric), config)
 
     def on_trial_complete(
         self, iteration: int, trials: list[Trial], trial: Trial, **info: Any
     ) -> None:
         p = self.progress
-        p.running, p.done = max(p.running - 1, 0), p.done + 1
+        n = len(_members(trial))
+        p.running, p.done = max(p.running - n, 0), p.done + n
         last = trial.last_result or {}
-        if last.get("diverged"):
+        if MEMBERS_KEY in trial.config:
+            diverged = {e["member_id"] for e in last.get("members", []) if e.get("diverged")}
+            p.diverged += len(diverged)
+        elif last.get("diverged"):
             p.diverged += 1
         else:
             p.consider(trial.config[TRIAL_KEY], last.get(p.metric), strip_driver_keys(trial.config))
@@ -268,8 +327,20 @@ class ProgressCallback(tune.Callback):
         self, iteration: int, trials: list[Trial], trial: Trial, **info: Any
     ) -> None:
         p = self.progress
-        p.running, p.done, p.errors = max(p.running - 1, 0), p.done + 1, p.errors + 1
+        n = len(_members(trial))
+        p.running, p.done, p.errors = max(p.running - n, 0), p.done + n, p.errors + n
         self._show(p)
+
+
+def _no_show(progress: Progress) -> None:
+    pass
+
+
+def _member_config(trial: Trial, member_id: object) -> dict[str, Any]:
+    for member in trial.config.get("members", []):
+        if member.get("member_id") == member_id:
+            return {k: v for k, v in member.items() if k != "member_id"}
+    return {}
 
 
 def _error_message(trial: Trial) -> str:

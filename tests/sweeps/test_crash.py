@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from _procs import kill_session
 
 from analysis import load_epochs, load_table, load_trials
 
@@ -37,18 +38,6 @@ def _env() -> dict[str, str]:
     return env
 
 
-def _kill_session(sid: int) -> None:
-    """SIGKILL every process in the session the test started (Ray's agents outlive the driver)."""
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            if os.getsid(int(entry.name)) == sid:
-                os.kill(int(entry.name), signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            continue
-
-
 @pytest.fixture
 def launch(tmp_path: Path) -> Iterator[Callable[..., subprocess.Popen[str]]]:
     started: list[subprocess.Popen[str]] = []
@@ -69,7 +58,7 @@ def launch(tmp_path: Path) -> Iterator[Callable[..., subprocess.Popen[str]]]:
         if proc.poll() is None:
             proc.kill()
         proc.wait()
-        _kill_session(proc.pid)
+        kill_session(proc.pid)
 
 
 def _wait_for(condition: Callable[[], bool], timeout: float = 120.0) -> None:
@@ -83,7 +72,7 @@ def _wait_for(condition: Callable[[], bool], timeout: float = 120.0) -> None:
 def _kill(proc: subprocess.Popen[str]) -> None:
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
-    _kill_session(proc.pid)
+    kill_session(proc.pid)
 
 
 def _resume_and_check(

@@ -277,10 +277,46 @@ MALFORMED = [
         id="duplicate-nested-key",
     ),
     pytest.param(
-        _replace("kind: random, samples: 8", "kind: auto, time_budget: 2h"),
-        "strategy",
-        "auto",
-        id="planned-strategy",
+        _replace("kind: random, samples: 8", "kind: coarse_to_fine, start_next_at: 0"),
+        "strategy.start_next_at",
+        "0",
+        id="c2f-start-next-at-zero",
+    ),
+    pytest.param(
+        _replace("kind: random, samples: 8", "kind: coarse_to_fine, rounds: 1000, per_round: 1000"),
+        "strategy.per_round",
+        "1000",
+        id="c2f-too-many",
+    ),
+    pytest.param(
+        _replace("kind: random, samples: 8", "kind: coarse_to_fine, sampler: tpe"),
+        "strategy.sampler",
+        "tpe",
+        id="c2f-unknown-sampler",
+    ),
+    pytest.param(
+        _replace("kind: random, samples: 8", "kind: tpe, samples: 8, startup: 0"),
+        "strategy.startup",
+        "0",
+        id="tpe-startup-zero",
+    ),
+    pytest.param(
+        GOOD + "early_stopping: hyperband\n",
+        "early_stopping",
+        "hyperband",
+        id="early-stopping-unknown",
+    ),
+    pytest.param(
+        GOOD + "early_stopping: {kind: asha, grace_period: 0}\n",
+        "early_stopping.grace_period",
+        "0",
+        id="asha-grace-zero",
+    ),
+    pytest.param(
+        _replace("kind: random, samples: 8", "kind: auto, time_budget: 2 hours"),
+        "strategy.time_budget",
+        "2 hours",
+        id="auto-bad-budget",
     ),
 ]
 
@@ -344,7 +380,41 @@ def test_validate_prints_the_resolved_space_and_plan(
     assert "t00000 [initial] lr=0.01, beta=0.9, hidden=128, batch_size=64" in out
 
 
-def test_load_spec_reads_the_example_demo() -> None:
-    demo = Path(__file__).parents[2] / "sweeps" / "examples" / "demo.yaml"
-    sweep = load_spec(demo)
-    assert sweep.spec.strategy.samples == 64
+def test_every_example_spec_is_valid() -> None:
+    examples = sorted((Path(__file__).parents[2] / "sweeps" / "examples").glob("*.yaml"))
+    assert {p.name for p in examples} >= {"demo.yaml", "random_packed.yaml"}
+    for path in examples:
+        load_spec(path)  # raises SpecError naming the problem
+    demo = load_spec(examples[[p.name for p in examples].index("demo.yaml")])
+    assert demo.spec.strategy.kind == "coarse_to_fine"
+
+
+def test_adaptive_strategies_and_early_stopping_parse() -> None:
+    c2f = parse_spec(_replace("kind: random, samples: 8", "kind: coarse_to_fine, rounds: 3"))
+    assert (c2f.spec.strategy.rounds, c2f.spec.strategy.per_round) == (3, 64)
+    assert c2f.spec.strategy.start_next_at == 0.75 and c2f.spec.strategy.sampler == "random"
+    asha = parse_spec(GOOD + "early_stopping: asha\n").spec.early_stopping
+    assert asha is not None and (asha.grace_period, asha.reduction_factor) == (2, 3.0)
+    assert parse_spec(GOOD).spec.early_stopping is None
+    tpe = parse_spec(_replace("kind: random, samples: 8", "kind: tpe, samples: 20"))
+    assert (tpe.spec.strategy.samples, tpe.spec.strategy.startup) == (20, 10)
+
+
+def test_validate_explains_coarse_to_fine_rounds_and_shows_round_one(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(
+        _replace("kind: random, samples: 8", "kind: coarse_to_fine, rounds: 3, per_round: 4")
+    )
+    assert main(["validate", str(spec), "--explain"]) == 0
+    out = capsys.readouterr().out
+    assert "coarse_to_fine, 3 rounds x 4 (random sampler) + 1 from `initial` = 13" in out
+    assert "t00000 [initial]" in out
+    shown = [line for line in out.splitlines() if "[coarse_to_fine]" in line]
+    assert len(shown) == 4  # round 1 depends on nothing run yet, so it is shown exactly
+    from search_spaces import CoarseToFine
+
+    sweep = load_spec(spec)
+    first = CoarseToFine(sweep.space, 3, 4, 0, "max").ask()[0]
+    assert f"lr={first['lr']:.4g}" in shown[0]
