@@ -83,7 +83,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("interrupted; continue with `caviar run SPEC --resume`", file=sys.stderr)
+        hint = {
+            "run": "; continue with `caviar run SPEC --resume`",
+            "retune": "; the current best is unchanged",
+        }.get(args.command, "")
+        print(f"interrupted{hint}", file=sys.stderr)
         return 130
 
 
