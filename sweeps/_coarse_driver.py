@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import logging
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 
 import pandas as pd
@@ -198,6 +198,13 @@ class CoarseToFineProposer:
             return None
         self._proposed += 1
         return self._queue.pop(0)
+
+    def take_queued(self, match: Callable[[PlannedPoint], bool]) -> PlannedPoint | None:
+        for i, point in enumerate(self._queue):
+            if match(point):
+                self._proposed += 1
+                return self._queue.pop(i)
+        return None
 
     def record(self, point: PlannedPoint, score: float | None) -> None:
         if point.trial_id in self._state.told:

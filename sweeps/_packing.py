@@ -16,7 +16,7 @@ from typing import Any, Literal
 
 from trainables import TrialConfig, pack_size_auto, shape_group
 
-__all__ = ["MEMBERS_KEY", "PACK_ID_KEY", "Pack", "plan_packs"]
+__all__ = ["MEMBERS_KEY", "PACK_ID_KEY", "Pack", "group_key", "pack_trial_config", "plan_packs"]
 
 # Keys of a pack trial's config that only the driver reads (the trainable gets `members`).
 MEMBERS_KEY = "caviar_members"  # one descriptor per member: trial id, index, origin, round
@@ -38,10 +38,9 @@ def plan_packs(
     parallel_trials: int,
 ) -> list[Pack]:
     """Group `configs` by shape and cut each group into packs of `pack` (or the auto size)."""
-    groups: dict[tuple[object, ...], list[dict[str, Any]]] = {}
+    groups: dict[object, list[dict[str, Any]]] = {}
     for config in configs:
-        flat = {k: v for k, v in config.items() if k not in strip}
-        groups.setdefault(shape_group(TrialConfig.from_flat(flat).hparams), []).append(config)
+        groups.setdefault(group_key(config, strip), []).append(config)
     packs: list[Pack] = []
     for members in groups.values():
         size = (
@@ -52,6 +51,12 @@ def plan_packs(
         for start in range(0, len(members), size):
             packs.append(Pack(f"p{len(packs):05d}", members[start : start + size]))
     return packs
+
+
+def group_key(config: Mapping[str, Any], strip: tuple[str, ...]) -> object:
+    """The shape a configuration's network and update rule have; packs share one."""
+    flat = {k: v for k, v in config.items() if k not in strip}
+    return shape_group(TrialConfig.from_flat(flat).hparams)
 
 
 def pack_trial_config(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Protocol
 
 from sweeps._search_state import PlannedPoint
@@ -29,3 +30,7 @@ class Proposer(Protocol):
     def propose(self) -> PlannedPoint | None: ...
 
     def record(self, point: PlannedPoint, score: float | None) -> None: ...
+
+    def take_queued(self, match: Callable[[PlannedPoint], bool]) -> PlannedPoint | None:
+        """A point already decided that `match` accepts (to fill a pack); never asks for more."""
+        ...

@@ -9,6 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from analysis import ResultsStore, load_trials, write_text_atomically
 from sweeps._errors import Problem, RunError, SpecError
@@ -28,6 +29,9 @@ from sweeps._spec import (
     Sweep,
     TpeStrategy,
 )
+
+if TYPE_CHECKING:
+    from sweeps._tune_adapter import Packing
 
 __all__ = ["SweepOutcome", "run_sweep"]
 
@@ -197,7 +201,10 @@ def _run_trials(
         searcher, samples = PointsSearcher(configs), len(configs)
     else:
         progress = Progress(total=todo.total, metric=metric, mode=mode, label=todo.label)
-        searcher = ProposerSearcher(_Labelled(todo, progress), make_config, metric)
+        packing = _round_packing(sweep, parallel_trials) if spec.pack != 1 else None
+        if packing is not None:
+            trainable, packed = run_pack, True
+        searcher = ProposerSearcher(_Labelled(todo, progress), make_config, metric, packing)
         samples = -1  # until the searcher says FINISHED
     if progress.total == 0:
         return _outcome(run_id, store, progress)
@@ -243,6 +250,50 @@ def _parallel_trials(sweep: Sweep, session: RaySession) -> int:
     return max(1, min(by_cpu, by_gpu))
 
 
+def _round_packing(sweep: Sweep, parallel_trials: int) -> Packing:
+    """Coarse-to-fine rounds in packs: a round's points of one shape share a Ray trial."""
+    from sweeps._packing import Pack, group_key, pack_trial_config
+    from sweeps._tune_adapter import (
+        DRIVER_KEYS,
+        INDEX_KEY,
+        ORIGIN_KEY,
+        ROUND_KEY,
+        TRIAL_KEY,
+        Packing,
+    )
+    from trainables import pack_size_auto
+
+    spec = sweep.spec
+    strategy = spec.strategy
+    assert isinstance(strategy, CoarseToFineStrategy)  # _check_pack allows no other
+    device = "cuda" if spec.resources.gpu > 0 else "cpu"
+    size = (
+        pack_size_auto(device, strategy.per_round, parallel_trials=parallel_trials)
+        if spec.pack == "auto"
+        else int(spec.pack)
+    )
+    describe = {"trial_id": TRIAL_KEY, "index": INDEX_KEY, "origin": ORIGIN_KEY, "round": ROUND_KEY}
+    halving = _halving(spec)
+
+    def trial_config(configs: list[dict[str, Any]]) -> dict[str, Any]:
+        pack = Pack(f"p{configs[0][INDEX_KEY]:05d}", configs)
+        return pack_trial_config(pack, strip=DRIVER_KEYS, describe=describe, early_stopping=halving)
+
+    log.info("coarse-to-fine rounds run in packs of up to %d configurations", size)
+    return Packing(size, lambda config: group_key(config, DRIVER_KEYS), trial_config)
+
+
+def _halving(spec: SpecModel) -> dict[str, object] | None:
+    if spec.early_stopping is None:
+        return None
+    return {
+        "metric": spec.objective.metric,
+        "mode": spec.objective.resolved_mode,
+        "grace_period": spec.early_stopping.grace_period,
+        "reduction_factor": spec.early_stopping.reduction_factor,
+    }
+
+
 def _packed_configs(
     sweep: Sweep, configs: list[dict[str, object]], parallel_trials: int
 ) -> list[dict[str, object]]:
@@ -255,14 +306,7 @@ def _packed_configs(
     packs = plan_packs(
         configs, spec.pack, strip=DRIVER_KEYS, device=device, parallel_trials=parallel_trials
     )
-    halving = None
-    if spec.early_stopping is not None:
-        halving = {
-            "metric": spec.objective.metric,
-            "mode": spec.objective.resolved_mode,
-            "grace_period": spec.early_stopping.grace_period,
-            "reduction_factor": spec.early_stopping.reduction_factor,
-        }
+    halving = _halving(spec)
     describe = {"trial_id": TRIAL_KEY, "index": INDEX_KEY, "origin": ORIGIN_KEY, "round": ROUND_KEY}
     sizes = sorted({len(p.configs) for p in packs})
     log.info("packing %d configurations into %d Ray trials (sizes %s)", len(configs), len(packs),
@@ -298,6 +342,9 @@ class _Labelled:
 
     def record(self, point: PlannedPoint, score: float | None) -> None:
         self._proposer.record(point, score)
+
+    def take_queued(self, match: Callable[[PlannedPoint], bool]) -> PlannedPoint | None:
+        return self._proposer.take_queued(match)
 
 
 def _scheduler(spec: SpecModel) -> object:

@@ -512,10 +512,12 @@ def _check_panda(model: SpecModel, space: SearchSpace) -> list[Problem]:
 
 
 def _check_pack(model: SpecModel) -> list[Problem]:
-    """Packs run fixed plans; adaptive strategies hand out points one at a time (for now)."""
-    if model.pack == 1 or isinstance(model.strategy, RandomStrategy | SobolStrategy | GridStrategy):
+    """Packs need points decided in batches: fixed plans, or coarse-to-fine's rounds."""
+    packable = RandomStrategy | SobolStrategy | GridStrategy | CoarseToFineStrategy
+    if model.pack == 1 or isinstance(model.strategy, packable):
         return []
-    message = f"packing runs random, sobol and grid plans; strategy {model.strategy.kind!r} needs 1"
+    kind = model.strategy.kind
+    message = f"packing runs random, sobol, grid and coarse_to_fine; strategy {kind!r} needs 1"
     return [Problem("pack", model.pack, message)]
 
 

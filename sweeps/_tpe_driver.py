@@ -10,6 +10,7 @@ so points lost in a crash are replaced by new proposals.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import pandas as pd
 
@@ -84,6 +85,9 @@ class TpeProposer:
         self._next_index += 1
         self._remaining -= 1
         return PlannedPoint(index, 0, self._sweep.space.from_tune(suggestion), "tpe")
+
+    def take_queued(self, match: Callable[[PlannedPoint], bool]) -> PlannedPoint | None:
+        return None  # TPE runs unpacked: each proposal should see every result before it
 
     def record(self, point: PlannedPoint, score: float | None) -> None:
         if point.origin == "tpe":

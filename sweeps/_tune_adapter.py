@@ -7,6 +7,7 @@ import json
 import logging
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,7 @@ from sweeps._record import epoch_row, epochs_schema, trial_row, trials_schema
 from sweeps._search_state import PlannedPoint
 
 __all__ = [
+    "Packing",
     "PointsSearcher",
     "ProgressCallback",
     "ProposerSearcher",
@@ -108,12 +110,15 @@ class ProposerSearcher(Searcher):
         proposer: Proposer,
         make_config: Callable[[PlannedPoint], dict[str, Any]],
         metric: str,
+        packing: Packing | None = None,
     ) -> None:
         super().__init__(metric=None, mode=None)
         self._proposer = proposer
         self._make_config = make_config
         self._objective = metric
-        self._live: dict[str, PlannedPoint] = {}
+        self._packing = packing
+        self._live: dict[str, list[PlannedPoint]] = {}
+        self._members: dict[str, dict[str, dict[str, Any]]] = {}  # a pack's last entry per member
 
     def suggest(self, trial_id: str) -> dict[str, Any] | str | None:
         if self._proposer.finished:
@@ -121,26 +126,56 @@ class ProposerSearcher(Searcher):
         point = self._proposer.propose()
         if point is None:
             return None
-        self._live[trial_id] = point
-        return self._make_config(point)
+        if self._packing is None:
+            self._live[trial_id] = [point]
+            return self._make_config(point)
+        # A pack: the proposed point plus queued points of its shape, never asking a new round
+        # just to fill it.
+        key = self._packing.group_of(self._make_config(point))
+        points = [point]
+        while len(points) < self._packing.size:
+            more = self._proposer.take_queued(
+                lambda p: self._packing.group_of(self._make_config(p)) == key  # type: ignore[union-attr]
+            )
+            if more is None:
+                break
+            points.append(more)
+        self._live[trial_id] = points
+        return self._packing.trial_config([self._make_config(p) for p in points])
+
+    def on_trial_result(self, trial_id: str, result: dict) -> None:
+        for entry in result.get("members", []):
+            self._members.setdefault(trial_id, {})[str(entry.get("member_id"))] = entry
 
     def on_trial_complete(
         self, trial_id: str, result: dict | None = None, error: bool = False
     ) -> None:
-        point = self._live.pop(trial_id, None)
-        if point is None:
-            return
-        score = None
-        if not error and result and not result.get("diverged"):
-            value = result.get(self._objective)
-            score = float(value) if isinstance(value, int | float) else None
-        self._proposer.record(point, score)
+        points = self._live.pop(trial_id, [])
+        members = self._members.pop(trial_id, {})
+        for point in points:
+            last = members.get(point.trial_id) if self._packing is not None else result
+            # A member stopped or diverged before its pack failed keeps that outcome.
+            ended = bool(last and (last.get("stopped") or last.get("diverged")))
+            score = None
+            if last and (not error or ended) and not last.get("diverged"):
+                value = last.get(self._objective)
+                score = float(value) if isinstance(value, int | float) else None
+            self._proposer.record(point, score)
 
     def save(self, checkpoint_path: str) -> None:
         Path(checkpoint_path).write_text(json.dumps({"state": "kept by caviar in _search/"}))
 
     def restore(self, checkpoint_path: str) -> None:
         pass
+
+
+@dataclass(frozen=True)
+class Packing:
+    """How an adaptive strategy's points become packs: size, shape key, and the trial config."""
+
+    size: int
+    group_of: Callable[[dict[str, Any]], object]
+    trial_config: Callable[[list[dict[str, Any]]], dict[str, Any]]
 
 
 def trial_dirname(trial: Trial) -> str:
@@ -282,6 +317,7 @@ class ProgressCallback(tune.Callback):
     def __init__(self, progress: Progress, show: Callable[[Progress], None]) -> None:
         self.progress = progress
         self._show = show
+        self._last: dict[str, dict[str, dict[str, Any]]] = {}  # pack trial -> member -> entry
 
     def __getstate__(self) -> dict[str, Any]:
         # Ray pickles callbacks into its experiment state; `show` may hold a terminal stream
@@ -291,6 +327,7 @@ class ProgressCallback(tune.Callback):
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.progress = state["progress"]
         self._show = _no_show
+        self._last = {}
 
     def on_trial_start(
         self, iteration: int, trials: list[Trial], trial: Trial, **info: Any
@@ -301,11 +338,10 @@ class ProgressCallback(tune.Callback):
     def on_trial_result(
         self, iteration: int, trials: list[Trial], trial: Trial, result: dict, **info: Any
     ) -> None:
-        # A pack's members report together; count the best of them as results come.
+        # A pack's members report together, and some stop early: keep each one's last entry,
+        # judged when the pack completes (as a single trial is judged by its last epoch).
         for entry in result.get("members", []):
-            config = _member_config(trial, entry.get("member_id"))
-            if not entry.get("diverged"):
-                self.progress.consider(entry["member_id"], entry.get(self.progress.metric), config)
+            self._last.setdefault(trial.trial_id, {})[entry["member_id"]] = entry
 
     def on_trial_complete(
         self, iteration: int, trials: list[Trial], trial: Trial, **info: Any
@@ -315,8 +351,12 @@ class ProgressCallback(tune.Callback):
         p.running, p.done = max(p.running - n, 0), p.done + n
         last = trial.last_result or {}
         if MEMBERS_KEY in trial.config:
-            diverged = {e["member_id"] for e in last.get("members", []) if e.get("diverged")}
-            p.diverged += len(diverged)
+            for member_id, entry in self._last.pop(trial.trial_id, {}).items():
+                if entry.get("diverged"):
+                    p.diverged += 1
+                else:
+                    config = _member_config(trial, member_id)
+                    p.consider(member_id, entry.get(p.metric), config)
         elif last.get("diverged"):
             p.diverged += 1
         else:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from analysis import load_epochs, load_trials
+from analysis import load_epochs, load_table, load_trials
 from sweeps import SpecError, parse_spec, run_sweep
 
 SPEC = textwrap.dedent(
@@ -58,10 +58,29 @@ def test_early_stopping_inside_packs_records_stopped_members(
     assert len(load_epochs(tmp_path, "packs")) == int(trials["epochs_done"].sum())
 
 
-def test_pack_is_refused_for_adaptive_strategies() -> None:
+@pytest.mark.ray
+def test_coarse_to_fine_rounds_run_in_packs(ray_local: None, tmp_path: Path) -> None:
     spec = SPEC.replace(
-        "strategy: {kind: random, samples: 6}", "strategy: {kind: coarse_to_fine, rounds: 2}"
+        "strategy: {kind: random, samples: 6}",
+        "strategy: {kind: coarse_to_fine, rounds: 3, per_round: 6, start_next_at: 1.0}",
     )
+    run_sweep(parse_spec(spec + "pack: 3\n"), tmp_path)
+    trials = load_trials(tmp_path, "packs").sort_values("config_index")
+    assert list(trials["trial_id"]) == [f"t{i:05d}" for i in range(19)]
+    assert list(trials["round"]) == [0] * 7 + [1] * 6 + [2] * 6
+    assert trials["pack_id"].notna().all()
+    for _, members in trials.groupby("pack_id"):
+        # a pack never mixes rounds or shapes, and holds at most 3
+        assert len(members) <= 3 and members["round"].nunique() == 1
+        assert members["batch_size"].nunique() == 1
+    assert trials["pack_id"].nunique() < len(trials)
+    rounds = load_table(tmp_path, "rounds", "packs")
+    assert sorted(set(rounds["round"])) == [0, 1, 2]
+    assert len(load_epochs(tmp_path, "packs")) == int(trials["epochs_done"].sum())
+
+
+def test_pack_is_refused_where_points_come_one_at_a_time() -> None:
+    spec = SPEC.replace("strategy: {kind: random, samples: 6}", "strategy: {kind: tpe, samples: 4}")
     with pytest.raises(SpecError) as err:
         parse_spec(spec + "pack: auto\n")
     assert [p.field for p in err.value.problems] == ["pack"]
