@@ -18,7 +18,6 @@ import torch.nn.functional as F  # noqa: N812  (the conventional alias)
 
 from trainables._data import Dataset
 from trainables._hparams import HParams
-from trainables._model import BNMLP
 from trainables._packed_model import (
     StackedForward,
     StackShape,
@@ -28,7 +27,7 @@ from trainables._packed_model import (
     restack,
 )
 from trainables._packed_optim import StackedOptimizer, restack_optimizers
-from trainables._train import _derived_seeds, lr_factor
+from trainables._train import initial_model, lr_factor
 
 _EVAL_CHUNK = 8192  # validation samples per member per pass, as in the unpacked `evaluate`
 
@@ -146,7 +145,7 @@ class PackedStack:
         running_views = shape.running.views(running)
         generators = []
         for row, (hp, seed, index) in enumerate(zip(hparams, seeds, data_index, strict=True)):
-            model, generator = fresh_member(hp, datasets[index], seed)
+            model, generator = initial_model(hp, datasets[index], seed=seed)
             tensors = member_tensors(model)
             load_member(param_views, row, tensors)
             load_member(running_views, row, tensors)
@@ -262,30 +261,6 @@ class PackedStack:
         """Share of hidden units that are padding (compute spent on nothing)."""
         widths = [hp.hidden for hp in self.hparams]
         return 1.0 - sum(widths) / (self.shape.hidden * len(widths))
-
-
-def fresh_member(hp: HParams, data: Dataset, seed: int) -> tuple[BNMLP, torch.Generator]:
-    """The initial model and shuffling generator `build_state` gives `seed`, no optimizer.
-
-    The same steps as `build_state` (a test holds them equal), minus torch.optim: its first
-    use imports torch._dynamo, about 4 s in every fresh worker process, and a pack never
-    needs it.
-    """
-    init_seed, shuffle_seed = _derived_seeds(seed)
-    with torch.random.fork_rng(devices=[]):
-        torch.default_generator.manual_seed(init_seed)
-        model = BNMLP(
-            data.n_features,
-            data.n_classes,
-            hidden=hp.hidden,
-            depth=hp.depth,
-            batchnorm=hp.batchnorm,
-            bn_momentum=hp.bn_momentum,
-        )
-    model.to(device=data.device, dtype=data.dtype)
-    generator = torch.Generator(device="cpu")
-    generator.manual_seed(shuffle_seed)
-    return model, generator
 
 
 def flops_per_sample(n_features: int, n_classes: int, hidden: int, depth: int) -> int:
