@@ -150,12 +150,7 @@ def _curve_row(
     result: EpochResult, seconds: float, decision: int, abandoned: bool
 ) -> dict[str, Any]:
     return {
-        "epoch": result.epoch,
-        "train_loss": result.train_loss,
-        "val_loss": result.val_loss,
-        "val_accuracy": result.val_accuracy,
-        "lr": result.lr,
-        "diverged": result.diverged,
+        **asdict(result),
         "epoch_time_s": seconds,
         "decision": decision,
         "abandoned": abandoned,

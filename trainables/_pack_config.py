@@ -9,7 +9,7 @@ results back to its configurations. Every problem is reported at once with a fie
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
 
 from trainables._halving import SuccessiveHalving
@@ -156,13 +156,4 @@ def _early_stopping_errors(stopping: object) -> list[HyperParameterError]:
 
 def member_metrics(member_id: str, result: EpochResult, *, stopped: bool) -> dict[str, Any]:
     """One member's entry in a pack's per-epoch report (keys: `MEMBER_METRICS`)."""
-    return {
-        MEMBER_ID: member_id,
-        "epoch": result.epoch,
-        "train_loss": result.train_loss,
-        "val_loss": result.val_loss,
-        "val_accuracy": result.val_accuracy,
-        "lr": result.lr,
-        "diverged": result.diverged,
-        "stopped": stopped,
-    }
+    return {MEMBER_ID: member_id, **asdict(result), "stopped": stopped}

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import tempfile
 from collections.abc import Mapping
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -70,12 +71,7 @@ def _restore(state: TrainState, device: torch.device) -> None:
 
 def _metrics(result: EpochResult) -> dict[str, Any]:
     return {
-        "epoch": result.epoch,
-        "train_loss": result.train_loss,
-        "val_loss": result.val_loss,
-        "val_accuracy": result.val_accuracy,
-        "lr": result.lr,
-        "diverged": result.diverged,
+        **asdict(result),
         # Ray's own `node_ip` cannot tell apart two nodes on one host; the node id can.
         "node_id": ray.get_runtime_context().get_node_id(),
     }
