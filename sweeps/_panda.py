@@ -179,12 +179,11 @@ def _babysit_on_tune(
     show: Callable[[Progress], None] | None,
 ) -> dict[str, str]:
     """One Tune trial per unfinished model; returns the error of each model whose trial failed."""
-    from ray import tune
 
     from sweeps._panda_record import PandaRecorder
     from sweeps._panda_trial import PandaJob, panda_trial
-    from sweeps._runner import _ray_experiment_name
-    from sweeps._tune_adapter import TRIAL_KEY, PointsSearcher, trial_dirname
+    from sweeps._runner import build_tuner
+    from sweeps._tune_adapter import TRIAL_KEY, PointsSearcher
 
     running = {trial_id: state for trial_id, state in todo.items() if not state.stopped}
     if not running:
@@ -204,27 +203,9 @@ def _babysit_on_tune(
         jobs.append({**job.to_config(), TRIAL_KEY: trial_id})
     recorded = {trial_id: state.decisions - 1 for trial_id, state in running.items()}
     recorder = PandaRecorder(store, run_id, recorded, progress, show or (lambda p: None))
-    resources = {"cpu": spec.resources.cpu, "gpu": spec.resources.gpu, **spec.resources.custom}
-    storage = (store.sweep_dir / "_ray").resolve()
-    tuner = tune.Tuner(
-        tune.with_resources(panda_trial, resources),
-        tune_config=tune.TuneConfig(
-            search_alg=PointsSearcher(jobs),
-            num_samples=len(jobs),
-            reuse_actors=True,
-            max_concurrent_trials=spec.max_concurrent,
-            trial_dirname_creator=trial_dirname,
-            trial_name_creator=trial_dirname,
-        ),
-        run_config=tune.RunConfig(
-            name=_ray_experiment_name(storage, run_id),
-            storage_path=str(storage),
-            verbose=0,
-            callbacks=[recorder],
-            failure_config=tune.FailureConfig(max_failures=spec.max_failures),
-        ),
+    tuner = build_tuner(
+        spec, store, run_id, panda_trial, PointsSearcher(jobs), len(jobs), [recorder]
     )
-    logging.getLogger("ray.tune.analysis.experiment_analysis").setLevel(logging.ERROR)
     tuner.fit()
     return recorder.errors
 

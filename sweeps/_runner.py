@@ -175,7 +175,6 @@ def _run_trials(
         ResultsCallback,
         run_pack,
         run_point,
-        trial_dirname,
     )
 
     spec = sweep.spec
@@ -210,14 +209,43 @@ def _run_trials(
         return _outcome(run_id, store, progress)
     recorder = ResultsCallback(store, run_id)
     callbacks: list[tune.Callback] = [recorder, ProgressCallback(progress, show or _quiet)]
+    scheduler = None if packed else _scheduler(spec)  # packs halve inside
+    tuner = build_tuner(spec, store, run_id, trainable, searcher, samples, callbacks, scheduler)
+    # With a custom searcher Ray keeps one trial pending at a time, so a cluster (and its
+    # autoscaler) would see trials one by one; let it queue a full wave.
+    os.environ.setdefault("TUNE_MAX_PENDING_TRIALS_PG", str(max(16, 2 * parallel_trials)))
+    tuner.fit()
+    recorder.flush()
+    return _outcome(run_id, store, progress)
+
+
+def build_tuner(
+    spec: SpecModel,
+    store: ResultsStore,
+    run_id: str,
+    trainable: Callable[[dict[str, Any]], None],
+    searcher: object,
+    samples: int,
+    callbacks: list[Any],
+    scheduler: object = None,
+) -> Any:
+    """The Tuner every caviar run uses: the spec's resources, worker reuse, trial directories
+    named by trial id, Ray's state under `<sweep>/_ray`, retries from `max_failures`."""
+    from ray import tune
+
+    from sweeps._tune_adapter import trial_dirname
+
     resources = {"cpu": spec.resources.cpu, "gpu": spec.resources.gpu, **spec.resources.custom}
     storage = (store.sweep_dir / "_ray").resolve()
-    tuner = tune.Tuner(
+    # Ray's ResultGrid looks for the per-trial JSON/CSV files we turned off; its warning
+    # about them is noise here.
+    logging.getLogger("ray.tune.analysis.experiment_analysis").setLevel(logging.ERROR)
+    return tune.Tuner(
         tune.with_resources(trainable, resources),
         tune_config=tune.TuneConfig(
             search_alg=searcher,
             num_samples=samples,
-            scheduler=None if packed else _scheduler(spec),  # packs halve inside
+            scheduler=scheduler,
             reuse_actors=True,
             max_concurrent_trials=spec.max_concurrent,
             trial_dirname_creator=trial_dirname,
@@ -231,15 +259,6 @@ def _run_trials(
             failure_config=tune.FailureConfig(max_failures=spec.max_failures),
         ),
     )
-    # With a custom searcher Ray keeps one trial pending at a time, so a cluster (and its
-    # autoscaler) would see trials one by one; let it queue a full wave.
-    os.environ.setdefault("TUNE_MAX_PENDING_TRIALS_PG", str(max(16, 2 * parallel_trials)))
-    # Ray's ResultGrid looks for the per-trial JSON/CSV files we turned off; its warning
-    # about them is noise here.
-    logging.getLogger("ray.tune.analysis.experiment_analysis").setLevel(logging.ERROR)
-    tuner.fit()
-    recorder.flush()
-    return _outcome(run_id, store, progress)
 
 
 def _parallel_trials(sweep: Sweep, session: RaySession) -> int:
