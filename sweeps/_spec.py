@@ -9,6 +9,7 @@ offending value and why.
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import json
 import re
 from dataclasses import dataclass
@@ -445,6 +446,7 @@ def parse_spec(text: str, source: str = "<spec>") -> Sweep:
         + _check_initial(model, space)
         + _check_size(model, space)
         + _check_pack(model)
+        + _check_tpe(model)
         + _check_panda(model, space)
     )
     if problems:
@@ -509,6 +511,13 @@ def _check_panda(model: SpecModel, space: SearchSpace) -> list[Problem]:
         message = "does not apply to panda, which stops by itself (strategy.patience)"
         problems.append(Problem("early_stopping", model.early_stopping.kind, message))
     return problems
+
+
+def _check_tpe(model: SpecModel) -> list[Problem]:
+    """TPE needs the optional optuna; found missing here, before anything is written."""
+    if not isinstance(model.strategy, TpeStrategy) or importlib.util.find_spec("optuna"):
+        return []
+    return [Problem("strategy.kind", "tpe", "needs optuna: pip install 'caviar[tpe]'")]
 
 
 def _check_pack(model: SpecModel) -> list[Problem]:

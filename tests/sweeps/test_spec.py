@@ -418,3 +418,17 @@ def test_validate_explains_coarse_to_fine_rounds_and_shows_round_one(
     sweep = load_spec(spec)
     first = CoarseToFine(sweep.space, 3, 4, 0, "max").ask()[0]
     assert f"lr={first['lr']:.4g}" in shown[0]
+
+
+def test_tpe_without_optuna_is_a_spec_error_before_anything_runs(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "optuna" else real(name, *a)
+    )
+    with pytest.raises(SpecError) as err:
+        parse_spec(_replace("kind: random, samples: 8", "kind: tpe, samples: 8"))
+    assert [(p.field, p.value) for p in err.value.problems] == [("strategy.kind", "tpe")]
