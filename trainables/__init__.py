@@ -32,6 +32,7 @@ from trainables._pack_config import (
     pack_config_errors,
 )
 from trainables._packed import (
+    PackedRun,
     PackMember,
     default_stack_size,
     pack_size_auto,
@@ -68,6 +69,7 @@ __all__ = [
     "PackConfig",
     "PackMember",
     "PackMemberConfig",
+    "PackedRun",
     "SuccessiveHalving",
     "TrainState",
     "TrialConfig",

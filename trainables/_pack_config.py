@@ -19,8 +19,10 @@ from trainables._trial_config import TrialConfig, trial_config_errors
 
 MEMBER_ID = "member_id"
 # Settings every member of a pack must share: one pack trains on one dataset split size for
-# one number of epochs (its members advance epoch by epoch together).
-SHARED_SETTINGS: tuple[str, ...] = ("model", "dataset", "val_fraction", "epochs")
+# one number of epochs (its members advance epoch by epoch together) and checkpoints as one.
+SHARED_SETTINGS: tuple[str, ...] = (
+    "model", "dataset", "val_fraction", "epochs", "checkpoint_every",
+)  # fmt: skip
 PACK_KEYS: tuple[str, ...] = ("members", "early_stopping")
 # What each member's entry in a pack's per-epoch report holds, in order.
 MEMBER_METRICS: tuple[str, ...] = (

@@ -15,6 +15,7 @@ import logging
 import math
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 
@@ -78,6 +79,149 @@ def pack_size_auto(device: torch.device | str, group_size: int, *, parallel_tria
     return math.ceil(group_size / packs)
 
 
+class PackedRun:
+    """A pack part-way through training: its stacks, the epoch reached and who is still in.
+
+    `run_packed_training` drives one from start to end; the Ray adapter drives it epoch by
+    epoch so that it can checkpoint between epochs (`state_dict`) and continue a restarted
+    trial from the last checkpoint (`from_state`) bit-identically on a CPU.
+    """
+
+    def __init__(
+        self,
+        members: Sequence[PackMember],
+        stacks: list[PackedStack],
+        data: StackedData,
+        stack_size: int | None,
+        epoch: int = 0,
+    ) -> None:
+        self.members = members
+        self.stacks = stacks
+        self.epoch = epoch
+        self._data = data
+        self._stack_size = stack_size
+
+    @classmethod
+    def start(cls, members: Sequence[PackMember], *, stack_size: int | None = None) -> PackedRun:
+        """Fresh members, grouped by shape and split into stacks of at most `stack_size`
+        (default: `default_stack_size` of their device)."""
+        data, data_index, stack_size = _prepare(members, stack_size)
+        datasets = _distinct_datasets(members)
+        stacks: list[PackedStack] = []
+        for indices in _groups(members).values():
+            start = 0
+            for size in stack_sizes(len(indices), stack_size):
+                chunk = indices[start : start + size]
+                start += size
+                stacks.append(
+                    PackedStack.build(
+                        chunk,
+                        [members[i].hparams for i in chunk],
+                        [members[i].seed for i in chunk],
+                        [data_index[i] for i in chunk],
+                        datasets,
+                    )
+                )
+        return cls(members, stacks, data, stack_size)
+
+    @classmethod
+    def from_state(
+        cls,
+        members: Sequence[PackMember],
+        saved: Mapping[str, Any],
+        *,
+        stack_size: int | None = None,
+    ) -> PackedRun:
+        """The run `state_dict` saved, for the same `members` (same order) it was started with."""
+        data, data_index, stack_size = _prepare(members, stack_size)
+        datasets = _distinct_datasets(members)
+        epoch = int(saved["epoch"])
+        stacks = []
+        for stack in saved["stacks"]:
+            rows = [int(m) for m in stack["members"]]
+            if any(not 0 <= m < len(members) for m in rows):
+                raise ValueError(
+                    f"the saved pack has members {rows}, but this pack has {len(members)}"
+                )
+            stacks.append(
+                PackedStack.from_state(
+                    stack,
+                    [members[m].hparams for m in rows],
+                    [data_index[m] for m in rows],
+                    datasets,
+                    epoch,
+                )
+            )
+        return cls(members, stacks, data, stack_size, epoch)
+
+    @property
+    def active(self) -> list[int]:
+        """Members still training, in stack order."""
+        return [member for stack in self.stacks for member in stack.members]
+
+    def train_epoch(self) -> dict[int, EpochResult]:
+        """One more epoch of every active member; a diverged member is reported and dropped."""
+        self.epoch += 1
+        results: dict[int, EpochResult] = {}
+        for stack in self.stacks:
+            lrs = stack.learning_rates()
+            train_loss = stack.train_epoch(self._data).tolist()
+            val_loss, val_accuracy = (t.tolist() for t in stack.evaluate(self._data))
+            for row, member in enumerate(stack.members):
+                diverged = not (math.isfinite(train_loss[row]) and math.isfinite(val_loss[row]))
+                if diverged:
+                    logger.info("member %d diverged at epoch %d", member, self.epoch)
+                results[member] = EpochResult(
+                    self.epoch,
+                    train_loss[row],
+                    val_loss[row],
+                    val_accuracy[row],
+                    lrs[row],
+                    diverged,
+                )
+        diverged_members = {member for member, result in results.items() if result.diverged}
+        if diverged_members:
+            self.drop(diverged_members)
+        return results
+
+    def drop(self, members: Collection[int]) -> None:
+        """Stop training `members`: their rows leave the stacks, the rest are re-packed."""
+        if members:
+            self.stacks = _without(self.stacks, set(members), self._stack_size)
+
+    def state_dict(self) -> dict[str, Any]:
+        """The epoch reached and every stack's state (see `PackedStack.state_dict`)."""
+        return {"epoch": self.epoch, "stacks": [stack.state_dict() for stack in self.stacks]}
+
+
+def _distinct_datasets(members: Sequence[PackMember]) -> list[Dataset]:
+    datasets: list[Dataset] = []
+    for member in members:
+        if not any(d is member.data for d in datasets):
+            datasets.append(member.data)
+    return datasets
+
+
+def _prepare(
+    members: Sequence[PackMember], stack_size: int | None
+) -> tuple[StackedData, list[int], int | None]:
+    """The stacked data, each member's index into it, and the stack size to use."""
+    if not members:
+        raise ValueError("a pack needs at least one member")
+    datasets = _distinct_datasets(members)
+    data_index = [next(i for i, d in enumerate(datasets) if d is m.data) for m in members]
+    if stack_size is None:
+        stack_size = default_stack_size(datasets[0].device)
+    return StackedData.from_datasets(datasets), data_index, stack_size
+
+
+def _groups(members: Sequence[PackMember]) -> dict[tuple[int, int, bool, str], list[int]]:
+    groups: dict[tuple[int, int, bool, str], list[int]] = {}
+    for index, member in enumerate(members):
+        groups.setdefault(shape_group(member.hparams), []).append(index)
+    return groups
+
+
 def run_packed_training(
     members: Sequence[PackMember],
     *,
@@ -95,59 +239,14 @@ def run_packed_training(
     """
     if not members:
         return []
-    datasets: list[Dataset] = []
-    data_index: list[int] = []
-    for member in members:
-        found = next((i for i, d in enumerate(datasets) if d is member.data), None)
-        if found is None:
-            datasets.append(member.data)
-            found = len(datasets) - 1
-        data_index.append(found)
-    data = StackedData.from_datasets(datasets)
-    if stack_size is None:
-        stack_size = default_stack_size(datasets[0].device)
-
-    groups: dict[tuple[int, int, bool, str], list[int]] = {}
-    for index, member in enumerate(members):
-        groups.setdefault(shape_group(member.hparams), []).append(index)
-    stacks: list[PackedStack] = []
-    for indices in groups.values():
-        start = 0
-        for size in stack_sizes(len(indices), stack_size):
-            chunk = indices[start : start + size]
-            start += size
-            stacks.append(
-                PackedStack.build(
-                    chunk,
-                    [members[i].hparams for i in chunk],
-                    [members[i].seed for i in chunk],
-                    [data_index[i] for i in chunk],
-                    datasets,
-                )
-            )
-
+    run = PackedRun.start(members, stack_size=stack_size)
     results: list[list[EpochResult]] = [[] for _ in members]
-    for epoch in range(1, epochs + 1):
-        epoch_results: dict[int, EpochResult] = {}
-        for stack in stacks:
-            lrs = stack.learning_rates()
-            train_loss = stack.train_epoch(data).tolist()
-            val_loss, val_accuracy = (t.tolist() for t in stack.evaluate(data))
-            for row, member in enumerate(stack.members):
-                diverged = not (math.isfinite(train_loss[row]) and math.isfinite(val_loss[row]))
-                if diverged:
-                    logger.info("member %d diverged at epoch %d", member, epoch)
-                result = EpochResult(
-                    epoch, train_loss[row], val_loss[row], val_accuracy[row], lrs[row], diverged
-                )
-                epoch_results[member] = result
-                results[member].append(result)
-        stop = set(on_epoch(epoch, epoch_results) or ()) if on_epoch is not None else set()
-        done = stop | {member for member, result in epoch_results.items() if result.diverged}
-        if done:
-            stacks = _without(stacks, done, stack_size)
-        if not stacks:
-            break
+    while run.stacks and run.epoch < epochs:
+        epoch_results = run.train_epoch()
+        for member, result in epoch_results.items():
+            results[member].append(result)
+        if on_epoch is not None:
+            run.drop(set(on_epoch(run.epoch, epoch_results) or ()))
     return results
 
 

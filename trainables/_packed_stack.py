@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.nn.functional as F  # noqa: N812  (the conventional alias)
@@ -153,6 +154,67 @@ class PackedStack:
         optimizer = StackedOptimizer.create(first.optimizer, hparams, shape.parameters, params)
         index_tensor = torch.tensor(data_index, device=data.device)
         return cls(members, hparams, shape, params, running, optimizer, generators, index_tensor, 0)
+
+    def state_dict(self) -> dict[str, Any]:
+        """Everything a restarted trial needs to continue this stack bit-identically.
+
+        Hyperparameters and shapes are not saved: they follow from the members, which the
+        restarted trial gets again from its config.
+        """
+        return {
+            "members": list(self.members),
+            "params": self.params,
+            "running": self.running,
+            "moments": dict(self.optimizer.state),
+            "steps": self.optimizer.steps,
+            "generators": torch.stack([g.get_state() for g in self.generators]),
+        }
+
+    @classmethod
+    def from_state(
+        cls,
+        saved: dict[str, Any],
+        hparams: list[HParams],
+        data_index: list[int],
+        datasets: Sequence[Dataset],
+        epoch: int,
+    ) -> PackedStack:
+        """The stack `state_dict` saved; `hparams` and `data_index` are its members', in order."""
+        members: list[int] = list(saved["members"])
+        if len(members) != len(hparams) or len(members) != len(data_index):
+            raise ValueError(
+                f"a saved stack of {len(members)} members needs as many hyperparameter sets "
+                f"and data indices, but got {len(hparams)} and {len(data_index)}"
+            )
+        first = hparams[0]
+        data = datasets[data_index[0]]
+        shape = StackShape(
+            data.n_features,
+            data.n_classes,
+            hidden=max(hp.hidden for hp in hparams),
+            depth=first.depth,
+            batchnorm=first.batchnorm,
+        )
+        params = saved["params"].to(device=data.device, dtype=data.dtype)
+        if params.numel() != len(members) * shape.parameters.size:
+            raise ValueError(
+                f"saved parameters hold {params.numel()} values, but {len(members)} members of "
+                f"shape {shape} need {len(members) * shape.parameters.size}"
+            )
+        running = saved["running"].to(device=data.device, dtype=data.dtype)
+        optimizer = StackedOptimizer.create(first.optimizer, hparams, shape.parameters, params)
+        for name, buffer in optimizer.state.items():
+            buffer.copy_(saved["moments"][name])
+        optimizer.steps = int(saved["steps"])
+        generators = []
+        for state in saved["generators"]:
+            generator = torch.Generator()
+            generator.set_state(state.clone())
+            generators.append(generator)
+        index_tensor = torch.tensor(data_index, device=data.device)
+        return cls(
+            members, hparams, shape, params, running, optimizer, generators, index_tensor, epoch
+        )
 
     @staticmethod
     def restack(parts: Sequence[tuple[PackedStack, list[int]]]) -> PackedStack:

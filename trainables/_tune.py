@@ -1,7 +1,7 @@
 """Ray Tune function trainables: the only module in `trainables` that imports Ray.
 
 Thin adapters: parse the config, pick the device and thread count Ray granted, restore a
-checkpoint if Tune hands one back (single trials), and turn each epoch's results into a
+checkpoint if Tune hands one back, and turn each epoch's results into a
 `tune.report`: one configuration per trial (`train_bn_mlp`) or a pack of them
 (`train_bn_mlp_packed`).
 """
@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 import tempfile
-from collections.abc import Mapping
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -21,7 +20,7 @@ from ray import tune
 
 from trainables._data import Dataset, load_dataset
 from trainables._pack_config import PackConfig, member_metrics
-from trainables._packed import PackMember, run_packed_training
+from trainables._packed import PackedRun, PackMember
 from trainables._train import (
     EpochResult,
     TrainState,
@@ -35,6 +34,7 @@ from trainables._trial_config import TrialConfig
 logger = logging.getLogger(__name__)
 
 CHECKPOINT_FILE = "train_state.pt"
+PACK_CHECKPOINT_FILE = "pack_state.pt"
 
 
 def _granted_cpus() -> int:
@@ -120,20 +120,18 @@ def train_bn_mlp_packed(config: dict[str, Any]) -> None:
 
     `config` is `{"members": [member, ...], "early_stopping": {...}}` (see `PackConfig`):
     each member is the flat config `train_bn_mlp` takes plus an opaque `member_id`; all
-    members share model, dataset, val_fraction and epochs. Once per epoch it reports
-    `{"epoch": e, "members": [entry, ...], "node_id": ...}` with one entry (keys
+    members share model, dataset, val_fraction, epochs and checkpoint_every. Once per epoch it
+    reports `{"epoch": e, "members": [entry, ...], "node_id": ...}` with one entry (keys
     `MEMBER_METRICS`) per member trained in that epoch: the active ones, including, once, a
     member that diverged (`diverged=True`) or was stopped by the pack's successive halving
     (`stopped=True`) in it.
     Each member's numbers are those its own `train_bn_mlp` trial would report, up to
-    floating-point rounding.
-
-    Packs are not checkpointed in this version: `checkpoint_every` is accepted and ignored,
-    and a restarted pack trial starts over from epoch 1.
+    floating-point rounding. With `checkpoint_every` the whole pack (every stack's weights,
+    BatchNorm statistics, optimizer moments and shuffling generators) is checkpointed like a
+    single trial, and a restarted pack continues from its last checkpoint bit-identically on a
+    CPU; members that had left the pack before it stay out.
     """
     pack = PackConfig.from_config(config)
-    if any(member.trial.checkpoint_every for member in pack.members):
-        logger.warning("packed trials do not checkpoint yet; checkpoint_every is ignored")
     torch.set_num_threads(_granted_cpus())
     device = _device()
     datasets: dict[int, Dataset] = {}
@@ -151,17 +149,36 @@ def train_bn_mlp_packed(config: dict[str, Any]) -> None:
         PackMember(member.trial.hparams, member.trial.seed, datasets[member.trial.seed])
         for member in pack.members
     ]
-
-    def report(epoch: int, results: Mapping[int, EpochResult]) -> set[int]:
+    run = _restore_pack(members, device) or PackedRun.start(members)
+    schedule = pack.members[0].trial  # checkpoint_every and epochs are shared by the pack
+    # node_id as in single trials' metrics, once per report: it is the same for all members.
+    node = ray.get_runtime_context().get_node_id()
+    while run.stacks and run.epoch < pack.epochs:
+        results = run.train_epoch()
         stopping = pack.early_stopping
-        stop = stopping.stops(epoch, results, pack.epochs) if stopping is not None else set()
+        stop = stopping.stops(run.epoch, results, pack.epochs) if stopping is not None else set()
+        run.drop(stop)
         entries = [
             member_metrics(pack.members[index].member_id, result, stopped=index in stop)
             for index, result in sorted(results.items())
         ]
-        # node_id as in single trials' metrics, once per report: it is the same for all members.
-        node = ray.get_runtime_context().get_node_id()
-        tune.report({"epoch": epoch, "members": entries, "node_id": node})
-        return stop
+        metrics = {"epoch": run.epoch, "members": entries, "node_id": node}
+        if not (run.stacks and schedule.checkpoint_due(run.epoch)):
+            tune.report(metrics)
+            continue
+        with tempfile.TemporaryDirectory(prefix="caviar-checkpoint-") as directory:
+            torch.save(run.state_dict(), Path(directory) / PACK_CHECKPOINT_FILE)
+            tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(directory))
 
-    run_packed_training(members, epochs=pack.epochs, on_epoch=report)
+
+def _restore_pack(members: list[PackMember], device: torch.device) -> PackedRun | None:
+    checkpoint = tune.get_checkpoint()
+    if checkpoint is None:
+        return None
+    with checkpoint.as_directory() as directory:
+        saved = torch.load(
+            Path(directory) / PACK_CHECKPOINT_FILE, map_location=device, weights_only=True
+        )
+    run = PackedRun.from_state(members, saved)
+    logger.info("pack resumed from a checkpoint after epoch %d", run.epoch)
+    return run

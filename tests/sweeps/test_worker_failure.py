@@ -56,9 +56,11 @@ def _training_worker(sid: int) -> int | None:
     return None
 
 
-def _run_and_kill_one_worker(tmp_path: Path, max_failures: int) -> subprocess.CompletedProcess[str]:
+def _run_and_kill_one_worker(
+    tmp_path: Path, max_failures: int, extra: str = ""
+) -> subprocess.CompletedProcess[str]:
     spec = tmp_path / "spec.yaml"
-    spec.write_text(SPEC.replace("MAX_FAILURES", str(max_failures)))
+    spec.write_text(SPEC.replace("MAX_FAILURES", str(max_failures)) + extra)
     env = {**os.environ, "RAY_AUTH_MODE": "disabled"}
     env.pop("RAY_ADDRESS", None)
     proc = subprocess.Popen(
@@ -115,3 +117,23 @@ def test_a_trial_out_of_retries_is_recorded_as_error_and_the_sweep_goes_on(tmp_p
     assert failed["error"].iloc[0]
     assert (trials.drop(failed.index)["status"] == "ok").all()
     assert "1 failed" in result.stdout
+
+
+@pytest.mark.ray
+def test_a_killed_pack_is_retried_from_its_checkpoint_and_each_member_recorded_once(
+    tmp_path: Path,
+) -> None:
+    """Both configurations in one pack trial, killed mid-training and retried: each member
+    still gets one row and one whole curve. (That the retry starts from the pack's checkpoint,
+    bit-identically, is tests/trainables/test_packed_tune.py's restart test.)"""
+    result = _run_and_kill_one_worker(tmp_path, max_failures=2, extra="pack: 2\n")
+    assert result.returncode == 0, result.stdout[-2000:]
+    trials = load_trials(tmp_path / "out", "workers")
+    assert sorted(trials["trial_id"]) == ["t00000", "t00001"]
+    assert trials["pack_id"].nunique() == 1 and trials["pack_id"].notna().all()
+    assert set(trials["status"]) <= {"ok", "diverged"}
+    epochs = load_epochs(tmp_path / "out", "workers")
+    assert not epochs.duplicated(["trial_id", "epoch"]).any()
+    for _, row in trials.iterrows():
+        curve = epochs[epochs["trial_id"] == row["trial_id"]]
+        assert sorted(curve["epoch"]) == list(range(1, int(row["epochs_done"]) + 1))

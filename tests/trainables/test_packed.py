@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 from collections.abc import Iterator, Sequence
 
 import pytest
@@ -11,6 +12,7 @@ from trainables import (
     Dataset,
     EpochResult,
     HParams,
+    PackedRun,
     PackMember,
     build_state,
     load_dataset,
@@ -244,3 +246,48 @@ def test_pack_size_auto_policy(device: str, group: int, parallel: int, expected:
 def test_pack_size_auto_rejects_an_empty_group() -> None:
     with pytest.raises(ValueError, match="group_size must be >= 1"):
         pack_size_auto("cpu", 0)
+
+
+def _drive(run: PackedRun, epochs: int, stop: dict[int, set[int]]) -> list[dict[int, EpochResult]]:
+    """Train `run` to `epochs`, stopping members as `stop[epoch]` says; each epoch's results."""
+    seen = []
+    while run.stacks and run.epoch < epochs:
+        results = run.train_epoch()
+        run.drop(stop.get(run.epoch, set()))
+        seen.append(results)
+    return seen
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_a_pack_continued_from_its_saved_state_ends_bit_identical(dtype: torch.dtype) -> None:
+    """What a restarted pack trial does: save after epoch 2, load in a fresh run, go on. Every
+    shape group and optimizer of CONFIGS, plus a member that diverges and one stopped before
+    the save, so the saved stacks are compacted ones."""
+    configs = [*CONFIGS, (HParams(lr=10.0, optimizer="sgd", batchnorm=False), 0)]
+    data = _data(dtype, [seed for _, seed in configs])
+    members = _members(configs, data)
+    stop = {1: {1}}  # member 1 leaves after epoch 1; member 7 diverges in epoch 1
+    whole = _drive(PackedRun.start(members, stack_size=2), 5, stop)
+
+    first = PackedRun.start(members, stack_size=2)
+    before = _drive(first, 2, stop)
+    buffer = io.BytesIO()
+    torch.save(first.state_dict(), buffer)
+    buffer.seek(0)
+    saved = torch.load(buffer, weights_only=True)
+    resumed = PackedRun.from_state(_members(configs, data), saved, stack_size=2)
+    assert resumed.epoch == 2
+    assert sorted(resumed.active) == [0, 2, 3, 4, 5, 6]
+    after = _drive(resumed, 5, stop)
+
+    assert [sorted(r) for r in before + after] == [sorted(r) for r in whole]
+    # Bit for bit: repr round-trips every float exactly (and shows a diverged NaN as nan).
+    assert repr(before + after) == repr(whole)
+
+
+def test_a_saved_pack_is_refused_for_other_members() -> None:
+    data = _data(torch.float32, [0, 1])
+    run = PackedRun.start(_members(CONFIGS[:2], data))
+    saved = run.state_dict()
+    with pytest.raises(ValueError, match="this pack has 1"):
+        PackedRun.from_state(_members(CONFIGS[:1], data), saved)

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -165,3 +166,71 @@ def test_non_adam_members_match_their_unpacked_runs(reports: list[dict[str, Any]
             if not result.diverged:
                 assert entry["val_loss"] == pytest.approx(result.val_loss, abs=1e-4)
                 assert entry["train_loss"] == pytest.approx(result.train_loss, abs=1e-4)
+
+
+def _crash_once(log: Path) -> Callable[[dict], None]:
+    """`train_bn_mlp_packed` whose first attempt raises right after reporting epoch 2."""
+
+    def crash_once_after_epoch_2(config: dict) -> None:
+        # Defined in a function so that Ray pickles it by value for the worker.
+        import ray.tune as worker_tune
+
+        from trainables import train_bn_mlp_packed
+
+        with log.open("a") as out:
+            out.write(f"start restored={worker_tune.get_checkpoint() is not None}\n")
+        original_report = worker_tune.report
+
+        def report(metrics: dict, *, checkpoint: object = None) -> None:
+            original_report(metrics, checkpoint=checkpoint)
+            with log.open("a") as out:
+                out.write(f"epoch {metrics['epoch']} checkpoint={checkpoint is not None}\n")
+            if metrics["epoch"] == 2 and "restored=True" not in log.read_text():
+                raise RuntimeError("injected failure after a checkpoint")
+
+        worker_tune.report = report
+        try:
+            train_bn_mlp_packed(config)
+        finally:
+            worker_tune.report = original_report
+
+    return crash_once_after_epoch_2
+
+
+@pytest.mark.ray
+def test_a_restarted_pack_continues_from_its_checkpoint_bit_identically(
+    ray_local: None, tmp_path: Path
+) -> None:
+    """Ray restarts the failed pack (FailureConfig) with its epoch-2 checkpoint: it goes on
+    from epoch 3, the member that diverged and the one stopped before the checkpoint stay out,
+    and every epoch's report is the uninterrupted run's."""
+    from ray import tune
+
+    members = [{**m, "epochs": 4, "checkpoint_every": 1} for m in MEMBERS]
+    pack = {"members": members, "early_stopping": {"reduction_factor": 2}}
+    collected: list[dict[str, Any]] = []
+
+    class Collect(tune.Callback):
+        def on_trial_result(self, iteration, trials, trial, result, **info) -> None:
+            collected.append({"epoch": result["epoch"], "members": result["members"]})
+
+    log = tmp_path / "attempts.log"
+    tuner = tune.Tuner(
+        _crash_once(log),
+        param_space=pack,
+        run_config=tune.RunConfig(
+            storage_path=str(tmp_path / "storage"),
+            name="restart",
+            verbose=0,
+            failure_config=tune.FailureConfig(max_failures=1),
+            callbacks=[Collect()],
+        ),
+    )
+    grid = tuner.fit()
+    assert grid.num_errors == 0
+    assert log.read_text().split("\n") == [
+        "start restored=False", "epoch 1 checkpoint=True", "epoch 2 checkpoint=True",
+        "start restored=True", "epoch 3 checkpoint=True", "epoch 4 checkpoint=True", "",
+    ]  # fmt: skip
+    assert [r["epoch"] for r in collected] == [1, 2, 3, 4]
+    assert _nan_as_text(collected) == _nan_as_text(_expected_reports(pack))
