@@ -8,8 +8,11 @@ import sys
 import textwrap
 from pathlib import Path
 
+import pandas as pd
 import pytest
+from _ray_nodes import ray_cluster, ray_env
 
+from analysis import load_trials
 from sweeps import SpecError, parse_spec
 
 SPEC = textwrap.dedent(
@@ -60,3 +63,40 @@ def test_a_custom_resource_no_node_has_is_refused_up_front(tmp_path: Path) -> No
     errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and "resources.custom" in errors[0] and "{a10g: 1}" in errors[0]
     assert not (tmp_path / "out").exists()
+
+
+def _most_at_once(rows: pd.DataFrame) -> int:
+    """The largest number of the rows' [started_at, ended_at] intervals that overlap."""
+    events = [(t, 1) for t in rows["started_at"]] + [(t, -1) for t in rows["ended_at"]]
+    running = most = 0
+    for _, step in sorted(events, key=lambda e: (e[0], e[1])):
+        running += step
+        most = max(most, running)
+    return most
+
+
+@pytest.mark.ray
+def test_packs_share_one_gpu_in_quarters(tmp_path: Path) -> None:
+    """A node that declares one GPU (this machine has none; Ray hands out the fractions all the
+    same): four packs asking for a quarter each run side by side, which whole-GPU packs could
+    not, and every member lands once."""
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(
+        SPEC.replace("gpu: 0.5}", "gpu: 0.25}\npack: 2\nmax_concurrent: 4\n").replace(
+            "epochs: 2", "epochs: 6"
+        )
+    )
+    with ray_cluster(["--num-cpus=4", "--num-gpus=1"]) as (address, _):
+        result = subprocess.run(
+            [sys.executable, "-m", "sweeps", "run", str(spec), "--address", address,
+             "--results", str(tmp_path / "out")],
+            capture_output=True, text=True, env=ray_env(), timeout=300,
+        )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    trials = load_trials(tmp_path / "out", "multi")
+    assert sorted(trials["trial_id"]) == [f"t{i:05d}" for i in range(8)]
+    assert set(trials["status"]) == {"ok"}
+    packs = trials.groupby("pack_id").agg(started_at=("started_at", "min"),
+                                          ended_at=("ended_at", "max"))  # fmt: skip
+    assert len(packs) == 4
+    assert _most_at_once(packs) >= 2, packs
