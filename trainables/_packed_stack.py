@@ -209,7 +209,7 @@ class PackedStack:
         generators = []
         for state in saved["generators"]:
             generator = torch.Generator()
-            generator.set_state(state.clone())
+            generator.set_state(state.cpu().clone())  # a CPU generator, wherever it was loaded
             generators.append(generator)
         index_tensor = torch.tensor(data_index, device=data.device)
         return cls(
