@@ -1,6 +1,7 @@
 """Results: Parquet written atomically by the driver, read back as pandas DataFrames, analysed.
 
-Reading: `load_trials`, `load_epochs`, `load_rounds`, `load_space`, `compact`. Questions:
+Reading: `load_trials`, `load_epochs`, `load_rounds`, `load_space`, `compact`; each takes a local
+directory or an ``s3://bucket/prefix`` (`results_path`). Questions:
 `best`, `round_summary`, `best_so_far`, `next_bounds`, `importance`, `lr_range_width`. Pictures:
 the ``plot_*`` functions (matplotlib figures) and `write_report` (one self-contained HTML file).
 """
@@ -10,6 +11,17 @@ from typing import Any
 
 from analysis._compact import compact
 from analysis._errors import ResultsError
+from analysis._fs import (
+    ObjectPath,
+    ResultsLike,
+    ResultsPath,
+    arrow_filesystem,
+    arrow_path,
+    results_path,
+    results_uri_problem,
+    write_bytes_atomically,
+    write_text_atomically,
+)
 from analysis._importance import importance
 from analysis._load import (
     load_epochs,
@@ -23,7 +35,7 @@ from analysis._lr_range import lr_range_width
 from analysis._next_search import next_bounds
 from analysis._rounds import round_bounds
 from analysis._scales import Scale, infer_scale, resolve_scales
-from analysis._store import TABLES, ResultsStore, write_text_atomically
+from analysis._store import TABLES, ResultsStore
 from analysis._summary import best, best_so_far, round_summary
 
 # Figures and the report need matplotlib, which takes a second to import; `sweeps` imports this
@@ -56,9 +68,14 @@ def __dir__() -> list[str]:
 
 __all__ = [
     "TABLES",
+    "ObjectPath",
     "ResultsError",
+    "ResultsLike",
+    "ResultsPath",
     "ResultsStore",
     "Scale",
+    "arrow_filesystem",
+    "arrow_path",
     "best",
     "best_so_far",
     "compact",
@@ -80,10 +97,13 @@ __all__ = [
     "plot_parallel_coordinates",
     "plot_rounds",
     "resolve_scales",
+    "results_path",
+    "results_uri_problem",
     "reverse_log_axis",
     "round_bounds",
     "round_summary",
     "sweeps_in",
+    "write_bytes_atomically",
     "write_report",
     "write_text_atomically",
 ]

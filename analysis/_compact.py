@@ -16,6 +16,9 @@ this package's readers skip them and the next `compact` removes them. Readers th
 footer (DuckDB, bare pyarrow) may see duplicates only inside that window. Only one `compact` per
 table runs at a time (an advisory lock); `ResultsStore.write` may run concurrently: parts it
 adds after the listing are not merged and stay as they are.
+
+Local results directories only: the lock is a file lock, which an object store has no
+equivalent of, so `compact` refuses an ``s3://`` location with a `ResultsError`.
 """
 
 from __future__ import annotations
@@ -32,9 +35,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from analysis._errors import ResultsError
+from analysis._fs import ObjectPath, ResultsLike, fsync_file, results_path
 from analysis._load import read_files, unified_schema
 from analysis._parts import COMPACT_PREFIX, REPLACES_KEY, list_live_parts, replaced_by
-from analysis._store import ResultsStore, _fsync
+from analysis._store import ResultsStore
 
 __all__ = ["compact"]
 
@@ -42,7 +46,7 @@ _LOCK_DIR = "_locks"
 
 
 def compact(
-    results_dir: str | os.PathLike[str],
+    results_dir: ResultsLike,
     sweep: str,
     table: str = "trials",
     run_id: str | None = None,
@@ -53,14 +57,18 @@ def compact(
     Returns the merged files written. Safe to run while the sweep still writes and while others
     read; running it twice is harmless (the second call has nothing to merge).
     """
-    store = ResultsStore(results_dir, sweep)
-    if not store.sweep_dir.is_dir():
+    root = results_path(results_dir)
+    if isinstance(root, ObjectPath):
+        message = "compaction needs a local results directory (it locks a file); not compacted"
+        raise ResultsError("results_dir", str(root), message)
+    store = ResultsStore(root, sweep)
+    sweep_dir, table_dir = Path(store.sweep_dir), Path(store.table_dir(table))
+    if not sweep_dir.is_dir():
         raise ResultsError("sweep", sweep, f"no such sweep in {results_dir}")
-    table_dir = store.table_dir(table)
     if not table_dir.is_dir():
         return []
     written = []
-    with _exclusive_lock(store.sweep_dir / _LOCK_DIR / f"compact-{table}.lock"):
+    with _exclusive_lock(sweep_dir / _LOCK_DIR / f"compact-{table}.lock"):
         for partition in _partitions(table_dir, run_id, round_index):
             merged = _compact_partition(partition, store.stored_schema(table), table)
             if merged is not None:
@@ -104,11 +112,11 @@ def _compact_partition(directory: Path, stored: pa.Schema | None, table: str) ->
     final = directory / name
     try:
         pq.write_table(rows.replace_schema_metadata(metadata), tmp)
-        _fsync(tmp)
+        fsync_file(tmp)
         os.replace(tmp, final)  # publish: from here on readers use the merged file
     finally:
         tmp.unlink(missing_ok=True)
-    _fsync(directory)
+    fsync_file(directory)
     for path in listing.live:
         _remove(Path(path))
     return final

@@ -5,6 +5,8 @@ written, in order, so a column added by a later run reads as nulls in older file
 directory without a stored schema (copied by hand, written by another tool) is unified from the
 Parquet footers instead, promoting compatible types (int64 -> double, ...).
 
+``results_dir`` is a local directory or an ``s3://bucket/prefix`` (see `analysis._fs`).
+
 Reads are consistent with a concurrent `compact`: the live files are listed, read, and listed
 again; when a compaction was published in between (or removed a file before it was opened), the
 read is retried. `_parts` explains why two listings suffice.
@@ -14,16 +16,16 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-from pathlib import Path
 from typing import Any
 
 import pandas as pd
 import pyarrow as pa
 import pyarrow.dataset as ds
+import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
 from analysis._errors import ResultsError
+from analysis._fs import ResultsLike, ResultsPath, arrow_filesystem, arrow_path, results_path
 from analysis._parts import Listing, list_live_parts
 from analysis._store import ResultsStore
 
@@ -47,7 +49,7 @@ _ATTEMPTS = 20
 _ROUND_FROM_PATH = ds.partitioning(pa.schema([pa.field("round", pa.int32())]), flavor="hive")
 
 
-def sweeps_in(results_dir: str | os.PathLike[str]) -> list[str]:
+def sweeps_in(results_dir: ResultsLike) -> list[str]:
     """The sweep names in a results directory (its subdirectories not starting with . or _)."""
     root = _existing_dir(results_dir)
     return sorted(
@@ -55,7 +57,7 @@ def sweeps_in(results_dir: str | os.PathLike[str]) -> list[str]:
     )
 
 
-def load_trials(results_dir: str | os.PathLike[str], sweep: str | None = None) -> pd.DataFrame:
+def load_trials(results_dir: ResultsLike, sweep: str | None = None) -> pd.DataFrame:
     """One row per configuration; ``sweep=None`` concatenates every sweep in the directory.
 
     Dtypes are those of docs/results.md (pyarrow's default conversion: string columns as
@@ -63,28 +65,29 @@ def load_trials(results_dir: str | os.PathLike[str], sweep: str | None = None) -
     search space (``<sweep>/_space.json``), it is attached as ``df.attrs["space"]`` so that
     `importance` and the plots use the sampling scales without being told.
     """
-    df = load_table(results_dir, "trials", sweep)
-    names = [sweep] if sweep is not None else sweeps_in(results_dir)
+    root = results_path(results_dir)
+    df = load_table(root, "trials", sweep)
+    names = [sweep] if sweep is not None else sweeps_in(root)
     if len(names) == 1:
-        space = load_space(results_dir, names[0])
+        space = load_space(root, names[0])
         if space is not None:
             df.attrs["space"] = space
     return df
 
 
-def load_epochs(results_dir: str | os.PathLike[str], sweep: str | None = None) -> pd.DataFrame:
+def load_epochs(results_dir: ResultsLike, sweep: str | None = None) -> pd.DataFrame:
     """One row per (trial, epoch): the learning curves."""
     return load_table(results_dir, "epochs", sweep)
 
 
-def load_rounds(results_dir: str | os.PathLike[str], sweep: str | None = None) -> pd.DataFrame:
+def load_rounds(results_dir: ResultsLike, sweep: str | None = None) -> pd.DataFrame:
     """The search bounds of each coarse-to-fine round; an empty frame when none were written."""
     return load_table(results_dir, "rounds", sweep)
 
 
-def load_space(results_dir: str | os.PathLike[str], sweep: str) -> dict[str, dict[str, Any]] | None:
+def load_space(results_dir: ResultsLike, sweep: str) -> dict[str, dict[str, Any]] | None:
     """The spec's ``search_space`` mapping stored beside the results, or None if absent."""
-    path = Path(results_dir) / sweep / SPACE_FILE
+    path = results_path(results_dir) / sweep / SPACE_FILE
     if not path.is_file():
         return None
     try:
@@ -96,9 +99,7 @@ def load_space(results_dir: str | os.PathLike[str], sweep: str) -> dict[str, dic
     return space
 
 
-def load_table(
-    results_dir: str | os.PathLike[str], table: str, sweep: str | None = None
-) -> pd.DataFrame:
+def load_table(results_dir: ResultsLike, table: str, sweep: str | None = None) -> pd.DataFrame:
     """Any table (``trials``, ``epochs``, ``rounds``, ``events``) of one sweep or of all."""
     root = _existing_dir(results_dir)
     names = [sweep] if sweep is not None else sweeps_in(root)
@@ -127,7 +128,9 @@ def _read_table(store: ResultsStore, table: str) -> pd.DataFrame:
     return arrow_table.to_pandas()
 
 
-def read_live_table(directory: Path, stored: pa.Schema | None, table: str) -> pa.Table | None:
+def read_live_table(
+    directory: ResultsPath, stored: pa.Schema | None, table: str
+) -> pa.Table | None:
     """The live rows of one table directory, retried until no compaction raced the read."""
     for _ in range(_ATTEMPTS):
         listing = list_live_parts(directory)
@@ -143,31 +146,37 @@ def read_live_table(directory: Path, stored: pa.Schema | None, table: str) -> pa
     raise ResultsError(str(directory), table, f"files kept changing over {_ATTEMPTS} reads")
 
 
-def read_files(directory: Path, listing: Listing, stored: pa.Schema | None, table: str) -> pa.Table:
-    schema = stored if stored is not None else unified_schema(listing.live, table)
+def read_files(
+    directory: ResultsPath, listing: Listing, stored: pa.Schema | None, table: str
+) -> pa.Table:
+    filesystem = arrow_filesystem(directory)
+    schema = stored if stored is not None else unified_schema(listing.live, table, filesystem)
     from_path = "round" not in schema.names
     try:
         dataset = ds.dataset(
             list(listing.live),
             format="parquet",
+            filesystem=filesystem,
             partitioning=_ROUND_FROM_PATH if from_path else None,
-            partition_base_dir=str(directory),
+            partition_base_dir=arrow_path(directory),
             schema=schema.append(pa.field("round", pa.int32())) if from_path else schema,
         )
         return dataset.to_table()
     except FileNotFoundError:
         raise
     except (pa.ArrowException, OSError) as exc:
-        _raise_for_bad_file(listing.live, schema, table, exc)
+        _raise_for_bad_file(listing.live, schema, table, exc, filesystem)
         raise ResultsError(str(directory), table, f"cannot read Parquet files: {exc}") from None
 
 
-def unified_schema(files: tuple[str, ...] | list[str], table: str) -> pa.Schema:
+def unified_schema(
+    files: tuple[str, ...] | list[str], table: str, filesystem: pafs.FileSystem | None = None
+) -> pa.Schema:
     """The union of the files' columns, first-seen order, compatible types promoted."""
     schemas = []
     for path in files:
         try:
-            schemas.append(pq.read_schema(path))
+            schemas.append(pq.read_schema(path, filesystem=filesystem))
         except pa.ArrowInvalid as exc:
             raise ResultsError("file", path, f"corrupt Parquet file in {table!r}: {exc}") from None
     try:
@@ -177,13 +186,17 @@ def unified_schema(files: tuple[str, ...] | list[str], table: str) -> pa.Schema:
 
 
 def _raise_for_bad_file(
-    files: tuple[str, ...], schema: pa.Schema, table: str, cause: Exception
+    files: tuple[str, ...],
+    schema: pa.Schema,
+    table: str,
+    cause: Exception,
+    filesystem: pafs.FileSystem | None = None,
 ) -> None:
     """Name the file that broke a read (unreadable, or a column of another type), not a
     traceback."""
     for path in files:
         try:
-            file_schema = pq.read_schema(path)
+            file_schema = pq.read_schema(path, filesystem=filesystem)
         except FileNotFoundError:
             raise
         except (pa.ArrowException, OSError) as exc:
@@ -197,8 +210,8 @@ def _raise_for_bad_file(
     _log.debug("no single file explains the read error %s", cause)
 
 
-def _existing_dir(results_dir: str | os.PathLike[str]) -> Path:
-    root = Path(results_dir)
+def _existing_dir(results_dir: ResultsLike) -> ResultsPath:
+    root = results_path(results_dir)
     if not root.is_dir():
         raise ResultsError("results_dir", str(root), "no such directory")
     return root

@@ -14,14 +14,16 @@ necessarily contains it and differs from the first.
 from __future__ import annotations
 
 import json
-import os
+import posixpath
 from dataclasses import dataclass
 from pathlib import Path
 
 import pyarrow as pa
+import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
 from analysis._errors import ResultsError
+from analysis._fs import ResultsPath, arrow_filesystem, list_files
 
 __all__ = ["COMPACT_PREFIX", "REPLACES_KEY", "Listing", "list_live_parts", "replaced_by"]
 
@@ -46,25 +48,23 @@ class Listing:
         return later.compacted <= self.compacted and set(self.live) <= set(later.live)
 
 
-def list_live_parts(table_dir: Path) -> Listing:
-    """Walk the hive directories; skip names starting with ``.`` or ``_`` like pyarrow does."""
-    files: list[str] = []
-    for current, dirs, names in os.walk(table_dir):
-        dirs[:] = sorted(d for d in dirs if not d.startswith((".", "_")))
-        files.extend(
-            os.path.join(current, n)
-            for n in names
-            if n.endswith(".parquet") and not n.startswith((".", "_"))
-        )
-    compacted = [f for f in files if os.path.basename(f).startswith(COMPACT_PREFIX)]
+def list_live_parts(table_dir: ResultsPath) -> Listing:
+    """Walk the hive directories; skip names starting with ``.`` or ``_`` like pyarrow does.
+
+    Paths are as pyarrow takes them with ``arrow_filesystem(table_dir)`` (``bucket/key`` on an
+    object store; ``/`` separates levels on both).
+    """
+    files = [f for f in list_files(table_dir) if f.endswith(".parquet")]
+    filesystem = arrow_filesystem(table_dir)
+    compacted = [f for f in files if posixpath.basename(f).startswith(COMPACT_PREFIX)]
     superseded: set[str] = set()
     for merged in compacted:
         try:
-            names = replaced_by(Path(merged))
+            names = replaced_by(merged, filesystem)
         except FileNotFoundError:
             continue  # compacted again meanwhile; the second listing will tell
-        directory = os.path.dirname(merged)
-        superseded.update(os.path.join(directory, n) for n in names)
+        directory = posixpath.dirname(merged)
+        superseded.update(posixpath.join(directory, n) for n in names)
     live = tuple(sorted(f for f in files if f not in superseded))
     return Listing(
         live=live,
@@ -73,10 +73,10 @@ def list_live_parts(table_dir: Path) -> Listing:
     )
 
 
-def replaced_by(merged: Path) -> list[str]:
+def replaced_by(merged: str | Path, filesystem: pafs.FileSystem | None = None) -> list[str]:
     """The part names (same directory) that a merged file supersedes, from its footer."""
     try:
-        metadata = pq.read_metadata(merged).metadata or {}
+        metadata = pq.read_metadata(str(merged), filesystem=filesystem).metadata or {}
     except pa.ArrowInvalid as exc:
         raise ResultsError("file", str(merged), f"corrupt Parquet file: {exc}") from None
     raw = metadata.get(REPLACES_KEY)

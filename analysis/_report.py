@@ -7,7 +7,6 @@ an object store as it is. `caviar report` calls `write_report`.
 from __future__ import annotations
 
 import html
-import os
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -15,12 +14,12 @@ import numpy as np
 import pandas as pd
 
 from analysis._errors import ResultsError
+from analysis._fs import ResultsLike, ResultsPath, results_path, write_text_atomically
 from analysis._load import load_epochs, load_rounds, load_space, load_trials, sweeps_in
 from analysis._report_panda import panda_section
 from analysis._report_retunes import retune_section
 from analysis._report_sections import SweepData, sections
 from analysis._scales import resolve_scales
-from analysis._store import write_text_atomically
 from analysis._summary import Mode, objective_values
 
 __all__ = ["default_objective", "write_report"]
@@ -56,28 +55,34 @@ def default_objective(trials: pd.DataFrame) -> tuple[str, Mode]:
 
 
 def write_report(
-    results_dir: str | os.PathLike[str],
-    out: str | os.PathLike[str] | None = None,
+    results_dir: ResultsLike,
+    out: ResultsLike | None = None,
     sweep: str | None = None,
     *,
     objective: str | None = None,
     mode: Mode | None = None,
-) -> Path:
+) -> ResultsPath:
     """Write the HTML report and return its path.
 
     ``sweep=None`` reports every sweep in the directory (one section each). ``out`` defaults to
-    ``<results>/<sweep>/report.html`` for one sweep, ``<results>/report.html`` for all.
+    ``<results>/<sweep>/report.html`` for one sweep, ``<results>/report.html`` for all (an
+    object in the bucket when the results are in one).
     ``objective``/``mode`` default to `default_objective` (the sweep's spec is not stored).
     """
+    results_dir = results_path(results_dir)
     known = sweeps_in(results_dir)
     if sweep is not None and sweep not in known:
         raise ResultsError("sweep", sweep, f"no such sweep in {results_dir} (sweeps: {known})")
     names = [sweep] if sweep is not None else known
     if not names:
         raise ResultsError("results_dir", str(results_dir), "holds no sweep")
-    root = Path(results_dir)
-    path = Path(out) if out is not None else (root / names[0] if sweep else root) / "report.html"
-    if not path.parent.is_dir():
+    root = results_dir
+    path = (
+        results_path(out, "out")
+        if out is not None
+        else (root / names[0] if sweep else root) / "report.html"
+    )
+    if isinstance(path, Path) and not path.parent.is_dir():  # an object store has no directories
         raise ResultsError("out", str(path), "its directory does not exist")
     parts = [_sweep_html(results_dir, name, objective, mode, len(names) > 1) for name in names]
     title = f"caviar report: {', '.join(names)}"
@@ -99,7 +104,7 @@ def write_report(
 
 
 def _sweep_html(
-    results_dir: str | os.PathLike[str],
+    results_dir: ResultsPath,
     name: str,
     objective: str | None,
     mode: Mode | None,

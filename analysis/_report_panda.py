@@ -8,11 +8,10 @@ only for sweeps with such events; it needs nothing from `sweeps`.
 
 from __future__ import annotations
 
-import os
-
 import pandas as pd
 from matplotlib.figure import Figure
 
+from analysis._fs import ResultsLike
 from analysis._load import load_epochs, load_table
 from analysis._report_sections import image, table
 
@@ -48,7 +47,7 @@ def plot_babysitting(epochs: pd.DataFrame, events: pd.DataFrame, metric: str) ->
     return fig
 
 
-def panda_section(results_dir: str | os.PathLike[str], sweep: str, metric: str) -> str:
+def panda_section(results_dir: ResultsLike, sweep: str, metric: str) -> str:
     """The curves and the decision log; "" for sweeps that were not babysat."""
     events = load_table(results_dir, "events", sweep)
     if not {"action", "trial_id", "epoch"} <= set(events.columns):

@@ -7,10 +7,10 @@ that have been re-tuned; it needs nothing from `sweeps`.
 from __future__ import annotations
 
 import html
-import os
 
 import pandas as pd
 
+from analysis._fs import ResultsLike
 from analysis._load import load_table
 
 __all__ = ["retune_section"]
@@ -29,7 +29,7 @@ _COLUMNS = {
 }
 
 
-def retune_section(results_dir: str | os.PathLike[str], sweep: str) -> str:
+def retune_section(results_dir: ResultsLike, sweep: str) -> str:
     """An HTML table of the sweep's re-tunes, oldest first; "" when it has none."""
     events = load_table(results_dir, "events", sweep)
     if "kind" not in events.columns:

@@ -4,8 +4,10 @@ Layout (hive-partitioned, so pandas, pyarrow.dataset, DuckDB and Spark read it a
 
     <results>/<sweep>/<table>/run=<run_id>/round=<r>/part-<uuid>.parquet
 
-Every file appears atomically: it is written under a name starting with "." (which dataset
-readers skip) and renamed into place, so a reader never sees a partial file. Each table keeps a
+``<results>`` is a local directory or an ``s3://bucket/prefix`` (`analysis._fs`), with the same
+layout. Every file appears atomically: locally it is written under a name starting with "."
+(which dataset readers skip) and renamed into place; on an object store it is one upload of the
+whole file. Either way a reader never sees a partial file. Each table keeps a
 stored schema in ``<results>/<sweep>/_schema/<table>.json``; a later write may add columns (they
 read as nulls in older files) but may not change a column's type.
 """
@@ -13,15 +15,20 @@ read as nulls in older files) but may not change a column's type.
 from __future__ import annotations
 
 import json
-import os
 import uuid
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from analysis._errors import ResultsError
+from analysis._fs import (
+    ResultsLike,
+    ResultsPath,
+    results_path,
+    write_bytes_atomically,
+    write_text_atomically,
+)
 
 __all__ = ["TABLES", "ResultsStore"]
 
@@ -32,12 +39,12 @@ _SCHEMA_DIR = "_schema"
 class ResultsStore:
     """Writes one sweep's tables; every call produces whole files or nothing."""
 
-    def __init__(self, results_dir: str | os.PathLike[str], sweep: str) -> None:
-        self.root = Path(results_dir)
+    def __init__(self, results_dir: ResultsLike, sweep: str) -> None:
+        self.root = results_path(results_dir)
         self.sweep = sweep
         self.sweep_dir = self.root / sweep
 
-    def table_dir(self, table: str) -> Path:
+    def table_dir(self, table: str) -> ResultsPath:
         if table not in TABLES:
             raise ValueError(f"unknown table {table!r}; valid tables: {', '.join(TABLES)}")
         return self.sweep_dir / table
@@ -50,7 +57,7 @@ class ResultsStore:
         *,
         run_id: str,
         round_index: int,
-    ) -> Path | None:
+    ) -> ResultsPath | None:
         """Write ``rows`` as one new Parquet file; returns its path (None for no rows)."""
         if not rows:
             return None
@@ -59,15 +66,12 @@ class ResultsStore:
         arrow_table = pa.table(columns, schema=schema)
         directory = self.table_dir(table) / f"run={run_id}" / f"round={round_index}"
         directory.mkdir(parents=True, exist_ok=True)
-        name = f"part-{uuid.uuid4().hex}.parquet"
-        tmp = directory / f".{name}.tmp"
-        try:
-            pq.write_table(arrow_table, tmp)
-            _fsync(tmp)
-            os.replace(tmp, directory / name)
-        finally:
-            tmp.unlink(missing_ok=True)
-        return directory / name
+        path = directory / f"part-{uuid.uuid4().hex}.parquet"
+        # Serialised first, then written in one go: one upload on an object store.
+        sink = pa.BufferOutputStream()
+        pq.write_table(arrow_table, sink)
+        write_bytes_atomically(path, memoryview(sink.getvalue()))
+        return path
 
     def stored_schema(self, table: str) -> pa.Schema | None:
         path = self.sweep_dir / _SCHEMA_DIR / f"{table}.json"
@@ -119,22 +123,3 @@ _TYPES: dict[str, pa.DataType] = {
 
 def schema_from_json(text: str) -> pa.Schema:
     return pa.schema([pa.field(item["name"], _TYPES[item["type"]]) for item in json.loads(text)])
-
-
-def write_text_atomically(path: Path, text: str) -> None:
-    """Readers see the old file or the new one, never half of either."""
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    try:
-        tmp.write_text(text)
-        _fsync(tmp)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
-def _fsync(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

@@ -17,10 +17,9 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from analysis import ResultsStore, write_text_atomically
+from analysis import ResultsPath, ResultsStore, write_text_atomically
 from sweeps._errors import Problem, SpecError
 from sweeps._preflight import check_results_dir
 from sweeps._progress import Progress
@@ -130,7 +129,7 @@ def concrete_sweep(sweep: Sweep, decision: AutoDecision) -> Sweep:
 
 def run_auto(
     sweep: Sweep,
-    results_dir: Path,
+    results_dir: ResultsPath,
     *,
     address: str | None = None,
     resume: bool = False,
@@ -207,18 +206,18 @@ def probe_epoch_seconds(sweep: Sweep) -> float:
     return seconds
 
 
-def _path(sweep_dir: Path, digest: str) -> Path:
+def _path(sweep_dir: ResultsPath, digest: str) -> ResultsPath:
     return sweep_dir / "_auto" / f"{digest}.json"
 
 
-def save_decision(sweep_dir: Path, digest: str, decision: AutoDecision) -> None:
+def save_decision(sweep_dir: ResultsPath, digest: str, decision: AutoDecision) -> None:
     """Keyed by the spec's digest: `--resume` with the same spec keeps the same decision."""
     path = _path(sweep_dir, digest)
     path.parent.mkdir(parents=True, exist_ok=True)
     write_text_atomically(path, json.dumps(asdict(decision), indent=1))
 
 
-def load_decision(sweep_dir: Path, digest: str) -> AutoDecision | None:
+def load_decision(sweep_dir: ResultsPath, digest: str) -> AutoDecision | None:
     path = _path(sweep_dir, digest)
     if not path.exists():
         return None

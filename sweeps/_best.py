@@ -1,8 +1,9 @@
 """The sweep's "current best" record, `<results>/<sweep>/best.json`, which training jobs read.
 
-It is small, plain JSON and replaced atomically (temporary name, fsync, rename): a reader sees
-the previous record or the new one, never a mix, and a failed re-tune never touches it. Until a
-re-tune has written one, the best `ok` trial of all runs stands in, in the same shape.
+It is small, plain JSON and replaced atomically (temporary name, fsync, rename; one upload on an
+object store): a reader sees the previous record or the new one, never a mix, and a failed
+re-tune never touches it. Until a re-tune has written one, the best `ok` trial of all runs
+stands in, in the same shape.
 """
 
 from __future__ import annotations
@@ -11,13 +12,12 @@ import json
 import math
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from analysis import load_trials, write_text_atomically
+from analysis import ResultsPath, load_trials, write_text_atomically
 from sweeps._errors import Problem, RunError
 from sweeps._spec import Sweep
 from trainables import HYPERPARAMETERS
@@ -34,7 +34,7 @@ __all__ = [
 BEST_FILE = "best.json"
 
 
-def read_best(sweep: Sweep, results_dir: Path) -> dict[str, Any] | None:
+def read_best(sweep: Sweep, results_dir: ResultsPath) -> dict[str, Any] | None:
     """The stored record, or None when there is none for this sweep's objective.
 
     A record chosen under another objective (the spec changed its metric or mode) says nothing
@@ -56,13 +56,13 @@ def read_best(sweep: Sweep, results_dir: Path) -> dict[str, Any] | None:
     return record
 
 
-def write_best(results_dir: Path, sweep: Sweep, record: Mapping[str, Any]) -> Path:
+def write_best(results_dir: ResultsPath, sweep: Sweep, record: Mapping[str, Any]) -> ResultsPath:
     path = results_dir / sweep.name / BEST_FILE
     write_text_atomically(path, json.dumps(record, indent=1, sort_keys=False) + "\n")
     return path
 
 
-def ok_history(sweep: Sweep, results_dir: Path) -> pd.DataFrame:
+def ok_history(sweep: Sweep, results_dir: ResultsPath) -> pd.DataFrame:
     """Every run's `ok` trials with a finite objective: what a re-tune warm-starts from."""
     if not (results_dir / sweep.name / "trials").is_dir():
         return pd.DataFrame()
@@ -116,7 +116,7 @@ def record_from_row(
     }
 
 
-def current_best(sweep: Sweep, results_dir: Path) -> dict[str, Any]:
+def current_best(sweep: Sweep, results_dir: ResultsPath) -> dict[str, Any]:
     """What `caviar best` prints; RunError (exit 1) when nothing has succeeded yet."""
     record = read_best(sweep, results_dir)
     if record is not None:

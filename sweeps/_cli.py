@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TextIO
 
-from analysis import ResultsError
+from analysis import ResultsError, ResultsPath, results_path
 from sweeps._errors import CaviarError
 from sweeps._points import Point
 from sweeps._progress import Progress
@@ -28,7 +28,9 @@ def _parser() -> argparse.ArgumentParser:
     run = commands.add_parser("run", help="run a sweep (embedded local Ray unless --address)")
     run.add_argument("spec", metavar="SPEC", help="sweep spec (YAML)")
     run.add_argument("--address", help="Ray cluster address (default: $RAY_ADDRESS, else local)")
-    run.add_argument("--results", help="results directory (overrides the spec's `results`)")
+    run.add_argument(
+        "--results", help="results directory or s3://bucket/prefix (overrides the spec's `results`)"
+    )
     run.add_argument("--resume", action="store_true", help="continue the sweep's latest run")
     validate = commands.add_parser("validate", help="check a spec and print the resolved space")
     validate.add_argument("spec", metavar="SPEC", help="sweep spec (YAML)")
@@ -51,9 +53,13 @@ def _parser() -> argparse.ArgumentParser:
     retune.add_argument("--results", help="results directory (overrides the spec's `results`)")
     best = commands.add_parser("best", help="print the sweep's current best configuration (JSON)")
     best.add_argument("spec", metavar="SPEC", help="sweep spec (YAML)")
-    best.add_argument("--results", help="results directory (overrides the spec's `results`)")
+    best.add_argument(
+        "--results", help="results directory or s3://bucket/prefix (overrides the spec's `results`)"
+    )
     report = commands.add_parser("report", help="write a self-contained HTML report")
-    report.add_argument("results_dir", metavar="RESULTS_DIR", help="results directory")
+    report.add_argument(
+        "results_dir", metavar="RESULTS_DIR", help="results directory or s3://bucket/prefix"
+    )
     report.add_argument("--sweep", help="which sweep (default: the only one in RESULTS_DIR)")
     report.add_argument("--out", help="output file (default: RESULTS_DIR/report.html)")
     return parser
@@ -126,7 +132,7 @@ def _validate(sweep: Sweep, *, explain: bool) -> int:
             f"resources per trial: {spec.resources.cpu:g} CPU, {spec.resources.gpu:g} GPU", file=out
         )
         print(f"pack: {_pack_line(spec.pack)}", file=out)
-        print(f"results: {Path(spec.results) / spec.name}", file=out)
+        print(f"results: {_sweep_location(spec.results, spec.name)}", file=out)
         shown = (points + _first_round(sweep, len(points)))[:5]
         if isinstance(spec.strategy, CoarseToFineStrategy | TpeStrategy):
             print(
@@ -175,9 +181,10 @@ def _pack_line(pack: int | str) -> str:
 
 def _retune(sweep: Sweep, args: argparse.Namespace) -> int:
     """A few plain, timestamped lines: what cron mails when something needs a look."""
-    from sweeps._retune import run_retune
+    from sweeps._retune import check_retune_results, run_retune
 
-    results = Path(args.results or sweep.spec.results)
+    results = _results(args, sweep)
+    check_retune_results(results)
     printer = _ProgressPrinter(sys.stderr)
     _log_line(f"caviar retune {sweep.name}: warm-started from {results / sweep.name}")
     outcome = run_retune(sweep, results, address=args.address, show=printer)
@@ -205,9 +212,21 @@ def _best(sweep: Sweep, args: argparse.Namespace) -> int:
 
     from sweeps._best import current_best
 
-    results = Path(args.results or sweep.spec.results)
+    results = _results(args, sweep)
     print(json.dumps(current_best(sweep, results), indent=1))
     return 0
+
+
+def _results(args: argparse.Namespace, sweep: Sweep) -> ResultsPath:
+    """`--results`, else the spec's `results`: a local path, or s3://bucket/prefix."""
+    return results_path(args.results or sweep.spec.results, "results")
+
+
+def _sweep_location(results: str, name: str) -> str:
+    """Where the sweep's files go, shown without opening the location (validate stays offline)."""
+    if "://" in results:
+        return f"{results.split('?', 1)[0].rstrip('/')}/{name}"
+    return str(Path(results) / name)
 
 
 def _log_line(text: str) -> None:
@@ -278,7 +297,7 @@ def _fmt(value: object) -> str:
 def _run(sweep: Sweep, args: argparse.Namespace) -> int:
     from sweeps._runner import run_sweep
 
-    results = Path(args.results or sweep.spec.results)
+    results = _results(args, sweep)
     printer = _ProgressPrinter(sys.stderr)
     start = time.monotonic()
     print(f"caviar: sweep {sweep.name} ({sweep.spec.strategy.kind}) -> {results / sweep.name}")

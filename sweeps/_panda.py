@@ -16,12 +16,11 @@ import math
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import TYPE_CHECKING, cast
 
 import pandas as pd
 
-from analysis import ResultsStore, load_table
+from analysis import ObjectPath, ResultsPath, ResultsStore, load_table
 from search_spaces import ChoiceDomain, RandomSampler
 from sweeps._babysitter import PandaRules, SitterState
 from sweeps._errors import Problem, RunError
@@ -78,14 +77,15 @@ def panda_rules(sweep: Sweep) -> PandaRules:
     )
 
 
-def checkpoint_dir(store: ResultsStore, run_id: str, trial_id: str) -> Path:
-    """Absolute, because Ray runs trials in another working directory."""
+def checkpoint_dir(store: ResultsStore, run_id: str, trial_id: str) -> ResultsPath:
+    """Beside the results (in the bucket for s3:// results, so any node can restore a model);
+    absolute, because Ray runs trials in another working directory."""
     return (store.sweep_dir / "_panda" / run_id / trial_id).resolve()
 
 
 def run_panda(
     sweep: Sweep,
-    results_dir: Path,
+    results_dir: ResultsPath,
     *,
     address: str | None,
     resume: bool,
@@ -192,12 +192,13 @@ def _babysit_on_tune(
     rules = panda_rules(sweep)
     jobs = []
     for trial_id, state in running.items():
+        directory = checkpoint_dir(store, run_id, trial_id)
         job = PandaJob(
             trial_id,
             configs[trial_id],
             rules,
             state,
-            str(checkpoint_dir(store, run_id, trial_id)),
+            directory.uri if isinstance(directory, ObjectPath) else str(directory),
             spec.objective.metric,
         )
         jobs.append({**job.to_config(), TRIAL_KEY: trial_id})
@@ -266,7 +267,7 @@ def _record_trials(
     return {trial_id: status for trial_id, (status, _) in finals.items()}
 
 
-def _keep_only(directory: Path, final: str | None) -> None:
+def _keep_only(directory: ResultsPath, final: str | None) -> None:
     """The babysat model is the run's product; earlier good checkpoints are not needed again."""
     if not directory.is_dir():
         return

@@ -20,7 +20,7 @@ import pyarrow.parquet as pq
 from ray import tune
 from ray.tune.experiment import Trial
 
-from analysis import ResultsStore, load_table
+from analysis import ResultsStore, arrow_filesystem, arrow_path, load_table
 from sweeps._babysitter import Decision, SitterState
 from sweeps._panda_trial import PeriodReport
 from sweeps._progress import Progress
@@ -86,7 +86,9 @@ def remove_undecided_epochs(store: ResultsStore, run_id: str, events: pd.DataFra
     )
     removed = 0
     for path in sorted((store.table_dir("epochs") / f"run={run_id}").glob("round=*/part-*")):
-        table = pq.read_table(path, columns=["trial_id", "decision"])
+        table = pq.read_table(
+            arrow_path(path), columns=["trial_id", "decision"], filesystem=arrow_filesystem(path)
+        )
         pairs = zip(table.column(0).to_pylist(), table.column(1).to_pylist(), strict=True)
         if not set(pairs) <= decided:
             path.unlink()

@@ -4,21 +4,21 @@ The loop (`babysit`) is plain PyTorch around `sweeps._babysitter.judge`, so it i
 without Ray; `panda_trial` is the thin Ray Tune function that runs it and reports each period.
 A kept model is saved before its decision is reported, so a recorded decision never points at
 a missing file; a rollback reloads the good checkpoint from disk, which is exactly what a
-resumed run does.
+resumed run does. Checkpoints live beside the results: a local directory, or the results'
+bucket (each checkpoint one upload), read back wherever the trial runs.
 """
 
 from __future__ import annotations
 
-import os
+import io
 import time
-import uuid
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import Any
 
 import torch
 
+from analysis import ResultsPath, results_path, write_bytes_atomically
 from sweeps._babysitter import Decision, PandaRules, SitterState, judge, period_length
 from trainables import (
     Dataset,
@@ -54,7 +54,7 @@ class PandaJob:
     config: dict[str, Any]  # the flat trial config `TrialConfig.from_flat` takes
     rules: PandaRules
     state: SitterState
-    checkpoint_dir: str
+    checkpoint_dir: str  # a local path or an s3:// URI (`analysis.results_path` opens it)
     metric: str
 
     def to_config(self) -> dict[str, Any]:
@@ -119,27 +119,24 @@ def set_base_lr(state: TrainState, lr: float) -> None:
         group["lr"] = lr * factor
 
 
-def save_checkpoint(path: Path, state: TrainState) -> None:
+def save_checkpoint(path: ResultsPath, state: TrainState) -> None:
     """Weights, optimizer, BatchNorm statistics and RNGs; the file appears whole or not at all."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    try:
-        torch.save(state_dict(state), tmp)
-        with open(tmp, "rb") as handle:
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    buffer = io.BytesIO()
+    torch.save(state_dict(state), buffer)
+    write_bytes_atomically(path, buffer.getbuffer())
 
 
 def restore_model(
-    trial: TrialConfig, data: Dataset, state: SitterState, checkpoint_dir: Path
+    trial: TrialConfig, data: Dataset, state: SitterState, checkpoint_dir: ResultsPath
 ) -> TrainState:
     """The model the next period starts from: the good checkpoint (or a fresh model) at `lr`."""
     train_state = build_state(trial.hparams, data, seed=trial.seed)
     if state.good_checkpoint is not None:
         saved = torch.load(
-            checkpoint_dir / state.good_checkpoint, map_location=data.device, weights_only=True
+            io.BytesIO((checkpoint_dir / state.good_checkpoint).read_bytes()),
+            map_location=data.device,
+            weights_only=True,
         )
         load_state(train_state, saved)
     set_base_lr(train_state, state.lr)
@@ -189,7 +186,7 @@ def babysit(
         val_fraction=trial.val_fraction,
         device=device or torch.device("cpu"),
     )
-    checkpoint_dir = Path(job.checkpoint_dir)
+    checkpoint_dir = results_path(job.checkpoint_dir)
     state = job.state
     model = restore_model(trial, data, state, checkpoint_dir)
     while not state.stopped:

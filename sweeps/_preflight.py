@@ -1,27 +1,40 @@
-"""Checks and guards that run before any trial: a writable results directory with room to
-write, and one `caviar run` per sweep at a time."""
+"""Checks and guards that run before any trial: a writable results location (with room to
+write, locally), and one `caviar run` per sweep at a time.
+
+An object store offers no lock a killed holder releases by itself, so a sweep in ``s3://`` runs
+without one: one writer per sweep there is the user's to keep (docs/results.md).
+"""
 
 from __future__ import annotations
 
 import contextlib
 import errno
 import fcntl
+import logging
 import os
 import shutil
 import tempfile
+import uuid
 from collections.abc import Iterator
-from pathlib import Path
 
+import pyarrow.fs as pafs
+
+from analysis import ObjectPath, ResultsPath
 from sweeps._errors import Problem, RunError, SpecError
 
 __all__ = ["MIN_FREE_BYTES", "check_results_dir", "sweep_lock"]
+
+log = logging.getLogger(__name__)
 
 # Below this, a sweep would fail part-way through writing results; refuse it up front.
 MIN_FREE_BYTES = 64 * 1024 * 1024
 
 
-def check_results_dir(results_dir: Path) -> None:
+def check_results_dir(results_dir: ResultsPath) -> None:
     """Fail before any trial starts if results could not be written; creates nothing."""
+    if isinstance(results_dir, ObjectPath):
+        _check_bucket(results_dir)
+        return
     probe = results_dir
     while not probe.exists() and probe != probe.parent:
         probe = probe.parent
@@ -42,13 +55,42 @@ def check_results_dir(results_dir: Path) -> None:
         )
 
 
+def _check_bucket(results_dir: ObjectPath) -> None:
+    """The bucket exists and takes (and deletes) an object under the prefix: credentials,
+    endpoint and permissions, checked with the requests the run will make.
+
+    The probe object is deleted again. pyarrow then recreates the prefix's parent as an empty
+    "directory" marker object, which readers never list as data.
+    """
+    bucket = results_dir.path.split("/", 1)[0]
+    value = str(results_dir)
+    try:
+        if results_dir.fs.get_file_info(bucket).type == pafs.FileType.NotFound:
+            raise SpecError([Problem("results", value, f"no such bucket {bucket!r}")])
+        probe = results_dir / f".caviar-probe-{uuid.uuid4().hex}"
+        probe.write_bytes(b"")
+        probe.unlink(missing_ok=True)
+    except OSError as exc:
+        raise SpecError([Problem("results", value, f"not writable: {_first_line(exc)}")]) from None
+
+
+def _first_line(exc: BaseException) -> str:
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    return lines[0] if lines else type(exc).__name__
+
+
 @contextlib.contextmanager
-def sweep_lock(sweep_dir: Path) -> Iterator[None]:
+def sweep_lock(sweep_dir: ResultsPath) -> Iterator[None]:
     """Hold an exclusive lock on the sweep for the duration of a run.
 
     flock is released by the kernel when the process dies, so a killed run leaves no stale
-    lock behind: the next run (or `--resume`) simply gets it.
+    lock behind: the next run (or `--resume`) simply gets it. On an object store there is no
+    such lock: the run goes on without one (one writer per sweep is the user's to keep).
     """
+    if isinstance(sweep_dir, ObjectPath):
+        log.info("%s: no lock on an object store; run one writer per sweep", sweep_dir)
+        yield
+        return
     sweep_dir.mkdir(parents=True, exist_ok=True)
     path = sweep_dir / ".lock"
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)

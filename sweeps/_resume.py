@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import pandas as pd
 import pyarrow.parquet as pq
 
-from analysis import ResultsStore, load_trials
+from analysis import ResultsStore, arrow_filesystem, arrow_path, load_trials
 from sweeps._errors import Problem, SpecError
 from sweeps._runs import latest_run, new_run_id
 from sweeps._search_state import load_search_state
@@ -77,7 +77,10 @@ def remove_orphan_epochs(store: ResultsStore, run_id: str, recorded: set[str]) -
     run_dir = store.table_dir("epochs") / f"run={run_id}"
     removed = 0
     for path in sorted(run_dir.glob("round=*/part-*.parquet")):
-        trial_ids = set(pq.read_table(path, columns=["trial_id"]).column(0).to_pylist())
+        table = pq.read_table(
+            arrow_path(path), columns=["trial_id"], filesystem=arrow_filesystem(path)
+        )
+        trial_ids = set(table.column(0).to_pylist())
         if not trial_ids <= recorded:
             path.unlink()
             removed += 1

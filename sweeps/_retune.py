@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from analysis import ResultsStore, load_table, load_trials
+from analysis import ObjectPath, ResultsPath, ResultsStore, load_table, load_trials
 from sweeps._best import best_row, ok_history, read_best, record_from_row, write_best
 from sweeps._errors import CaviarError, Problem, RunError, SpecError
 from sweeps._points import Point
@@ -42,7 +42,14 @@ from sweeps._runs import new_run_id
 from sweeps._spec import PandaStrategy, RetuneSpec, Sweep
 from trainables import dataset_fingerprint, load_dataset
 
-__all__ = ["LockHeldError", "RetuneOutcome", "retune_events_schema", "retune_lock", "run_retune"]
+__all__ = [
+    "LockHeldError",
+    "RetuneOutcome",
+    "check_retune_results",
+    "retune_events_schema",
+    "retune_lock",
+    "run_retune",
+]
 
 log = logging.getLogger(__name__)
 
@@ -69,7 +76,15 @@ class RetuneOutcome:
     run_id: str
     event: dict[str, Any]  # the `events` row written
     record: dict[str, Any]  # the new best.json
-    best_path: Path
+    best_path: ResultsPath
+
+
+def check_retune_results(results_dir: ResultsPath) -> None:
+    """Re-tunes are run by cron and may overlap; only a local lock file keeps them apart, and an
+    object store has none, so a re-tune needs a local results directory."""
+    if isinstance(results_dir, ObjectPath):
+        message = "a re-tune needs a local results directory for its lock (object stores have none)"
+        raise SpecError([Problem("results", str(results_dir), message)])
 
 
 @contextlib.contextmanager
@@ -110,7 +125,7 @@ def _run_lock(sweep_dir: Path) -> Iterator[None]:
 
 def run_retune(
     sweep: Sweep,
-    results_dir: Path,
+    results_dir: ResultsPath,
     *,
     address: str | None = None,
     show: Callable[[Progress], None] | None = None,
@@ -122,9 +137,11 @@ def run_retune(
     if isinstance(sweep.spec.strategy, PandaStrategy):
         message = "re-tuning samples configurations; a panda sweep babysits one model"
         raise SpecError([Problem("strategy.kind", "panda", message)])
+    check_retune_results(results_dir)
     check_results_dir(results_dir)
     store = ResultsStore(results_dir, sweep.name)
-    with retune_lock(store.sweep_dir), _run_lock(store.sweep_dir):
+    sweep_dir = Path(store.sweep_dir)  # local: refused above otherwise
+    with retune_lock(sweep_dir), _run_lock(sweep_dir):
         settings = sweep.spec.retune or RetuneSpec()
         history = ok_history(sweep, results_dir)
         incumbent = _incumbent(sweep, results_dir, history)

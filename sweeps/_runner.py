@@ -8,10 +8,16 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from analysis import ResultsStore, load_trials, write_text_atomically
+from analysis import (
+    ResultsPath,
+    ResultsStore,
+    arrow_filesystem,
+    arrow_path,
+    load_trials,
+    write_text_atomically,
+)
 from sweeps._errors import Problem, RunError, SpecError
 from sweeps._points import Point, plan_points, trial_seed
 from sweeps._preflight import check_results_dir, sweep_lock
@@ -41,7 +47,7 @@ log = logging.getLogger(__name__)
 @dataclass(frozen=True)
 class SweepOutcome:
     run_id: str
-    sweep_dir: Path
+    sweep_dir: ResultsPath
     evaluated: int
     skipped: int
     errors: int
@@ -51,7 +57,7 @@ class SweepOutcome:
 
 def run_sweep(
     sweep: Sweep,
-    results_dir: Path,
+    results_dir: ResultsPath,
     *,
     address: str | None = None,
     resume: bool = False,
@@ -230,7 +236,8 @@ def build_tuner(
     scheduler: object = None,
 ) -> Any:
     """The Tuner every caviar run uses: the spec's resources, worker reuse, trial directories
-    named by trial id, Ray's state under `<sweep>/_ray`, retries from `max_failures`."""
+    named by trial id, Ray's state under `<sweep>/_ray` (in the bucket for s3:// results, through
+    the same pyarrow filesystem), retries from `max_failures`."""
     from ray import tune
 
     from sweeps._tune_adapter import trial_dirname
@@ -253,7 +260,8 @@ def build_tuner(
         ),
         run_config=tune.RunConfig(
             name=_ray_experiment_name(storage, run_id),
-            storage_path=str(storage),
+            storage_path=arrow_path(storage),
+            storage_filesystem=arrow_filesystem(storage),
             verbose=0,
             callbacks=callbacks,
             failure_config=tune.FailureConfig(max_failures=spec.max_failures),
@@ -413,7 +421,7 @@ def _check_custom(custom: dict[str, float], session: RaySession) -> None:
     log.warning("%s; trials wait until the cluster adds such a node", message)
 
 
-def _ray_experiment_name(storage: Path, run_id: str) -> str:
+def _ray_experiment_name(storage: ResultsPath, run_id: str) -> str:
     """A resumed run gets a fresh Ray experiment directory beside the interrupted one."""
     name, attempt = run_id, 1
     while (storage / name).exists():

@@ -10,9 +10,8 @@ import json
 import secrets
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 
-from analysis import write_text_atomically
+from analysis import ResultsPath, write_text_atomically
 
 __all__ = ["RunManifest", "latest_run", "new_run_id", "write_manifest"]
 
@@ -32,18 +31,18 @@ def new_run_id() -> str:
     return f"{datetime.now(UTC):%Y%m%dT%H%M%SZ}-{secrets.token_hex(3)}"
 
 
-def _runs_dir(sweep_dir: Path) -> Path:
+def _runs_dir(sweep_dir: ResultsPath) -> ResultsPath:
     return sweep_dir / "_runs"
 
 
-def write_manifest(sweep_dir: Path, manifest: RunManifest) -> None:
+def write_manifest(sweep_dir: ResultsPath, manifest: RunManifest) -> None:
     directory = _runs_dir(sweep_dir)
     directory.mkdir(parents=True, exist_ok=True)
     text = json.dumps(asdict(manifest), indent=1)
     write_text_atomically(directory / f"{manifest.run_id}.json", text)
 
 
-def latest_run(sweep_dir: Path) -> RunManifest | None:
+def latest_run(sweep_dir: ResultsPath) -> RunManifest | None:
     directory = _runs_dir(sweep_dir)
     if not directory.is_dir():
         return None

@@ -12,10 +12,9 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
-from analysis import write_text_atomically
+from analysis import ResultsPath, write_text_atomically
 
 __all__ = ["PlannedPoint", "SearchState", "load_search_state", "save_search_state"]
 
@@ -47,11 +46,11 @@ class SearchState:
         return max((p.index for p in self.planned), default=-1) + 1
 
 
-def _path(sweep_dir: Path, run_id: str) -> Path:
+def _path(sweep_dir: ResultsPath, run_id: str) -> ResultsPath:
     return sweep_dir / "_search" / f"{run_id}.json"
 
 
-def save_search_state(sweep_dir: Path, state: SearchState) -> None:
+def save_search_state(sweep_dir: ResultsPath, state: SearchState) -> None:
     path = _path(sweep_dir, state.run_id)
     path.parent.mkdir(parents=True, exist_ok=True)
     data = {
@@ -68,7 +67,7 @@ def save_search_state(sweep_dir: Path, state: SearchState) -> None:
     write_text_atomically(path, json.dumps(data, allow_nan=False))
 
 
-def load_search_state(sweep_dir: Path, run_id: str) -> SearchState | None:
+def load_search_state(sweep_dir: ResultsPath, run_id: str) -> SearchState | None:
     path = _path(sweep_dir, run_id)
     if not path.exists():
         return None

@@ -28,6 +28,7 @@ from pydantic import (
     model_serializer,
 )
 
+from analysis import results_uri_problem
 from search_spaces import ChoiceDomain, IntDomain, SearchSpace, SearchSpaceError
 from sweeps._errors import MISSING, Problem, SpecError
 from sweeps._hparam_checks import check_fixed, check_searched
@@ -351,9 +352,11 @@ class SpecModel(BaseModel):
 
     @field_validator("results")
     @classmethod
-    def _local_results(cls, value: str) -> str:
-        if "://" in value:
-            raise ValueError("only local result directories are supported in this version")
+    def _results_location(cls, value: str) -> str:
+        # The text only: `caviar validate` opens nothing; the run checks the bucket.
+        problem = results_uri_problem(value)
+        if problem is not None:
+            raise ValueError(problem)
         return value
 
 

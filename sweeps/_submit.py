@@ -23,7 +23,8 @@ from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
-from sweeps._errors import MISSING, CaviarError, Problem, RunError
+from analysis import results_uri_problem
+from sweeps._errors import MISSING, CaviarError, Problem, RunError, SpecError
 from sweeps._spec import Sweep, parse_spec
 
 if TYPE_CHECKING:
@@ -93,9 +94,9 @@ def submit_sweep(
     shipped = parse_spec(spec_text, source=sweep.source)
     if shipped.digest != sweep.digest:
         raise CaviarError([Problem("SPEC", sweep.source, "changed while being submitted")])
+    on_cluster, shown = _cluster_results(results or sweep.spec.results)
     _check_reachable(address)
     client = _client(address)
-    on_cluster, shown = _cluster_results(results or sweep.spec.results)
     spec_path = f"{JOB_SPEC_DIR}/{sweep.name}.yaml"
     entrypoint = f"python -m sweeps run {spec_path} --results {on_cluster}"
     job_id = f"caviar-{sweep.name}-{secrets.token_hex(4)}"
@@ -194,8 +195,13 @@ def _cluster_results(results: str) -> tuple[str, str]:
     """The job's `--results` as shell text, and as shown to the user.
 
     A relative path goes under the home directory of the head node's Ray user: the job's own
-    directory belongs to Ray, which deletes it later.
+    directory belongs to Ray, which deletes it later. An s3:// location is the same everywhere.
     """
+    if "://" in results:
+        problem = results_uri_problem(results)
+        if problem is not None:
+            raise SpecError([Problem("results", results, problem)])
+        return shlex.quote(results), results
     path = PurePosixPath(results)
     if path.is_absolute():
         return shlex.quote(str(path)), str(path)
@@ -213,7 +219,8 @@ def _stage_working_dir(tmp: Path, spec_path: str, spec_text: str, local_results:
     if root is None:
         stage.mkdir()
     else:
-        skip = _inside(root, Path(local_results).resolve())
+        local = "://" not in local_results
+        skip = _inside(root, Path(local_results).resolve()) if local else None
         patterns = shutil.ignore_patterns(*_EXCLUDES)
 
         def ignore(directory: str, names: list[str]) -> set[str]:

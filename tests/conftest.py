@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -39,3 +41,56 @@ def ray_local() -> Iterator[None]:
         yield
     finally:
         ray.shutdown()
+
+
+@pytest.fixture(scope="session")
+def moto_endpoint() -> Iterator[str]:
+    """A local S3 (moto's server, in a thread of this process) for the session's s3 tests."""
+    from _procs import free_port
+    from moto.server import ThreadedMotoServer
+
+    # werkzeug logs every request at INFO, to stderr when nothing else handles it
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
+    port = free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def s3_bucket(moto_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> str:
+    """A fresh bucket on the local S3, as ``s3://<bucket>``.
+
+    The environment points pyarrow at it the way a user points caviar at MinIO
+    (``AWS_ENDPOINT_URL``), with fake credentials; `caviar` subprocesses, and the Ray workers
+    they start, inherit it. Nothing of the user's AWS configuration is read.
+    """
+    import pyarrow.fs as pafs
+
+    for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL_S3", "AWS_ROLE_ARN"):
+        monkeypatch.delenv(name, raising=False)
+    env = {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_REGION": "us-east-1",
+        "AWS_ENDPOINT_URL": moto_endpoint,
+        "AWS_EC2_METADATA_DISABLED": "true",
+        "AWS_CONFIG_FILE": os.devnull,
+        "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
+    }
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    bucket = f"caviar-{uuid.uuid4().hex[:12]}"
+    pafs.S3FileSystem(
+        access_key="testing",
+        secret_key="testing",
+        region="us-east-1",
+        endpoint_override=moto_endpoint.removeprefix("http://"),
+        scheme="http",
+        allow_bucket_creation=True,
+    ).create_dir(bucket)
+    return f"s3://{bucket}"
