@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 import math
+import os
 import sys
 import time
 from collections.abc import Sequence
@@ -65,22 +66,22 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+# What a shell reports for a process killed by SIGPIPE (128 + 13).
+EXIT_BROKEN_PIPE = 141
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
-        if args.command == "report":
-            return _report(args)
-        sweep = load_spec(args.spec)
-        if args.command == "validate":
-            return _validate(sweep, explain=args.explain)
-        if args.command == "submit":
-            return _submit(sweep, args)
-        if args.command == "retune":
-            return _retune(sweep, args)
-        if args.command == "best":
-            return _best(sweep, args)
-        return _run(sweep, args)
+        code = _dispatch(args)
+        sys.stdout.flush()  # here, so that a reader gone early is caught below
+        return code
+    except BrokenPipeError:
+        # `caviar best SPEC | head`: the reader left, nothing went wrong here. Point stdout at
+        # /dev/null so that the interpreter's own final flush does not fail again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_BROKEN_PIPE
     except CaviarError as exc:
         for line in exc.lines():
             print(line, file=sys.stderr)
@@ -95,6 +96,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         }.get(args.command, "")
         print(f"interrupted{hint}", file=sys.stderr)
         return 130
+
+
+def _dispatch(args: argparse.Namespace) -> int:
+    if args.command == "report":
+        return _report(args)
+    sweep = load_spec(args.spec)
+    if args.command == "validate":
+        return _validate(sweep, explain=args.explain)
+    if args.command == "submit":
+        return _submit(sweep, args)
+    if args.command == "retune":
+        return _retune(sweep, args)
+    if args.command == "best":
+        return _best(sweep, args)
+    return _run(sweep, args)
 
 
 def _report(args: argparse.Namespace) -> int:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import textwrap
 from pathlib import Path
 
@@ -432,3 +434,18 @@ def test_tpe_without_optuna_is_a_spec_error_before_anything_runs(
     with pytest.raises(SpecError) as err:
         parse_spec(_replace("kind: random, samples: 8", "kind: tpe, samples: 8"))
     assert [(p.field, p.value) for p in err.value.problems] == [("strategy.kind", "tpe")]
+
+
+def test_a_reader_that_leaves_early_gets_no_traceback() -> None:
+    """`caviar validate SPEC --explain | head -1`: the closed pipe ends caviar quietly, with
+    the shell's SIGPIPE status, instead of a BrokenPipeError trace."""
+    demo = Path(__file__).parents[2] / "sweeps" / "examples" / "demo.yaml"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "sweeps", "validate", str(demo), "--explain"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    assert proc.stdout is not None
+    proc.stdout.close()  # before caviar has written anything: it starts in ~1 s
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 141, err.decode()
+    assert err.decode() == ""
