@@ -17,10 +17,9 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from sklearn.datasets import load_digits, make_classification
-from sklearn.model_selection import train_test_split
 
 from trainables._hparams import HyperParameter, HyperParameterError
+from trainables._split import digits, stratified_split
 
 logger = logging.getLogger(__name__)
 
@@ -95,11 +94,6 @@ class Dataset:
         return self.x_train.dtype
 
 
-def _digits() -> tuple[np.ndarray, np.ndarray]:
-    bunch = load_digits()
-    return bunch.data, bunch.target
-
-
 def _mnist1d(seed: int) -> tuple[np.ndarray, np.ndarray]:
     # Imported lazily: mnist1d pulls in matplotlib and requests, which most trials never need.
     # Only make_dataset is used; get_dataset would try to download a pickle from GitHub.
@@ -125,6 +119,9 @@ def _mnist1d(seed: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _synthetic(seed: int) -> tuple[np.ndarray, np.ndarray]:
+    # Imported here: scikit-learn costs ~1 s to import, and most trials never need it.
+    from sklearn.datasets import make_classification
+
     return make_classification(
         n_samples=SYNTHETIC_SAMPLES,
         n_features=SYNTHETIC_FEATURES,
@@ -141,7 +138,7 @@ def _raw_arrays(name: str, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """Unsplit float64 features and int64 labels, read-only because they are shared."""
     logger.debug("building dataset %s (seed %d)", name, seed)
     if name == "digits":
-        x, y = _digits()  # fixed data: the seed only affects the split
+        x, y = digits()  # fixed data: the seed only affects the split
     elif name == "mnist1d":
         x, y = _mnist1d(seed)
     else:
@@ -173,9 +170,8 @@ def load_dataset(
     val_fraction = float(VAL_FRACTION.coerce(val_fraction))  # type: ignore[arg-type]
     digits_seed = 0 if name == "digits" else seed  # one cache entry for the fixed digits data
     x, y = _raw_arrays(name, digits_seed)
-    x_train, x_val, y_train, y_val = train_test_split(
-        x, y, test_size=val_fraction, stratify=y, random_state=seed
-    )
+    train, val = stratified_split(y, val_fraction, seed)  # = sklearn's train_test_split
+    x_train, x_val, y_train, y_val = x[train], x[val], y[train], y[val]
     mean = x_train.mean(axis=0)
     std = x_train.std(axis=0)
     # Constant features (e.g. the always-blank corner pixels of digits) would divide by zero.
