@@ -105,8 +105,7 @@ class PackedRun:
     def start(cls, members: Sequence[PackMember], *, stack_size: int | None = None) -> PackedRun:
         """Fresh members, grouped by shape and split into stacks of at most `stack_size`
         (default: `default_stack_size` of their device)."""
-        data, data_index, stack_size = _prepare(members, stack_size)
-        datasets = _distinct_datasets(members)
+        datasets, data, data_index, stack_size = _prepare(members, stack_size)
         stacks: list[PackedStack] = []
         for indices in _groups(members).values():
             start = 0
@@ -133,8 +132,7 @@ class PackedRun:
         stack_size: int | None = None,
     ) -> PackedRun:
         """The run `state_dict` saved, for the same `members` (same order) it was started with."""
-        data, data_index, stack_size = _prepare(members, stack_size)
-        datasets = _distinct_datasets(members)
+        datasets, data, data_index, stack_size = _prepare(members, stack_size)
         epoch = int(saved["epoch"])
         stacks = []
         for stack in saved["stacks"]:
@@ -204,15 +202,16 @@ def _distinct_datasets(members: Sequence[PackMember]) -> list[Dataset]:
 
 def _prepare(
     members: Sequence[PackMember], stack_size: int | None
-) -> tuple[StackedData, list[int], int | None]:
-    """The stacked data, each member's index into it, and the stack size to use."""
+) -> tuple[list[Dataset], StackedData, list[int], int | None]:
+    """The members' distinct datasets, stacked, each member's index into them, and the stack
+    size to use."""
     if not members:
         raise ValueError("a pack needs at least one member")
     datasets = _distinct_datasets(members)
     data_index = [next(i for i, d in enumerate(datasets) if d is m.data) for m in members]
     if stack_size is None:
         stack_size = default_stack_size(datasets[0].device)
-    return StackedData.from_datasets(datasets), data_index, stack_size
+    return datasets, StackedData.from_datasets(datasets), data_index, stack_size
 
 
 def _groups(members: Sequence[PackMember]) -> dict[tuple[int, int, bool, str], list[int]]:

@@ -132,13 +132,7 @@ class PackedStack:
         """Fresh members: the weights and generators `build_state` gives each one's seed."""
         first = hparams[0]
         data = datasets[data_index[0]]
-        shape = StackShape(
-            data.n_features,
-            data.n_classes,
-            hidden=max(hp.hidden for hp in hparams),
-            depth=first.depth,
-            batchnorm=first.batchnorm,
-        )
+        shape = _shape(hparams, data.n_features, data.n_classes)
         k = len(members)
         params = shape.parameters.zeros(k, device=data.device, dtype=data.dtype)
         running = shape.running.zeros(k, device=data.device, dtype=data.dtype)
@@ -188,13 +182,7 @@ class PackedStack:
             )
         first = hparams[0]
         data = datasets[data_index[0]]
-        shape = StackShape(
-            data.n_features,
-            data.n_classes,
-            hidden=max(hp.hidden for hp in hparams),
-            depth=first.depth,
-            batchnorm=first.batchnorm,
-        )
+        shape = _shape(hparams, data.n_features, data.n_classes)
         params = saved["params"].to(device=data.device, dtype=data.dtype)
         if params.numel() != len(members) * shape.parameters.size:
             raise ValueError(
@@ -226,14 +214,7 @@ class PackedStack:
         picked = [(stack, rows) for stack, rows in parts if rows]
         first = picked[0][0]
         hparams = [stack.hparams[r] for stack, rows in picked for r in rows]
-        old = first.shape
-        shape = StackShape(
-            old.n_features,
-            old.n_classes,
-            max(hp.hidden for hp in hparams),
-            old.depth,
-            old.batchnorm,
-        )
+        shape = _shape(hparams, first.shape.n_features, first.shape.n_classes)
         device = first.params.device
         indices = [torch.tensor(rows, device=device) for _, rows in picked]
         params = restack(
@@ -323,6 +304,18 @@ class PackedStack:
         """Share of hidden units that are padding (compute spent on nothing)."""
         widths = [hp.hidden for hp in self.hparams]
         return 1.0 - sum(widths) / (self.shape.hidden * len(widths))
+
+
+def _shape(hparams: Sequence[HParams], n_features: int, n_classes: int) -> StackShape:
+    """The shape a stack of `hparams` (one shape group) is padded to: its widest member."""
+    first = hparams[0]
+    return StackShape(
+        n_features,
+        n_classes,
+        hidden=max(hp.hidden for hp in hparams),
+        depth=first.depth,
+        batchnorm=first.batchnorm,
+    )
 
 
 def flops_per_sample(n_features: int, n_classes: int, hidden: int, depth: int) -> int:
