@@ -3,7 +3,6 @@ and a sweep whose trials only that worker can hold runs there and is recorded as
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import subprocess
@@ -16,10 +15,10 @@ from pathlib import Path
 
 import pytest
 from _procs import free_port, kill_session
+from _ray_nodes import VENV_BIN, alive_nodes, ray_env
 
 from analysis import load_trials
 
-VENV_BIN = Path(sys.executable).parent
 SPEC = textwrap.dedent(
     """
     name: across-veth
@@ -30,18 +29,6 @@ SPEC = textwrap.dedent(
     resources: {cpu: 1, custom: {remote: 1}}
     max_concurrent: 2
     """
-)
-# What a bare driver prints: the alive nodes as {node_id: ip}.
-LIST_NODES = (
-    "import json, sys, time, ray\n"
-    "ray.init(address=sys.argv[1], log_to_driver=False, logging_level='ERROR')\n"
-    "deadline = time.monotonic() + 120\n"
-    "while True:\n"
-    "    alive = {n['NodeID']: n['NodeManagerAddress'] for n in ray.nodes() if n['Alive']}\n"
-    "    if len(alive) >= int(sys.argv[2]) or time.monotonic() > deadline:\n"
-    "        break\n"
-    "    time.sleep(0.5)\n"
-    "print(json.dumps(alive))\n"
 )
 
 
@@ -97,18 +84,11 @@ def netns() -> Iterator[Namespace]:
         assert name not in _ip("netns", "list").stdout
 
 
-def _env() -> dict[str, str]:
-    env = {**os.environ, "RAY_AUTH_MODE": "disabled", "RAY_USAGE_STATS_ENABLED": "0"}
-    env["PATH"] = f"{VENV_BIN}{os.pathsep}{env.get('PATH', '')}"
-    env.pop("RAY_ADDRESS", None)
-    return env
-
-
 def _start(prefix: list[str], args: list[str], log: Path) -> subprocess.Popen[bytes]:
     with open(log, "wb") as out:
         return subprocess.Popen(
             [*prefix, str(VENV_BIN / "ray"), "start", "--block", "--disable-usage-stats", *args],
-            stdout=out, stderr=subprocess.STDOUT, env=_env(), start_new_session=True,
+            stdout=out, stderr=subprocess.STDOUT, env=ray_env(), start_new_session=True,
         )  # fmt: skip
 
 
@@ -133,12 +113,7 @@ def cluster_across_veth(netns: Namespace) -> Iterator[tuple[str, dict[str, str]]
                     "--num-cpus=2", "--num-gpus=0", '--resources={"remote": 2}',
                     f"--temp-dir={temp / 'w'}"], temp / "worker.log")
         )  # fmt: skip
-        result = subprocess.run(
-            [sys.executable, "-c", LIST_NODES, address, "2"],
-            capture_output=True, text=True, env=_env(), timeout=180,
-        )  # fmt: skip
-        assert result.returncode == 0, result.stderr[-2000:]
-        alive: dict[str, str] = json.loads(result.stdout.strip().splitlines()[-1])
+        alive = alive_nodes(address, 2)
         logs = "".join(p.read_text(errors="replace")[-1500:] for p in temp.glob("*.log"))
         assert netns.worker_ip in alive.values(), f"the worker did not join: {alive}\n{logs}"
         yield address, alive
@@ -158,7 +133,7 @@ def test_trials_run_on_the_worker_across_the_veth(cluster_across_veth, netns, tm
     result = subprocess.run(
         [sys.executable, "-m", "sweeps", "run", str(spec), "--address", address,
          "--results", str(out)],
-        capture_output=True, text=True, env=_env(), timeout=300,
+        capture_output=True, text=True, env=ray_env(), timeout=300,
     )  # fmt: skip
 
     assert result.returncode == 0, result.stdout + result.stderr

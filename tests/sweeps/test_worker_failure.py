@@ -12,6 +12,7 @@ import textwrap
 import time
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from analysis import load_epochs, load_trials
@@ -92,6 +93,14 @@ def _run_and_kill_one_worker(
     return subprocess.CompletedProcess(proc.args, proc.returncode, output, "")
 
 
+def _assert_one_row_per_epoch_and_whole_curves(tmp_path: Path, trials: pd.DataFrame) -> None:
+    epochs = load_epochs(tmp_path / "out", "workers")
+    assert not epochs.duplicated(["trial_id", "epoch"]).any()
+    for _, row in trials.iterrows():
+        curve = epochs[epochs["trial_id"] == row["trial_id"]]
+        assert sorted(curve["epoch"]) == list(range(1, int(row["epochs_done"]) + 1))
+
+
 @pytest.mark.ray
 def test_killed_worker_is_retried_from_its_checkpoint_and_recorded_once(tmp_path: Path) -> None:
     result = _run_and_kill_one_worker(tmp_path, max_failures=2)
@@ -99,11 +108,7 @@ def test_killed_worker_is_retried_from_its_checkpoint_and_recorded_once(tmp_path
     trials = load_trials(tmp_path / "out", "workers")
     assert sorted(trials["trial_id"]) == ["t00000", "t00001"]
     assert set(trials["status"]) <= {"ok", "diverged"}
-    epochs = load_epochs(tmp_path / "out", "workers")
-    assert not epochs.duplicated(["trial_id", "epoch"]).any()
-    for _, row in trials.iterrows():
-        curve = epochs[epochs["trial_id"] == row["trial_id"]]
-        assert sorted(curve["epoch"]) == list(range(1, int(row["epochs_done"]) + 1))
+    _assert_one_row_per_epoch_and_whole_curves(tmp_path, trials)
 
 
 @pytest.mark.ray
@@ -132,8 +137,4 @@ def test_a_killed_pack_is_retried_from_its_checkpoint_and_each_member_recorded_o
     assert sorted(trials["trial_id"]) == ["t00000", "t00001"]
     assert trials["pack_id"].nunique() == 1 and trials["pack_id"].notna().all()
     assert set(trials["status"]) <= {"ok", "diverged"}
-    epochs = load_epochs(tmp_path / "out", "workers")
-    assert not epochs.duplicated(["trial_id", "epoch"]).any()
-    for _, row in trials.iterrows():
-        curve = epochs[epochs["trial_id"] == row["trial_id"]]
-        assert sorted(curve["epoch"]) == list(range(1, int(row["epochs_done"]) + 1))
+    _assert_one_row_per_epoch_and_whole_curves(tmp_path, trials)
