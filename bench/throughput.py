@@ -211,6 +211,7 @@ def run_packed(configs: list[dict[str, Any]], pack_size: int) -> dict[str, Any]:
     phases: dict[str, float] = {}
     start = time.perf_counter()
     with ray_session(phases), tempfile.TemporaryDirectory(prefix="caviar-bench-") as storage:
+        fit_start = time.time()  # wall clock, comparable with the workers' report timestamps
         tuner = tune.Tuner(
             train_bn_mlp_packed,
             param_space={"members": tune.grid_search(packs)},
@@ -219,6 +220,7 @@ def run_packed(configs: list[dict[str, Any]], pack_size: int) -> dict[str, Any]:
             ),
         )
         grid = tuner.fit()
+        fit_end = time.time()
         # Each pack's training window: trainable start (last report's time minus the
         # trainable's total time) to its last report.
         windows = [
@@ -228,12 +230,44 @@ def run_packed(configs: list[dict[str, Any]], pack_size: int) -> dict[str, Any]:
         ]
         errors = grid.num_errors
     wall = time.perf_counter() - start
-    training_s = max(end for _, end in windows) - min(begin for begin, _ in windows)
+    first_begin, last_end = min(b for b, _ in windows), max(e for _, e in windows)
+    training_s = last_end - first_begin
     accuracies = [e["val_accuracy"] for e in final.values() if not e["diverged"]]
     return {"wall_s": wall, "results": len(final), "errors": errors, "packs": len(packs), **phases,
             "pack_size": pack_size, "training_window_s": training_s,
+            # Tuner.fit() to the first pack's trainable starting (trial workers start and
+            # import Tune, torch and trainables), and its last report to fit() returning.
+            "worker_start_s": first_begin - fit_start, "wrap_up_s": fit_end - last_end,
             "diverged": sum(e["diverged"] for e in final.values()),
             "mean_val_accuracy": float(np.mean(accuracies)) if accuracies else None}  # fmt: skip
+
+
+def matmul_floor(configs: list[dict[str, Any]], pack_size: int) -> dict[str, float]:
+    """Seconds one pack spends in batched matmuls, measured inside real steps.
+
+    One pack of the benchmark's configurations trains one epoch in this process on one thread
+    (as each pack trial runs) under the torch profiler; its `aten::bmm` time times the epochs
+    is what the packed path would take if everything but the matmuls were free. A floor for
+    this implementation, not for the machine: the matmul peak gives that one.
+    """
+    from torch.profiler import ProfilerActivity, profile
+
+    torch.set_num_threads(1)
+    trials = [TrialConfig.from_flat(config) for config in configs[:pack_size]]
+    members = [
+        PackMember(
+            t.hparams, t.seed, load_dataset(t.dataset, seed=t.seed, val_fraction=t.val_fraction)
+        )
+        for t in trials
+    ]
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        start = time.perf_counter()
+        run_packed_training(members, epochs=1)
+        epoch_s = time.perf_counter() - start
+    bmm_us = sum(e.self_cpu_time_total for e in prof.key_averages() if e.key == "aten::bmm")
+    epochs = trials[0].epochs
+    return {"pack_epoch_s": epoch_s, "pack_epoch_bmm_s": bmm_us / 1e6,
+            "pack_bmm_s": bmm_us / 1e6 * epochs}  # fmt: skip
 
 
 def timed(name: str, run: Callable[[], dict[str, Any]]) -> dict[str, Any]:
@@ -314,6 +348,9 @@ def main() -> None:
             figures[path] = timed(path, lambda: run_packed_noray(configs))
     peak_after = matmul_peak()
     peak = max(peak_before, peak_after)
+    if "packed" in figures:
+        print("[floor] profiling one pack's epoch on one thread...", flush=True)
+        figures["packed"]["floor"] = matmul_floor(configs, pack_size)
     report(figures, configs, flops, peak, (peak_before, peak_after), args)
 
 
@@ -345,9 +382,11 @@ def report(figures, configs, flops, peak, peaks, args) -> None:
         packed = figures["packed"]
         whole = flops / packed["wall_s"] / 1e9
         training = flops / packed["training_window_s"] / 1e9
-        print(f"packed: {whole:.1f} GFLOP/s over its whole wall time ({100 * whole / peak:.0f} % "
-              f"of peak), {training:.1f} GFLOP/s while training ({100 * training / peak:.0f} %; "
+        print(f"packed: {whole:.1f} GFLOP/s over its whole wall time ({100 * whole / peak:.1f} % "
+              f"of peak), {training:.1f} GFLOP/s while training ({100 * training / peak:.1f} %; "
               f"window {packed['training_window_s']:.1f} s)")  # fmt: skip
+    if "packed" in figures and "floor" in figures["packed"]:
+        report_floor(figures, walls, flops, peak)
     if "packed-noray" in figures and "loop" in figures:
         loop, noray = figures["loop"], figures["packed-noray"]
         print(f"packing alone (packed-noray vs loop, both one process and one thread): "
@@ -366,6 +405,36 @@ def report(figures, configs, flops, peak, peaks, args) -> None:
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(out, indent=2))
     print(f"written: {args.out}")
+
+
+def report_floor(figures, walls, flops, peak) -> None:
+    """Where the packed path's wall time went, and the best it could do on this machine.
+
+    Two floors, both keeping Ray's own start and stop and the trial workers' start as
+    measured (costs of Ray that caviar does not control): the packs' matmuls at the speed
+    they run inside real steps with everything else free, and all the FLOPs at the measured
+    matmul peak. The ratios they allow bound what any packing could reach here.
+    """
+    packed, floor = figures["packed"], figures["packed"]["floor"]
+    rounds = math.ceil(packed["packs"] / CPUS)  # packs run CPUS at a time, one thread each
+    fixed = packed["ray_init_s"] + packed["worker_start_s"] + packed["ray_shutdown_s"]
+    print(f"packed, where the time went: Ray start {packed['ray_init_s']:.1f} s, trial "
+          f"workers starting {packed['worker_start_s']:.1f} s, training "
+          f"{packed['training_window_s']:.1f} s, wrap-up {packed['wrap_up_s']:.1f} s, "
+          f"Ray stop {packed['ray_shutdown_s']:.1f} s")  # fmt: skip
+    print(f"one pack alone, one epoch on one thread: {floor['pack_epoch_s']:.2f} s, of which "
+          f"batched matmuls {floor['pack_epoch_bmm_s']:.2f} s "
+          f"({100 * floor['pack_epoch_bmm_s'] / floor['pack_epoch_s']:.0f} %)")  # fmt: skip
+    floors = {
+        "matmuls at in-step speed, all else free": fixed + rounds * floor["pack_bmm_s"],
+        "all FLOPs at the matmul peak": fixed + flops / (peak * 1e9),
+    }
+    for name, wall in floors.items():
+        ratios = ", ".join(
+            f"{walls[path] / wall:.1f}x {path}" for path in walls if not path.startswith("packed")
+        )
+        print(f"floor ({name}; Ray start/stop and worker start {fixed:.1f} s kept): "
+              f"{wall:.1f} s -> at best {ratios}")  # fmt: skip
 
 
 if __name__ == "__main__":
