@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/throughput.py                       # 256 configs, 20 epochs (~10 min)
     .venv/bin/python bench/throughput.py --configs 8 --epochs 1 --ray-default-configs 4  # smoke
+    python bench/throughput.py --device cuda --loop-configs 32   # on a GPU host (see bench/device)
 
 Paths (all in one run, on this machine, one after another):
   ray-default  Ray Tune, one configuration per trial, Tune's defaults (reuse_actors=False)
@@ -10,6 +11,9 @@ Paths (all in one run, on this machine, one after another):
   packed       Ray Tune with packs of configurations as trials (trainables.train_bn_mlp_packed)
   packed-noray diagnostic: the packed trainer in this process, no Ray, one thread; against
                `loop` it isolates what packing buys from what Ray costs
+With --device cuda every path trains on the GPU: single-configuration Ray trials take one CPU and
+1/--trials-per-gpu of a GPU (fractional GPUs, one trial per core by default), pack trials share
+the GPUs equally, and the peak is torch.mm's in true fp32 (TF32 off, as the trainables run).
 Each path is timed from its start (Ray started, when it uses Ray) to every configuration's
 final results being on the driver. ray-default is slow (~1 s per trial), so by default it runs
 on a subset (--ray-default-configs) and its time is extrapolated, which the output says.
@@ -40,6 +44,7 @@ import platform
 import tempfile
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -56,7 +61,58 @@ from trainables import (
 )
 
 PATHS = ("ray-default", "ray-reuse", "loop", "packed", "packed-noray")
-CPUS = 2  # the Ray instance every Ray path starts: num_cpus=2, one CPU per trial
+CPUS = 2  # on a CPU, the Ray instance every Ray path starts: num_cpus=2, one CPU per trial
+
+
+@dataclass(frozen=True)
+class Machine:
+    """Where the paths run, and what the Ray paths start and ask for.
+
+    On a CPU: a Ray of 2 CPUs, one CPU per trial (the 2-core setting the goals are set for).
+    On a GPU: a Ray of every core and GPU; a single-configuration trial takes one CPU and a
+    `1 / trials_per_gpu` share of a GPU (fractional GPUs, so that many run side by side, as
+    one would run them), and each pack trial one CPU and an equal share of the GPUs.
+    """
+
+    device: str
+    ray_cpus: int
+    ray_gpus: int
+    trials_per_gpu: int
+
+    @classmethod
+    def detect(cls, device: str, trials_per_gpu: int | None) -> Machine:
+        if device == "cpu":
+            return cls("cpu", CPUS, 0, 0)
+        if not torch.cuda.is_available():
+            raise SystemExit("error: --device cuda: torch sees no CUDA device here")
+        cores = os.cpu_count() or 1
+        return cls("cuda", cores, torch.cuda.device_count(), trials_per_gpu or cores)
+
+    @property
+    def name(self) -> str:
+        if self.device == "cpu":
+            return f"{os.cpu_count()} CPUs"
+        return f"{self.ray_gpus}x {torch.cuda.get_device_name(0)}, {self.ray_cpus} CPUs"
+
+    def trial_resources(self) -> dict[str, float]:
+        """One single-configuration trial's request."""
+        if self.device == "cpu":
+            return {"cpu": 1}
+        return {"cpu": 1, "gpu": 1 / self.trials_per_gpu}
+
+    def pack_resources(self, packs: int) -> dict[str, float]:
+        """One pack trial's request: the GPUs shared equally by the packs, at most one each."""
+        if self.device == "cpu":
+            return {"cpu": 1}
+        return {"cpu": 1, "gpu": min(1.0, self.ray_gpus / packs)}
+
+    def parallel_packs(self) -> int:
+        """Pack trials that run at once: one per CPU on a CPU, one per GPU on a GPU."""
+        return self.ray_cpus if self.device == "cpu" else self.ray_gpus
+
+    def sync(self) -> None:
+        if self.device == "cuda":
+            torch.cuda.synchronize()
 
 
 def make_configs(n: int, epochs: int, hidden: int, depth: int, batch_size: int, seed: int):
@@ -79,17 +135,34 @@ def make_configs(n: int, epochs: int, hidden: int, depth: int, batch_size: int, 
     ]
 
 
-def matmul_peak(size: int = 2048, repeats: int = 5) -> float:
-    """Best fp32 torch.mm GFLOP/s over `repeats`, with every core (torch's default threads)."""
+def matmul_peak(machine: Machine, repeats: int = 5) -> float:
+    """Best fp32 torch.mm GFLOP/s over `repeats`: on a CPU with every core (torch's default
+    threads), 2048^2; on a GPU 8192^2, in true fp32 (TF32 off, as the trainables run)."""
     torch.set_num_threads(os.cpu_count() or 1)
-    a, b = torch.randn(size, size), torch.randn(size, size)
-    torch.mm(a, b)
-    best = math.inf
-    for _ in range(repeats):
-        start = time.perf_counter()
+    size = 2048 if machine.device == "cpu" else 8192
+    a = torch.randn(size, size, device=machine.device)
+    b = torch.randn(size, size, device=machine.device)
+    with _no_tf32():
         torch.mm(a, b)
-        best = min(best, time.perf_counter() - start)
+        machine.sync()
+        best = math.inf
+        for _ in range(repeats):
+            start = time.perf_counter()
+            torch.mm(a, b)
+            machine.sync()
+            best = min(best, time.perf_counter() - start)
     return 2 * size**3 / best / 1e9
+
+
+@contextlib.contextmanager
+def _no_tf32() -> Iterator[None]:
+    """fp32 matmuls in fp32: TF32 would measure a peak the trainables never use."""
+    saved = torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = False
+    try:
+        yield
+    finally:
+        torch.backends.cuda.matmul.allow_tf32 = saved
 
 
 def training_flops(config: dict[str, Any], n_train: int, n_val: int, n_features: int = 64,
@@ -103,14 +176,15 @@ def training_flops(config: dict[str, Any], n_train: int, n_val: int, n_features:
 
 
 @contextlib.contextmanager
-def ray_session(phases: dict[str, float]) -> Iterator[None]:
+def ray_session(machine: Machine, phases: dict[str, float]) -> Iterator[None]:
     """A fresh local Ray for one path, stopped at the end; start/stop times go in `phases`."""
     import ray
 
     start = time.perf_counter()
     ray.init(
         address="local",
-        num_cpus=CPUS,
+        num_cpus=machine.ray_cpus,
+        num_gpus=machine.ray_gpus,
         include_dashboard=False,
         log_to_driver=False,
         configure_logging=False,
@@ -134,15 +208,20 @@ def _one_trial(config: dict[str, Any]) -> None:
     train_bn_mlp(config["trial"])
 
 
-def run_ray_trials(configs: list[dict[str, Any]], *, reuse: bool) -> dict[str, Any]:
+def run_ray_trials(
+    machine: Machine, configs: list[dict[str, Any]], *, reuse: bool
+) -> dict[str, Any]:
     """One configuration per trial; returns the timing and each trial's final metrics."""
     from ray import tune
 
     phases: dict[str, float] = {}
     start = time.perf_counter()
-    with ray_session(phases), tempfile.TemporaryDirectory(prefix="caviar-bench-") as storage:
+    with (
+        ray_session(machine, phases),
+        tempfile.TemporaryDirectory(prefix="caviar-bench-") as storage,
+    ):
         tuner = tune.Tuner(
-            _one_trial,
+            tune.with_resources(_one_trial, machine.trial_resources()),
             param_space={"trial": tune.grid_search(configs)},
             tune_config=tune.TuneConfig(reuse_actors=reuse),
             run_config=tune.RunConfig(storage_path=storage, name="bench", verbose=0),
@@ -156,14 +235,16 @@ def run_ray_trials(configs: list[dict[str, Any]], *, reuse: bool) -> dict[str, A
             "mean_val_accuracy": float(np.mean(accuracies)) if accuracies else None}  # fmt: skip
 
 
-def run_loop(configs: list[dict[str, Any]], threads: int) -> dict[str, Any]:
+def run_loop(machine: Machine, configs: list[dict[str, Any]], threads: int) -> dict[str, Any]:
     """One process, the configurations one after another: the floor any orchestrator must beat."""
     torch.set_num_threads(threads)
     start, cpu = time.perf_counter(), time.process_time()
     accuracies = []
     for config in configs:
         trial = TrialConfig.from_flat(config)
-        data = load_dataset(trial.dataset, seed=trial.seed, val_fraction=trial.val_fraction)
+        data = load_dataset(
+            trial.dataset, seed=trial.seed, val_fraction=trial.val_fraction, device=machine.device
+        )
         results = run_training(trial.hparams, data, epochs=trial.epochs, seed=trial.seed)
         accuracies.append(results[-1].val_accuracy)
     wall = time.perf_counter() - start
@@ -172,14 +253,16 @@ def run_loop(configs: list[dict[str, Any]], threads: int) -> dict[str, Any]:
             "mean_val_accuracy": float(np.mean(accuracies))}  # fmt: skip
 
 
-def run_packed_noray(configs: list[dict[str, Any]]) -> dict[str, Any]:
+def run_packed_noray(machine: Machine, configs: list[dict[str, Any]]) -> dict[str, Any]:
     """All configurations packed in this process on one thread, without Ray."""
     torch.set_num_threads(1)
     start, cpu = time.perf_counter(), time.process_time()
     trials = [TrialConfig.from_flat(config) for config in configs]
     first = trials[0]
     data = {
-        t.seed: load_dataset(first.dataset, seed=t.seed, val_fraction=first.val_fraction)
+        t.seed: load_dataset(
+            first.dataset, seed=t.seed, val_fraction=first.val_fraction, device=machine.device
+        )
         for t in trials
     }
     members = [PackMember(t.hparams, t.seed, data[t.seed]) for t in trials]
@@ -191,8 +274,9 @@ def run_packed_noray(configs: list[dict[str, Any]]) -> dict[str, Any]:
             "mean_val_accuracy": float(np.mean(accuracies)) if accuracies else None}  # fmt: skip
 
 
-def run_packed(configs: list[dict[str, Any]], pack_size: int) -> dict[str, Any]:
-    """Packs of `pack_size` configurations as Ray trials (one CPU each)."""
+def run_packed(machine: Machine, configs: list[dict[str, Any]], pack_size: int) -> dict[str, Any]:
+    """Packs of `pack_size` configurations as Ray trials (one CPU each, and on a GPU an equal
+    share of the GPUs)."""
     from ray import tune
 
     from trainables import train_bn_mlp_packed
@@ -210,10 +294,13 @@ def run_packed(configs: list[dict[str, Any]], pack_size: int) -> dict[str, Any]:
 
     phases: dict[str, float] = {}
     start = time.perf_counter()
-    with ray_session(phases), tempfile.TemporaryDirectory(prefix="caviar-bench-") as storage:
+    with (
+        ray_session(machine, phases),
+        tempfile.TemporaryDirectory(prefix="caviar-bench-") as storage,
+    ):
         fit_start = time.time()  # wall clock, comparable with the workers' report timestamps
         tuner = tune.Tuner(
-            train_bn_mlp_packed,
+            tune.with_resources(train_bn_mlp_packed, machine.pack_resources(len(packs))),
             param_space={"members": tune.grid_search(packs)},
             run_config=tune.RunConfig(
                 storage_path=storage, name="bench", verbose=0, callbacks=[MemberResults()]
@@ -302,6 +389,19 @@ def main() -> None:
         default=1,
         help="torch threads of the plain loop (1 is fastest for these sizes)",
     )
+    parser.add_argument(
+        "--loop-configs",
+        type=int,
+        default=0,
+        help="configs run by the loop, time extrapolated; 0 = all (on a GPU the loop is slow)",
+    )
+    parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
+    parser.add_argument(
+        "--trials-per-gpu",
+        type=int,
+        default=None,
+        help="on a GPU, single-configuration trials sharing one GPU (default: one per core)",
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default="bench/throughput.json")
     args = parser.parse_args()  # fmt: skip
@@ -310,6 +410,7 @@ def main() -> None:
     if unknown:
         parser.error(f"unknown paths {sorted(unknown)}; valid: {PATHS}")
 
+    machine = Machine.detect(args.device, args.trials_per_gpu)
     configs = make_configs(
         args.configs, args.epochs, args.hidden, args.depth, args.batch_size, args.seed
     )
@@ -317,44 +418,54 @@ def main() -> None:
     n_train, n_val = sample.x_train.shape[0], sample.x_val.shape[0]
     flops = sum(training_flops(c, n_train, n_val) for c in configs)
     pack_size = (
-        pack_size_auto("cpu", len(configs), parallel_trials=CPUS)
+        pack_size_auto(machine.device, len(configs), parallel_trials=machine.parallel_packs())
         if args.pack_size == "auto"
         else int(args.pack_size)
     )
     print(f"{len(configs)} configs x {args.epochs} epochs, digits BN-MLP {args.depth}x"
           f"{args.hidden}, batch {args.batch_size}; {flops / 1e9:.0f} GFLOP of matmuls; "
-          f"{os.cpu_count()} CPUs, torch {torch.__version__}", flush=True)  # fmt: skip
-    peak_before = matmul_peak()
-    print(f"fp32 matmul peak (torch.mm 2048^2, {os.cpu_count()} threads): "
-          f"{peak_before:.1f} GFLOP/s", flush=True)  # fmt: skip
+          f"{machine.name}, torch {torch.__version__}", flush=True)  # fmt: skip
+    if machine.device == "cuda":
+        print(f"single-configuration trials: {machine.trial_resources()} each; packs share "
+              f"{machine.ray_gpus} GPU(s)", flush=True)  # fmt: skip
+    peak_before = matmul_peak(machine)
+    print(f"fp32 matmul peak (torch.mm on {machine.device}): {peak_before:.1f} GFLOP/s",
+          flush=True)  # fmt: skip
 
     figures: dict[str, dict[str, Any]] = {}
     for path in paths:
         if path == "ray-default":
             subset = configs[: args.ray_default_configs] if args.ray_default_configs else configs
-            result = timed(path, lambda s=subset: run_ray_trials(s, reuse=False))
-            result["measured_configs"] = len(subset)
-            # Extrapolated linearly from the subset: start-up is included once per measured
-            # run and so over-counted by (configs/subset - 1) start-ups, ~1-2 s each.
-            result["extrapolated_wall_s"] = result["wall_s"] * len(configs) / len(subset)
-            figures[path] = result
+            run = lambda s=subset: run_ray_trials(machine, s, reuse=False)  # noqa: E731
+            figures[path] = extrapolated(timed(path, run), len(subset), len(configs))
         elif path == "ray-reuse":
-            figures[path] = timed(path, lambda: run_ray_trials(configs, reuse=True))
+            figures[path] = timed(path, lambda: run_ray_trials(machine, configs, reuse=True))
         elif path == "loop":
-            figures[path] = timed(path, lambda: run_loop(configs, args.loop_threads))
+            subset = configs[: args.loop_configs] if args.loop_configs else configs
+            run = lambda s=subset: run_loop(machine, s, args.loop_threads)  # noqa: E731
+            figures[path] = extrapolated(timed(path, run), len(subset), len(configs))
         elif path == "packed":
-            figures[path] = timed(path, lambda: run_packed(configs, pack_size))
+            figures[path] = timed(path, lambda: run_packed(machine, configs, pack_size))
         else:
-            figures[path] = timed(path, lambda: run_packed_noray(configs))
-    peak_after = matmul_peak()
+            figures[path] = timed(path, lambda: run_packed_noray(machine, configs))
+    peak_after = matmul_peak(machine)
     peak = max(peak_before, peak_after)
-    if "packed" in figures:
+    if "packed" in figures and machine.device == "cpu":
         print("[floor] profiling one pack's epoch on one thread...", flush=True)
         figures["packed"]["floor"] = matmul_floor(configs, pack_size)
-    report(figures, configs, flops, peak, (peak_before, peak_after), args)
+    report(machine, figures, configs, flops, peak, (peak_before, peak_after), args)
 
 
-def report(figures, configs, flops, peak, peaks, args) -> None:
+def extrapolated(result: dict[str, Any], measured: int, total: int) -> dict[str, Any]:
+    """A path run on the first `measured` of `total` configurations, its time scaled up
+    linearly (which over-counts a Ray path's start-up (total/measured - 1) times)."""
+    if measured < total:
+        result["measured_configs"] = measured
+        result["extrapolated_wall_s"] = result["wall_s"] * total / measured
+    return result
+
+
+def report(machine, figures, configs, flops, peak, peaks, args) -> None:
     n = len(configs)
     print()
     print(f"{'path':<12} {'wall s':>9} {'configs/s':>10} {'load avg (1 min) before/after':>31}"
@@ -363,14 +474,18 @@ def report(figures, configs, flops, peak, peaks, args) -> None:
     for path, f in figures.items():
         wall = f.get("extrapolated_wall_s", f["wall_s"])
         walls[path] = wall
-        note = ""
+        notes = []
         if "extrapolated_wall_s" in f:
-            note = (f"extrapolated from {f['measured_configs']} configs in "
-                    f"{f['wall_s']:.1f} s")  # fmt: skip
+            notes.append(f"extrapolated from {f['measured_configs']} configs in "
+                         f"{f['wall_s']:.1f} s")  # fmt: skip
         if path == "packed":
-            note = f"{f['packs']} packs of {f['pack_size']}, 1 CPU each"
+            notes.append(f"{f['packs']} packs of {f['pack_size']}, "
+                         f"{machine.pack_resources(f['packs'])} each")  # fmt: skip
+        if path in ("ray-default", "ray-reuse") and machine.device == "cuda":
+            notes.append(f"{machine.trial_resources()} per trial")
         if path in ("loop", "packed-noray"):
-            note = f"{f['threads']} torch thread(s), {f['cpu_s']:.1f} s CPU"
+            notes.append(f"{f['threads']} torch thread(s), {f['cpu_s']:.1f} s CPU")
+        note = "; ".join(notes)
         print(f"{path:<12} {wall:>9.1f} {n / wall:>10.2f} "
               f"{f['load_before'][0]:>15.2f} / {f['load_after'][0]:<13.2f}  "
               f"{f['results']:>8}  {note}")  # fmt: skip
@@ -389,9 +504,10 @@ def report(figures, configs, flops, peak, peaks, args) -> None:
         report_floor(figures, walls, flops, peak)
     if "packed-noray" in figures and "loop" in figures:
         loop, noray = figures["loop"], figures["packed-noray"]
+        loop_cpu = loop["cpu_s"] * walls["loop"] / loop["wall_s"]  # scaled like its wall time
         print(f"packing alone (packed-noray vs loop, both one process and one thread): "
-              f"{loop['wall_s'] / noray['wall_s']:.1f}x less wall time, "
-              f"{loop['cpu_s'] / noray['cpu_s']:.1f}x less CPU time; packed-noray "
+              f"{walls['loop'] / noray['wall_s']:.1f}x less wall time, "
+              f"{loop_cpu / noray['cpu_s']:.1f}x less CPU time; packed-noray "
               f"{flops / noray['cpu_s'] / 1e9:.1f} GFLOP/s per CPU-second")  # fmt: skip
     print(f"fp32 matmul peak: {peak:.1f} GFLOP/s (before {peaks[0]:.1f}, after {peaks[1]:.1f})")
     for path, f in figures.items():
@@ -400,7 +516,7 @@ def report(figures, configs, flops, peak, peaks, args) -> None:
     out = {
         "args": vars(args), "configs": n, "flops": flops, "peak_gflops": peak,
         "peaks": peaks, "machine": platform.platform(), "cpus": os.cpu_count(),
-        "torch": torch.__version__, "paths": figures,
+        "device": machine.name, "torch": torch.__version__, "paths": figures,
     }  # fmt: skip
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(out, indent=2))
