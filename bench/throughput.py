@@ -284,11 +284,13 @@ def run_packed(machine: Machine, configs: list[dict[str, Any]], pack_size: int) 
     members = [{**config, "member_id": f"c{index:05d}"} for index, config in enumerate(configs)]
     packs = [members[i : i + pack_size] for i in range(0, len(members), pack_size)]
     final: dict[str, dict[str, Any]] = {}
+    devices: set[str] = set()  # where the packs trained, as they report it
 
     class MemberResults(tune.Callback):
         """What the sweep driver does: keep each member's latest entry as packs report."""
 
         def on_trial_result(self, iteration, trials, trial, result, **info) -> None:
+            devices.add(result["device"])
             for entry in result["members"]:
                 final[entry["member_id"]] = entry
 
@@ -322,6 +324,7 @@ def run_packed(machine: Machine, configs: list[dict[str, Any]], pack_size: int) 
     accuracies = [e["val_accuracy"] for e in final.values() if not e["diverged"]]
     return {"wall_s": wall, "results": len(final), "errors": errors, "packs": len(packs), **phases,
             "pack_size": pack_size, "training_window_s": training_s,
+            "trained_on": sorted(devices),
             # Tuner.fit() to the first pack's trainable starting (trial workers start and
             # import Tune, torch and trainables), and its last report to fit() returning.
             "worker_start_s": first_begin - fit_start, "wrap_up_s": fit_end - last_end,
@@ -480,7 +483,8 @@ def report(machine, figures, configs, flops, peak, peaks, args) -> None:
                          f"{f['wall_s']:.1f} s")  # fmt: skip
         if path == "packed":
             notes.append(f"{f['packs']} packs of {f['pack_size']}, "
-                         f"{machine.pack_resources(f['packs'])} each")  # fmt: skip
+                         f"{machine.pack_resources(f['packs'])} each, "
+                         f"trained on {'/'.join(f['trained_on'])}")  # fmt: skip
         if path in ("ray-default", "ray-reuse") and machine.device == "cuda":
             notes.append(f"{machine.trial_resources()} per trial")
         if path in ("loop", "packed-noray"):

@@ -121,10 +121,10 @@ def train_bn_mlp_packed(config: dict[str, Any]) -> None:
     `config` is `{"members": [member, ...], "early_stopping": {...}}` (see `PackConfig`):
     each member is the flat config `train_bn_mlp` takes plus an opaque `member_id`; all
     members share model, dataset, val_fraction, epochs and checkpoint_every. Once per epoch it
-    reports `{"epoch": e, "members": [entry, ...], "node_id": ...}` with one entry (keys
-    `MEMBER_METRICS`) per member trained in that epoch: the active ones, including, once, a
-    member that diverged (`diverged=True`) or was stopped by the pack's successive halving
-    (`stopped=True`) in it.
+    reports `{"epoch": e, "members": [entry, ...], "node_id": ..., "device": "cpu" | "cuda"}`
+    with one entry (keys `MEMBER_METRICS`) per member trained in that epoch: the active ones,
+    including, once, a member that diverged (`diverged=True`) or was stopped by the pack's
+    successive halving (`stopped=True`) in it.
     Each member's numbers are those its own `train_bn_mlp` trial would report, up to
     floating-point rounding. With `checkpoint_every` the whole pack (every stack's weights,
     BatchNorm statistics, optimizer moments and shuffling generators) is checkpointed like a
@@ -162,7 +162,7 @@ def train_bn_mlp_packed(config: dict[str, Any]) -> None:
             member_metrics(pack.members[index].member_id, result, stopped=index in stop)
             for index, result in sorted(results.items())
         ]
-        metrics = {"epoch": run.epoch, "members": entries, "node_id": node}
+        metrics = {"epoch": run.epoch, "members": entries, "node_id": node, "device": device.type}
         if not (run.stacks and schedule.checkpoint_due(run.epoch)):
             tune.report(metrics)
             continue

@@ -34,8 +34,13 @@ def one_thread() -> Iterator[None]:
     torch.set_num_threads(threads)
 
 
-def _data(dtype: torch.dtype, seeds: Sequence[int]) -> dict[int, Dataset]:
-    return {seed: load_dataset("digits", seed=seed, dtype=dtype) for seed in seeds}
+def _data(dtype: torch.dtype, seeds: Sequence[int], device: str = "cpu") -> dict[int, Dataset]:
+    return {seed: load_dataset("digits", seed=seed, dtype=dtype, device=device) for seed in seeds}
+
+
+# The CUDA cases run where a GPU is (bench/device/check.sh runs them on a lent GPU machine).
+needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+DEVICES = ["cpu", pytest.param("cuda", marks=needs_cuda)]
 
 
 # Five shape groups, widths padded within groups, every optimizer, schedule and decay.
@@ -66,24 +71,29 @@ def _max_difference(a: Sequence[EpochResult], b: Sequence[EpochResult]) -> float
     )
 
 
-def test_float64_packed_run_equals_unpacked_runs() -> None:
-    data = _data(torch.float64, [seed for _, seed in CONFIGS])
+@pytest.mark.parametrize("device", DEVICES)
+def test_float64_packed_run_equals_unpacked_runs(device: str) -> None:
+    """Packed on `device` (on a GPU: one stack per group, cuBLAS and CUDA kernels) against
+    the unpacked runs on the CPU."""
+    data = _data(torch.float64, [seed for _, seed in CONFIGS], device)
+    cpu_data = _data(torch.float64, [seed for _, seed in CONFIGS])
     packed = run_packed_training(_members(CONFIGS, data), epochs=3)
     for (hp, seed), results in zip(CONFIGS, packed, strict=True):
-        alone = run_training(hp, data[seed], epochs=3, seed=seed)
+        alone = run_training(hp, cpu_data[seed], epochs=3, seed=seed)
         assert _max_difference(results, alone) < 1e-9, hp
         assert [r.val_accuracy for r in results] == [r.val_accuracy for r in alone]
         assert [r.lr for r in results] == [r.lr for r in alone]  # the same Python arithmetic
 
 
-def test_float32_packed_run_is_within_rounding_noise() -> None:
+@pytest.mark.parametrize("device", DEVICES)
+def test_float32_packed_run_is_within_rounding_noise(device: str) -> None:
     """float32 sums in another order differ by ~1e-7 per step; three epochs of training
     amplify that to ~1e-6 at most here. Tolerance: 1e-4 on losses, two validation samples
     (2/360) on accuracy. Adam is left out: in float32 it turns rounding noise in near-zero
     gradients into full-size steps (eps=1e-8 is below float32 noise), so even its unpacked
-    run moves by ~1e-3 when only the thread count changes."""
+    run moves by ~1e-3 when only the thread count changes. Both runs on `device`."""
     configs = CONFIGS[:2] + CONFIGS[4:6]
-    data = _data(torch.float32, [seed for _, seed in configs])
+    data = _data(torch.float32, [seed for _, seed in configs], device)
     packed = run_packed_training(_members(configs, data), epochs=3)
     for (hp, seed), results in zip(configs, packed, strict=True):
         alone = run_training(hp, data[seed], epochs=3, seed=seed)
@@ -283,6 +293,30 @@ def test_a_pack_continued_from_its_saved_state_ends_bit_identical(dtype: torch.d
     assert [sorted(r) for r in before + after] == [sorted(r) for r in whole]
     # Bit for bit: repr round-trips every float exactly (and shows a diverged NaN as nan).
     assert repr(before + after) == repr(whole)
+
+
+@needs_cuda
+def test_a_pack_saved_on_a_gpu_continues_on_the_cpu() -> None:
+    """A pack trial restarted on another kind of node: the state saved on CUDA loads on a
+    CPU (generators are CPU generators everywhere) and the run goes on to the results of the
+    uninterrupted GPU run, up to the devices' float64 rounding."""
+    configs = CONFIGS[:5]
+    seeds = [seed for _, seed in configs]
+    gpu, cpu = _data(torch.float64, seeds, "cuda"), _data(torch.float64, seeds)
+    whole = _drive(PackedRun.start(_members(configs, gpu)), 4, {})
+
+    first = PackedRun.start(_members(configs, gpu))
+    before = _drive(first, 2, {})
+    buffer = io.BytesIO()
+    torch.save(first.state_dict(), buffer)
+    buffer.seek(0)
+    saved = torch.load(buffer, map_location="cpu", weights_only=True)
+    after = _drive(PackedRun.from_state(_members(configs, cpu), saved), 4, {})
+
+    assert [sorted(r) for r in before + after] == [sorted(r) for r in whole]
+    for got, expected in zip(before + after, whole, strict=True):
+        for member, result in got.items():
+            assert _max_difference([result], [expected[member]]) < 1e-9
 
 
 def test_a_saved_pack_is_refused_for_other_members() -> None:

@@ -98,6 +98,7 @@ def reports(ray_local: None, tmp_path_factory: pytest.TempPathFactory) -> list[d
 
         def on_trial_result(self, iteration, trials, trial, result, **info) -> None:
             assert isinstance(result["node_id"], str)  # where the pack ran, once per report
+            assert result["device"] == "cpu"  # no GPU granted (the test Ray declares none)
             self.results.append({"epoch": result["epoch"], "members": result["members"]})
 
     collect = Collect()
