@@ -10,7 +10,6 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TextIO
 
 from analysis import ResultsError, ResultsPath, results_path
 from sweeps._errors import CaviarError
@@ -201,7 +200,7 @@ def _retune(sweep: Sweep, args: argparse.Namespace) -> int:
 
     results = _results(args, sweep)
     check_retune_results(results)
-    printer = _ProgressPrinter(sys.stderr)
+    printer = _ProgressPrinter()
     _log_line(f"caviar retune {sweep.name}: warm-started from {results / sweep.name}")
     outcome = run_retune(sweep, results, address=args.address, show=printer)
     printer.close()
@@ -314,7 +313,7 @@ def _run(sweep: Sweep, args: argparse.Namespace) -> int:
     from sweeps._runner import run_sweep
 
     results = _results(args, sweep)
-    printer = _ProgressPrinter(sys.stderr)
+    printer = _ProgressPrinter()
     start = time.monotonic()
     print(f"caviar: sweep {sweep.name} ({sweep.spec.strategy.kind}) -> {results / sweep.name}")
     outcome = run_sweep(sweep, results, address=args.address, resume=args.resume, show=printer)
@@ -337,11 +336,15 @@ def _run(sweep: Sweep, args: argparse.Namespace) -> int:
 
 
 class _ProgressPrinter:
-    """A live status line on a terminal; on a pipe or in cron, a plain line now and then."""
+    """A live status line on a terminal; on a pipe or in cron, a plain line now and then.
 
-    def __init__(self, stream: TextIO, every_s: float = 15.0) -> None:
-        self._stream = stream
-        self._tty = stream.isatty()
+    It writes to whatever `sys.stderr` is at the time rather than holding the stream: Ray
+    pickles the sweep's callbacks with the experiment state, and a held stream would travel
+    with them (and a stream swapped in by a caller, such as a test's capture, cannot).
+    """
+
+    def __init__(self, every_s: float = 15.0) -> None:
+        self._tty = sys.stderr.isatty()
         self._every_s = every_s
         self._last = 0.0
         self._last_done = -1
@@ -355,18 +358,18 @@ class _ProgressPrinter:
             f"{p.diverged} diverged] best {p.metric}: {best}"
         )
         if self._tty:
-            self._stream.write("\r\033[K" + line)
-            self._stream.flush()
+            sys.stderr.write("\r\033[K" + line)
+            sys.stderr.flush()
             return
         now = time.monotonic()
         step = max(1, math.ceil(p.total / 10))
         milestone = p.done != self._last_done and (p.done % step == 0 or p.done == p.total)
         # A new round or a babysitter's decision is news on its own, in cron mail too.
         if milestone or p.label != self._last_label or now - self._last >= self._every_s:
-            print(line, file=self._stream, flush=True)
+            print(line, file=sys.stderr, flush=True)
             self._last, self._last_done, self._last_label = now, p.done, p.label
 
     def close(self) -> None:
         if self._tty:
-            self._stream.write("\n")
-            self._stream.flush()
+            sys.stderr.write("\n")
+            sys.stderr.flush()
