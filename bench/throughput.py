@@ -504,6 +504,8 @@ def report(machine, figures, configs, flops, peak, peaks, args) -> None:
         print(f"packed: {whole:.1f} GFLOP/s over its whole wall time ({100 * whole / peak:.1f} % "
               f"of peak), {training:.1f} GFLOP/s while training ({100 * training / peak:.1f} %; "
               f"window {packed['training_window_s']:.1f} s)")  # fmt: skip
+    if "packed" in figures:
+        report_phases(figures["packed"])
     if "packed" in figures and "floor" in figures["packed"]:
         report_floor(figures, walls, flops, peak)
     if "packed-noray" in figures and "loop" in figures:
@@ -527,8 +529,15 @@ def report(machine, figures, configs, flops, peak, peaks, args) -> None:
     print(f"written: {args.out}")
 
 
+def report_phases(packed: dict[str, Any]) -> None:
+    print(f"packed, where the time went: Ray start {packed['ray_init_s']:.1f} s, trial "
+          f"workers starting {packed['worker_start_s']:.1f} s, training "
+          f"{packed['training_window_s']:.1f} s, wrap-up {packed['wrap_up_s']:.1f} s, "
+          f"Ray stop {packed['ray_shutdown_s']:.1f} s")  # fmt: skip
+
+
 def report_floor(figures, walls, flops, peak) -> None:
-    """Where the packed path's wall time went, and the best it could do on this machine.
+    """The best the packed path could do on this machine (CPU runs).
 
     Two floors, both keeping Ray's own start and stop and the trial workers' start as
     measured (costs of Ray that caviar does not control): the packs' matmuls at the speed
@@ -538,10 +547,6 @@ def report_floor(figures, walls, flops, peak) -> None:
     packed, floor = figures["packed"], figures["packed"]["floor"]
     rounds = math.ceil(packed["packs"] / CPUS)  # packs run CPUS at a time, one thread each
     fixed = packed["ray_init_s"] + packed["worker_start_s"] + packed["ray_shutdown_s"]
-    print(f"packed, where the time went: Ray start {packed['ray_init_s']:.1f} s, trial "
-          f"workers starting {packed['worker_start_s']:.1f} s, training "
-          f"{packed['training_window_s']:.1f} s, wrap-up {packed['wrap_up_s']:.1f} s, "
-          f"Ray stop {packed['ray_shutdown_s']:.1f} s")  # fmt: skip
     print(f"one pack alone, one epoch on one thread: {floor['pack_epoch_s']:.2f} s, of which "
           f"batched matmuls {floor['pack_epoch_bmm_s']:.2f} s "
           f"({100 * floor['pack_epoch_bmm_s'] / floor['pack_epoch_s']:.0f} %)")  # fmt: skip
@@ -554,7 +559,7 @@ def report_floor(figures, walls, flops, peak) -> None:
             f"{walls[path] / wall:.1f}x {path}" for path in walls if not path.startswith("packed")
         )
         print(f"floor ({name}; Ray start/stop and worker start {fixed:.1f} s kept): "
-              f"{wall:.1f} s -> at best {ratios}")  # fmt: skip
+              f"{wall:.1f} s -> at best {ratios or '(no baseline path run)'}")  # fmt: skip
 
 
 if __name__ == "__main__":
