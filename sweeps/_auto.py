@@ -182,10 +182,11 @@ def _record_event(store: ResultsStore, run_id: str, decision: AutoDecision) -> N
 
 
 def probe_epoch_seconds(sweep: Sweep) -> float:
-    """Train the space's centre configuration for one epoch where trials run; seconds taken."""
+    """Train the space's centre configuration for one epoch where trials run, on the device
+    a trial there would get (a GPU when the spec asks for one); seconds taken."""
     import ray
 
-    from trainables import TrialConfig, build_state, load_dataset, run_training
+    from trainables import TrialConfig, build_state, load_dataset, run_training, trial_device
 
     resources = sweep.spec.resources
     centre = sweep.space.from_unit([0.5] * len(sweep.space))
@@ -194,7 +195,13 @@ def probe_epoch_seconds(sweep: Sweep) -> float:
     @ray.remote(num_cpus=resources.cpu, num_gpus=resources.gpu, max_retries=0)
     def probe(flat: dict[str, Any]) -> float:
         trial = TrialConfig.from_flat(flat)
-        data = load_dataset(trial.dataset, seed=trial.seed, val_fraction=trial.val_fraction)
+        data = load_dataset(
+            trial.dataset,
+            seed=trial.seed,
+            val_fraction=trial.val_fraction,
+            device=trial_device(),
+            data_version=trial.data_version,
+        )
         state = build_state(trial.hparams, data, seed=trial.seed)
         start = time.perf_counter()
         run_training(trial.hparams, data, epochs=1, seed=trial.seed, state=state)

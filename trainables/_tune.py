@@ -50,8 +50,10 @@ def _granted_cpus() -> int:
     return max(1, int(cpus))
 
 
-def _device() -> torch.device:
-    # CUDA only when Ray actually gave this trial a GPU: a visible GPU may belong to another.
+def trial_device() -> torch.device:
+    """Where this Ray worker trains: CUDA only when Ray granted it a GPU (a visible GPU may
+    belong to another trial). Trials and anything that must cost like them (the `auto` probe)
+    decide the same way."""
     if torch.cuda.is_available() and ray.get_gpu_ids():
         return torch.device("cuda")
     return torch.device("cpu")
@@ -88,7 +90,7 @@ def train_bn_mlp(config: dict[str, Any]) -> None:
     """
     trial = TrialConfig.from_flat(config)
     torch.set_num_threads(_granted_cpus())
-    device = _device()
+    device = trial_device()
     data = load_dataset(
         trial.dataset,
         seed=trial.seed,
@@ -133,7 +135,7 @@ def train_bn_mlp_packed(config: dict[str, Any]) -> None:
     """
     pack = PackConfig.from_config(config)
     torch.set_num_threads(_granted_cpus())
-    device = _device()
+    device = trial_device()
     datasets: dict[int, Dataset] = {}
     for member in pack.members:
         seed = member.trial.seed

@@ -54,6 +54,8 @@ def test_the_ray_trainable_is_exported_lazily() -> None:
 
     assert trainables.train_bn_mlp is _tune.train_bn_mlp
     assert "train_bn_mlp" in trainables.__all__ and "train_bn_mlp" in dir(trainables)
+    # where trials (and auto's cost probe) train, decided in one place
+    assert trainables.trial_device is _tune.trial_device and "trial_device" in trainables.__all__
 
 
 def test_unknown_config_key_is_rejected_before_any_ray_call() -> None:
