@@ -186,7 +186,7 @@ def probe_epoch_seconds(sweep: Sweep) -> float:
     a trial there would get (a GPU when the spec asks for one); seconds taken."""
     import ray
 
-    from trainables import TrialConfig, build_state, load_dataset, run_training, trial_device
+    from trainables import TrialConfig, build_state, run_training, trial_data
 
     resources = sweep.spec.resources
     centre = sweep.space.from_unit([0.5] * len(sweep.space))
@@ -195,13 +195,7 @@ def probe_epoch_seconds(sweep: Sweep) -> float:
     @ray.remote(num_cpus=resources.cpu, num_gpus=resources.gpu, max_retries=0)
     def probe(flat: dict[str, Any]) -> float:
         trial = TrialConfig.from_flat(flat)
-        data = load_dataset(
-            trial.dataset,
-            seed=trial.seed,
-            val_fraction=trial.val_fraction,
-            device=trial_device(),
-            data_version=trial.data_version,
-        )
+        data = trial_data(trial)
         state = build_state(trial.hparams, data, seed=trial.seed)
         start = time.perf_counter()
         run_training(trial.hparams, data, epochs=1, seed=trial.seed, state=state)

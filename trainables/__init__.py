@@ -1,7 +1,8 @@
 """PyTorch BatchNorm/softmax models, local datasets and the Ray Tune trainables caviar sweeps.
 
 Importing this package does not import Ray: the training code is plain PyTorch, and the Ray
-adapters (`train_bn_mlp`, `train_bn_mlp_packed`, `trial_device`) are loaded on first access.
+adapters (`train_bn_mlp`, `train_bn_mlp_packed`, `trial_device`, `trial_data`) are loaded on
+first access.
 """
 
 from __future__ import annotations
@@ -53,7 +54,7 @@ from trainables._train import (
 from trainables._trial_config import TRIAL_SETTINGS, TrialConfig, trial_config_errors
 
 if TYPE_CHECKING:
-    from trainables._tune import train_bn_mlp, train_bn_mlp_packed, trial_device
+    from trainables._tune import train_bn_mlp, train_bn_mlp_packed, trial_data, trial_device
 
 __all__ = [
     "BNMLP",
@@ -94,12 +95,14 @@ __all__ = [
     "train_bn_mlp_packed",
     "train_epoch",
     "trial_config_errors",
+    "trial_data",
     "trial_device",
 ]
 
 _LAZY = {
     "train_bn_mlp": "trainables._tune",
     "train_bn_mlp_packed": "trainables._tune",
+    "trial_data": "trainables._tune",
     "trial_device": "trainables._tune",
 }
 

@@ -59,6 +59,19 @@ def trial_device() -> torch.device:
     return torch.device("cpu")
 
 
+def trial_data(trial: TrialConfig, device: torch.device | None = None) -> Dataset:
+    """The dataset split `trial` trains on, on `device` (default: `trial_device()`). One place
+    for trials, pack members and the `auto` probe, so they cannot drift apart in what they load.
+    """
+    return load_dataset(
+        trial.dataset,
+        seed=trial.seed,
+        val_fraction=trial.val_fraction,
+        device=trial_device() if device is None else device,
+        data_version=trial.data_version,
+    )
+
+
 def _restore(state: TrainState, device: torch.device) -> None:
     checkpoint = tune.get_checkpoint()
     if checkpoint is None:
@@ -91,13 +104,7 @@ def train_bn_mlp(config: dict[str, Any]) -> None:
     trial = TrialConfig.from_flat(config)
     torch.set_num_threads(_granted_cpus())
     device = trial_device()
-    data = load_dataset(
-        trial.dataset,
-        seed=trial.seed,
-        val_fraction=trial.val_fraction,
-        device=device,
-        data_version=trial.data_version,
-    )
+    data = trial_data(trial, device)
     state = build_state(trial.hparams, data, seed=trial.seed)
     _restore(state, device)
 
@@ -138,15 +145,10 @@ def train_bn_mlp_packed(config: dict[str, Any]) -> None:
     device = trial_device()
     datasets: dict[int, Dataset] = {}
     for member in pack.members:
-        seed = member.trial.seed
-        if seed not in datasets:
-            datasets[seed] = load_dataset(
-                pack.dataset,
-                seed=seed,
-                val_fraction=pack.val_fraction,
-                device=device,
-                data_version=member.trial.data_version,
-            )
+        # Members share dataset and val_fraction (PackConfig checks): one split per seed,
+        # loaded for the first member with that seed.
+        if member.trial.seed not in datasets:
+            datasets[member.trial.seed] = trial_data(member.trial, device)
     members = [
         PackMember(member.trial.hparams, member.trial.seed, datasets[member.trial.seed])
         for member in pack.members

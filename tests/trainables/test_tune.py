@@ -56,6 +56,7 @@ def test_the_ray_trainable_is_exported_lazily() -> None:
     assert "train_bn_mlp" in trainables.__all__ and "train_bn_mlp" in dir(trainables)
     # where trials (and auto's cost probe) train, decided in one place
     assert trainables.trial_device is _tune.trial_device and "trial_device" in trainables.__all__
+    assert trainables.trial_data is _tune.trial_data and "trial_data" in trainables.__all__
 
 
 def test_unknown_config_key_is_rejected_before_any_ray_call() -> None:
