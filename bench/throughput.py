@@ -253,20 +253,25 @@ def run_loop(machine: Machine, configs: list[dict[str, Any]], threads: int) -> d
             "mean_val_accuracy": float(np.mean(accuracies))}  # fmt: skip
 
 
-def run_packed_noray(machine: Machine, configs: list[dict[str, Any]]) -> dict[str, Any]:
-    """All configurations packed in this process on one thread, without Ray."""
-    torch.set_num_threads(1)
-    start, cpu = time.perf_counter(), time.process_time()
+def pack_members(configs: list[dict[str, Any]], device: str) -> list[PackMember]:
+    """The configurations as members of one in-process pack, one data split per seed."""
     trials = [TrialConfig.from_flat(config) for config in configs]
     first = trials[0]
     data = {
         t.seed: load_dataset(
-            first.dataset, seed=t.seed, val_fraction=first.val_fraction, device=machine.device
+            first.dataset, seed=t.seed, val_fraction=first.val_fraction, device=device
         )
         for t in trials
     }
-    members = [PackMember(t.hparams, t.seed, data[t.seed]) for t in trials]
-    results = run_packed_training(members, epochs=first.epochs)
+    return [PackMember(t.hparams, t.seed, data[t.seed]) for t in trials]
+
+
+def run_packed_noray(machine: Machine, configs: list[dict[str, Any]]) -> dict[str, Any]:
+    """All configurations packed in this process on one thread, without Ray."""
+    torch.set_num_threads(1)
+    start, cpu = time.perf_counter(), time.process_time()
+    members = pack_members(configs, machine.device)
+    results = run_packed_training(members, epochs=configs[0]["epochs"])
     wall = time.perf_counter() - start
     accuracies = [r[-1].val_accuracy for r in results if not r[-1].diverged]
     return {"wall_s": wall, "cpu_s": time.process_time() - cpu, "results": len(results),
@@ -343,19 +348,13 @@ def matmul_floor(configs: list[dict[str, Any]], pack_size: int) -> dict[str, flo
     from torch.profiler import ProfilerActivity, profile
 
     torch.set_num_threads(1)
-    trials = [TrialConfig.from_flat(config) for config in configs[:pack_size]]
-    members = [
-        PackMember(
-            t.hparams, t.seed, load_dataset(t.dataset, seed=t.seed, val_fraction=t.val_fraction)
-        )
-        for t in trials
-    ]
+    members = pack_members(configs[:pack_size], "cpu")
     with profile(activities=[ProfilerActivity.CPU]) as prof:
         start = time.perf_counter()
         run_packed_training(members, epochs=1)
         epoch_s = time.perf_counter() - start
     bmm_us = sum(e.self_cpu_time_total for e in prof.key_averages() if e.key == "aten::bmm")
-    epochs = trials[0].epochs
+    epochs = configs[0]["epochs"]
     return {"pack_epoch_s": epoch_s, "pack_epoch_bmm_s": bmm_us / 1e6,
             "pack_bmm_s": bmm_us / 1e6 * epochs}  # fmt: skip
 
