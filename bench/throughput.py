@@ -41,6 +41,7 @@ import json
 import logging
 import math
 import platform
+import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -84,7 +85,8 @@ class Machine:
         if device == "cpu":
             return cls("cpu", CPUS, 0, 0)
         if not torch.cuda.is_available():
-            raise SystemExit("error: --device cuda: torch sees no CUDA device here")
+            print("error: --device: 'cuda', but torch sees no CUDA device here", file=sys.stderr)
+            raise SystemExit(2)
         cores = os.cpu_count() or 1
         return cls("cuda", cores, torch.cuda.device_count(), trials_per_gpu or cores)
 
