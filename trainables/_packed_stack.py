@@ -286,17 +286,22 @@ class PackedStack:
         offsets = (self.data_index * n).unsqueeze(1)
         total = torch.zeros(k, dtype=torch.float64, device=device)
         correct = torch.zeros(k, dtype=torch.int64, device=device)
+        scratch = self._forward.scratch
         with torch.no_grad():
             for start in range(0, n, _EVAL_CHUNK):
                 index = offsets + torch.arange(start, min(n, start + _EVAL_CHUNK), device=device)
-                y = data.y_val[index]
-                logits = self._forward.logits(
-                    self._param_views, self._running_views, data.x_val[index]
+                b = index.shape[1]
+                x = gather_rows(
+                    data.x_val, index, scratch("x_val", data.x_val, k, b, data.n_features)
                 )
+                y = data.y_val.index_select(0, index.reshape(-1)).view(k, b)
+                logits = self._forward.logits(self._param_views, self._running_views, x)
                 # logits are (K, classes, n): cross_entropy's (N, C, d) form.
                 losses = F.cross_entropy(logits, y, reduction="none")
                 total += losses.sum(dim=1).to(torch.float64)
-                correct += (logits.argmax(dim=1) == y).sum(dim=1)
+                # max's indices are argmax's (the first maximum), but max reduces over this
+                # strided class dimension ~7x faster on a CPU.
+                correct += (logits.max(dim=1).indices == y).sum(dim=1)
         return total / n, correct.to(torch.float64) / n
 
     @property
