@@ -1,6 +1,6 @@
 """Throughput: the same configurations of the digits BN-MLP trained four ways, each timed whole.
 
-    .venv/bin/python bench/throughput.py                       # 256 configs, 20 epochs (~10 min)
+    .venv/bin/python bench/throughput.py                       # 256 configs, 20 epochs (~8 min)
     .venv/bin/python bench/throughput.py --configs 8 --epochs 1 --ray-default-configs 4  # smoke
     python bench/throughput.py --device cuda --loop-configs 32   # on a GPU host (see bench/device)
 
@@ -15,8 +15,9 @@ With --device cuda every path trains on the GPU: single-configuration Ray trials
 1/--trials-per-gpu of a GPU (fractional GPUs, one trial per core by default), pack trials share
 the GPUs equally, and the peak is torch.mm's in true fp32 (TF32 off, as the trainables run).
 Each path is timed from its start (Ray started, when it uses Ray) to every configuration's
-final results being on the driver. ray-default is slow (~1 s per trial), so by default it runs
-on a subset (--ray-default-configs) and its time is extrapolated, which the output says.
+final results being on the driver. ray-default is slow (~5 s of wall time per configuration
+here), so by default it runs on a subset (--ray-default-configs; 0 runs all, ~35 min in all)
+and its trials' time is extrapolated, Ray's start and stop counted once; the output says so.
 
 The packed path's GFLOP/s count training FLOPs from the layer shapes (forward + backward = 3x
 the forward matmul FLOPs, per training sample, per epoch; evaluation = 1x per validation
