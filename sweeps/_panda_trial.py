@@ -26,7 +26,6 @@ from trainables import (
     TrainState,
     TrialConfig,
     build_state,
-    load_dataset,
     load_state,
     run_training,
     state_dict,
@@ -179,13 +178,11 @@ def babysit(
     Deterministic from the job: a run resumed from a recorded state repeats, bit for bit on
     the CPU, what the interrupted run would have done.
     """
+    # Imported on use: it lives in trainables' Ray adapter module, which imports Ray Tune.
+    from trainables import trial_data
+
     trial = TrialConfig.from_flat(job.config)
-    data = load_dataset(
-        trial.dataset,
-        seed=trial.seed,
-        val_fraction=trial.val_fraction,
-        device=device or torch.device("cpu"),
-    )
+    data = trial_data(trial, device or torch.device("cpu"))
     checkpoint_dir = results_path(job.checkpoint_dir)
     state = job.state
     model = restore_model(trial, data, state, checkpoint_dir)
@@ -235,14 +232,15 @@ def panda_trial(config: dict[str, Any]) -> None:
     import ray
     from ray import tune
 
+    from trainables import trial_device
+
     try:
         cpus = max(1, int(tune.get_context().get_trial_resources().head_cpus))
     except AttributeError:
         cpus = 1
     # One thread per granted CPU: concurrent trials would otherwise oversubscribe the cores.
     torch.set_num_threads(cpus)
-    use_cuda = torch.cuda.is_available() and bool(ray.get_gpu_ids())
-    device = torch.device("cuda" if use_cuda else "cpu")
+    device = trial_device()
     node = ray.get_runtime_context().get_node_id()
 
     def send(period: PeriodReport) -> None:

@@ -346,3 +346,27 @@ def test_kill_then_resume_continues_from_the_last_decision(
     assert [(d.index, d.action, d.metric, d.lr_after) for d in expected] == [
         (d[1], d[3], d[4], d[6]) for d in after
     ]
+
+
+def test_the_babysat_model_trains_on_the_specs_data_version(tmp_path: Path) -> None:
+    """The synthetic dataset drifts with its version; the babysitter must load the version the
+    spec names, as a sweep's trials do (`trial_data`), not the default one."""
+    spec = textwrap.dedent(
+        """
+        name: drift
+        trainable: {dataset: synthetic, data_version: 2, epochs: 1,
+                    fixed: {depth: 1, hidden: 16, batch_size: 64, batchnorm: false}}
+        search_space:
+          lr: {type: float, low: 1.0e-3, high: 1.0, scale: log}
+        strategy: {kind: panda, period: 1, start: {lr: 0.01}}
+        seed: 3
+        """
+    )
+    job = _job(parse_spec(spec), tmp_path)
+    [report] = _babysit(job)
+    trial = TrialConfig.from_flat(job.config)
+    assert trial.data_version == "2"
+    for version, same in (("2", True), ("1", False)):
+        data = load_dataset("synthetic", seed=trial.seed, data_version=version)
+        [alone] = run_training(trial.hparams, data, epochs=1, seed=trial.seed)
+        assert (report.curve[0]["train_loss"] == alone.train_loss) is same, version
