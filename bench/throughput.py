@@ -60,6 +60,7 @@ from trainables import (
     pack_size_auto,
     run_packed_training,
     run_training,
+    trial_data,
 )
 
 PATHS = ("ray-default", "ray-reuse", "loop", "packed", "packed-noray")
@@ -245,9 +246,7 @@ def run_loop(machine: Machine, configs: list[dict[str, Any]], threads: int) -> d
     accuracies = []
     for config in configs:
         trial = TrialConfig.from_flat(config)
-        data = load_dataset(
-            trial.dataset, seed=trial.seed, val_fraction=trial.val_fraction, device=machine.device
-        )
+        data = trial_data(trial, torch.device(machine.device))
         results = run_training(trial.hparams, data, epochs=trial.epochs, seed=trial.seed)
         accuracies.append(results[-1].val_accuracy)
     wall = time.perf_counter() - start
@@ -259,13 +258,7 @@ def run_loop(machine: Machine, configs: list[dict[str, Any]], threads: int) -> d
 def pack_members(configs: list[dict[str, Any]], device: str) -> list[PackMember]:
     """The configurations as members of one in-process pack, one data split per seed."""
     trials = [TrialConfig.from_flat(config) for config in configs]
-    first = trials[0]
-    data = {
-        t.seed: load_dataset(
-            first.dataset, seed=t.seed, val_fraction=first.val_fraction, device=device
-        )
-        for t in trials
-    }
+    data = {t.seed: trial_data(t, torch.device(device)) for t in trials}
     return [PackMember(t.hparams, t.seed, data[t.seed]) for t in trials]
 
 
