@@ -507,7 +507,7 @@ def report(machine, figures, configs, flops, peak, peaks, args) -> None:
     if "packed" in figures:
         report_phases(figures["packed"])
     if "packed" in figures and "floor" in figures["packed"]:
-        report_floor(figures, walls, flops, peak)
+        report_floor(machine, figures, walls, flops, peak)
     if "packed-noray" in figures and "loop" in figures:
         loop, noray = figures["loop"], figures["packed-noray"]
         loop_cpu = loop["cpu_s"] * walls["loop"] / loop["wall_s"]  # scaled like its wall time
@@ -536,7 +536,7 @@ def report_phases(packed: dict[str, Any]) -> None:
           f"Ray stop {packed['ray_shutdown_s']:.1f} s")  # fmt: skip
 
 
-def report_floor(figures, walls, flops, peak) -> None:
+def report_floor(machine, figures, walls, flops, peak) -> None:
     """The best the packed path could do on this machine (CPU runs).
 
     Two floors, both keeping Ray's own start and stop and the trial workers' start as
@@ -545,7 +545,7 @@ def report_floor(figures, walls, flops, peak) -> None:
     matmul peak. The ratios they allow bound what any packing could reach here.
     """
     packed, floor = figures["packed"], figures["packed"]["floor"]
-    rounds = math.ceil(packed["packs"] / CPUS)  # packs run CPUS at a time, one thread each
+    rounds = math.ceil(packed["packs"] / machine.parallel_packs())  # one thread each
     fixed = packed["ray_init_s"] + packed["worker_start_s"] + packed["ray_shutdown_s"]
     print(f"one pack alone, one epoch on one thread: {floor['pack_epoch_s']:.2f} s, of which "
           f"batched matmuls {floor['pack_epoch_bmm_s']:.2f} s "
