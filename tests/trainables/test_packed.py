@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
 import io
+import os
+import subprocess
+import sys
 from collections.abc import Iterator, Sequence
 
 import pytest
@@ -85,22 +89,59 @@ def test_float64_packed_run_equals_unpacked_runs(device: str) -> None:
         assert [r.lr for r in results] == [r.lr for r in alone]  # the same Python arithmetic
 
 
+def _first_batches(data: dict[int, Dataset], n: int) -> dict[int, Dataset]:
+    """Each split cut to its first `n` training samples: with batch size `n`, one epoch is
+    exactly one optimizer step."""
+    return {
+        seed: dataclasses.replace(d, x_train=d.x_train[:n], y_train=d.y_train[:n])
+        for seed, d in data.items()
+    }
+
+
+# Kernel choices that differ from this machine's best: MKL's AVX2 GEMMs (an AMD EPYC's pick,
+# even with AVX-512) and ATen's portable elementwise kernels.
+KERNEL_VARIANTS = [
+    {"MKL_ENABLE_INSTRUCTIONS": "AVX2"},
+    {"ATEN_CPU_CAPABILITY": "default"},
+    {"MKL_ENABLE_INSTRUCTIONS": "AVX2", "ATEN_CPU_CAPABILITY": "avx2"},
+]
+
+
 @pytest.mark.parametrize("device", DEVICES)
-def test_float32_packed_run_is_within_rounding_noise(device: str) -> None:
-    """float32 sums in another order differ by ~1e-7 per step; three epochs of training
-    amplify that to ~1e-6 at most here. Tolerance: 1e-4 on losses, two validation samples
-    (2/360) on accuracy. Adam is left out: in float32 it turns rounding noise in near-zero
-    gradients into full-size steps (eps=1e-8 is below float32 noise), so even its unpacked
-    run moves by ~1e-3 when only the thread count changes. Both runs on `device`."""
+def test_float32_packed_step_is_within_rounding_noise(device: str) -> None:
+    """What float32 guarantees is one step: sums in another order (a padded width, another
+    GEMM kernel) differ by ~1e-7. Over whole epochs that is not a bound: training is
+    non-smooth at ReLU's kink, and a pre-activation within rounding of zero (1.2e-7 at step 8
+    of this data, seen with MKL's AVX2 kernels) flips a gradient term, which grows to 2.3e-2 in
+    the validation loss by epoch 3. The float64 test above is the strict one over epochs.
+
+    Two steps of one batch each here, a padded width of 32 included. Tolerance 1e-5 on losses
+    (observed ~1e-7), two validation samples on accuracy. Adam is left out: in float32 it turns
+    rounding noise in near-zero gradients into full-size steps (eps=1e-8 is below float32
+    noise). Both runs on `device`."""
     configs = CONFIGS[:2] + CONFIGS[4:6]
-    data = _data(torch.float32, [seed for _, seed in configs], device)
-    packed = run_packed_training(_members(configs, data), epochs=3)
+    data = _first_batches(_data(torch.float32, [seed for _, seed in configs], device), 64)
+    packed = run_packed_training(_members(configs, data), epochs=2)
     for (hp, seed), results in zip(configs, packed, strict=True):
-        alone = run_training(hp, data[seed], epochs=3, seed=seed)
-        assert _max_difference(results, alone) < 1e-4, hp
+        alone = run_training(hp, data[seed], epochs=2, seed=seed)
+        assert _max_difference(results, alone) < 1e-5, hp
         n_val = data[seed].y_val.numel()
         for x, y in zip(results, alone, strict=True):
             assert abs(x.val_accuracy - y.val_accuracy) <= 2 / n_val + 1e-12
+
+
+@pytest.mark.parametrize("variant", KERNEL_VARIANTS, ids=lambda v: ",".join(v.values()))
+def test_float32_step_holds_whatever_kernels_the_cpu_picks(variant: dict[str, str]) -> None:
+    """The float32 test again, in a process whose MKL and ATen pick other kernels than this
+    CPU's best: the README's test command must pass on any x86-64 machine."""
+    test = f"{__file__}::test_float32_packed_step_is_within_rounding_noise[cpu]"
+    env = {**os.environ, **variant}
+    proc = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", test],
+        capture_output=True, text=True, env=env, timeout=300,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
+    assert "1 passed" in proc.stdout
 
 
 def test_stacking_and_member_order_do_not_change_results() -> None:
