@@ -15,6 +15,7 @@ from analysis import ResultsError, ResultsPath, results_path
 from sweeps._errors import CaviarError
 from sweeps._points import Point
 from sweeps._progress import Progress
+from sweeps._ray_session import prepare_ray_environment
 from sweeps._spec import CoarseToFineStrategy, PandaStrategy, Sweep, TpeStrategy, load_spec
 
 __all__ = ["main"]
@@ -100,6 +101,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "report":
         return _report(args)
+    if args.command in ("run", "retune"):
+        # Ray reads its auth settings when it is first imported, by whichever module that is.
+        prepare_ray_environment(args.address)
     sweep = load_spec(args.spec)
     if args.command == "validate":
         return _validate(sweep, explain=args.explain)

@@ -2,7 +2,7 @@
 
 Each model is one long Ray Tune trial that trains a period, judges it (`sweeps._babysitter`),
 saves the model when it improved, and reports; the driver records every period's epochs and
-decisions as they arrive (`sweeps._panda_record`). One trial per model rather than one Tuner
+decisions as they arrive (`sweeps._panda_recorder`). One trial per model rather than one Tuner
 per period: Tune's per-fit start-up would otherwise dominate short periods, and nothing is
 lost by it, because the babysitter's state lives in the events table and its checkpoint files,
 not in Tune. `--resume` reads the last recorded decision of each model and starts a fresh trial
@@ -180,7 +180,7 @@ def _babysit_on_tune(
 ) -> dict[str, str]:
     """One Tune trial per unfinished model; returns the error of each model whose trial failed."""
 
-    from sweeps._panda_record import PandaRecorder
+    from sweeps._panda_recorder import PandaRecorder
     from sweeps._panda_trial import PandaJob, panda_trial
     from sweeps._runner import build_tuner
     from sweeps._tune_adapter import TRIAL_KEY, PointsSearcher

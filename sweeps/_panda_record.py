@@ -1,4 +1,8 @@
-"""Panda mode's record: decisions and curves to Parquet as they happen, and read back on resume.
+"""Panda mode's record: the Parquet rows of decisions and curves, and reading them back on resume.
+
+No Ray here: this module is imported before Ray's environment is prepared, and Ray reads its
+auth settings when it is first imported. The callback that writes the record as periods
+arrive is the Ray adapter `sweeps._panda_recorder`.
 
 Each period's epochs file is written before its events file, so an event is never visible
 without its epochs; a crash between the two leaves epochs whose decision was never recorded,
@@ -8,27 +12,25 @@ table is the babysitter's memory: the last row of each model holds its whole sta
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Callable
 from dataclasses import asdict
-from datetime import UTC, datetime
-from typing import Any
+from datetime import datetime
 
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
-from ray import tune
-from ray.tune.experiment import Trial
 
 from analysis import ResultsStore, arrow_filesystem, arrow_path, load_table
-from sweeps._babysitter import Decision, SitterState
-from sweeps._panda_trial import PeriodReport
-from sweeps._progress import Progress
-from sweeps._record import branch_columns, epoch_row, epochs_schema, events_schema
+from sweeps._babysitter import Decision
+from sweeps._record import branch_columns, epochs_schema
 
-__all__ = ["PandaRecorder", "recorded_decisions", "remove_undecided_epochs"]
-
-log = logging.getLogger(__name__)
+__all__ = [
+    "decision_from_row",
+    "event_row",
+    "last_decisions",
+    "panda_epochs_schema",
+    "recorded_decisions",
+    "remove_undecided_epochs",
+]
 
 
 def panda_epochs_schema() -> pa.Schema:
@@ -96,98 +98,7 @@ def remove_undecided_epochs(store: ResultsStore, run_id: str, events: pd.DataFra
     return removed
 
 
-class PandaRecorder(tune.Callback):
-    """Writes each period's epochs and decisions from the driver, once each.
-
-    A decision already recorded (a restarted trial repeating its last period) is skipped, so
-    `decision` is unique per model whatever Ray retries.
-    """
-
-    def __init__(
-        self,
-        store: ResultsStore,
-        run_id: str,
-        recorded: dict[str, int],
-        progress: Progress,
-        show: Callable[[Progress], None],
-    ) -> None:
-        self._store = store
-        self._run_id = run_id
-        self._recorded = dict(recorded)  # trial id -> index of its last recorded decision
-        self._progress = progress
-        self._show = show
-        self.errors: dict[str, str] = {}
-
-    def _ids(self, trial_id: str) -> dict[str, object]:
-        return {
-            "sweep": self._store.sweep,
-            "run_id": self._run_id,
-            "round": 0,
-            "trial_id": trial_id,
-        }
-
-    def on_trial_result(
-        self, iteration: int, trials: list[Trial], trial: Trial, result: dict, **info: Any
-    ) -> None:
-        period = PeriodReport.from_metrics(result)
-        last = self._recorded.get(period.trial_id, -1)
-        fresh = [d for d in period.decisions if d.index > last]
-        if not fresh:
-            return
-        ids = self._ids(period.trial_id)
-        if period.decisions[0].index > last:  # the curve belongs to the period's judgement
-            rows = []
-            for point in period.curve:
-                row = epoch_row(ids, point)
-                row.update(
-                    epoch_time_s=point["epoch_time_s"],
-                    decision=point["decision"],
-                    abandoned=point["abandoned"],
-                )
-                rows.append(row)
-            self._write("epochs", rows, panda_epochs_schema())
-        now = datetime.now(UTC)
-        node = result.get("node_id")
-        events = [_event_row(ids, d, node, now) for d in fresh]
-        self._write("events", events, events_schema())
-        self._recorded[period.trial_id] = fresh[-1].index
-        self._announce(period.trial_id, fresh, SitterState.after(fresh[-1]))
-
-    def on_trial_start(
-        self, iteration: int, trials: list[Trial], trial: Trial, **info: Any
-    ) -> None:
-        self._progress.running += 1
-        self._show(self._progress)
-
-    def on_trial_error(
-        self, iteration: int, trials: list[Trial], trial: Trial, **info: Any
-    ) -> None:
-        text = str(trial.get_error() or "trial failed")
-        lines = [line.strip() for line in text.splitlines() if line.strip()]
-        self.errors[trial.config["caviar_trial_id"]] = lines[-1] if lines else "trial failed"
-        p = self._progress
-        p.running, p.done, p.errors = max(p.running - 1, 0), p.done + 1, p.errors + 1
-        self._show(p)
-
-    def _write(self, table: str, rows: list[dict[str, object]], schema: pa.Schema) -> None:
-        self._store.write(table, rows, schema, run_id=self._run_id, round_index=0)
-
-    def _announce(self, trial_id: str, decisions: list[Decision], state: SitterState) -> None:
-        p = self._progress
-        for decision in decisions:
-            line = f"{trial_id} {decision.describe(p.metric)}"
-            log.info("%s", line)
-            p.label = line
-        if state.good_metric is not None:
-            p.consider(trial_id, state.good_metric, {"lr": state.lr})
-        if state.stopped:
-            p.running, p.done = max(p.running - 1, 0), p.done + 1
-            if state.good_metric is None:
-                p.diverged += 1
-        self._show(p)
-
-
-def _event_row(
+def event_row(
     ids: dict[str, object], decision: Decision, node: object, now: datetime
 ) -> dict[str, object]:
     row = {**ids, **asdict(decision)}

@@ -12,10 +12,28 @@ import os
 import signal
 import socket
 import subprocess
+import sys
 import time
 from pathlib import Path
 
-__all__ = ["free_port", "kill_session"]
+__all__ = ["caviar_command", "free_port", "kill_session", "user_env"]
+
+
+# Settings a user's shell does not have: the suite's own (tests/conftest.py) and Ray's.
+_TEST_ONLY = ("RAY_AUTH_MODE", "RAY_AUTH_TOKEN", "RAY_AUTH_TOKEN_PATH", "RAY_ADDRESS")
+
+
+def user_env(home: Path, **extra: str) -> dict[str, str]:
+    """The environment a user's `caviar` runs in: no auth-mode override, no cluster address,
+    and a home directory of its own (where `~/.ray/auth_token` may or may not be)."""
+    env = {k: v for k, v in os.environ.items() if k not in _TEST_ONLY}
+    home.mkdir(parents=True, exist_ok=True)
+    return {**env, "HOME": str(home), **extra}
+
+
+def caviar_command() -> str:
+    """The installed console script, as a user runs it (not `python -m sweeps`)."""
+    return str(Path(sys.executable).parent / "caviar")
 
 
 def free_port(host: str = "127.0.0.1") -> int:
