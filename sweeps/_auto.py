@@ -137,12 +137,14 @@ def run_auto(
 ) -> SweepOutcome:
     """Decide (or, resuming, reuse the decision), say why, then run the decided sweep."""
     from sweeps._ray_session import ray_session
-    from sweeps._runner import run_sweep
+    from sweeps._runner import check_resources, run_sweep
 
     check_results_dir(results_dir)
     store = ResultsStore(results_dir, sweep.name)
     decision = load_decision(store.sweep_dir, sweep.digest) if resume else None
     with ray_session(address) as session:
+        # Before the probe: a trial that cannot be placed would keep it waiting.
+        check_resources(sweep.spec, session)
         if decision is None:
             log.info("auto: probing the cost of one configuration")
             epoch_s = probe_epoch_seconds(sweep)

@@ -39,7 +39,7 @@ from sweeps._spec import (
 if TYPE_CHECKING:
     from sweeps._tune_adapter import Packing
 
-__all__ = ["SweepOutcome", "run_sweep"]
+__all__ = ["SweepOutcome", "check_resources", "run_sweep"]
 
 log = logging.getLogger(__name__)
 
@@ -88,8 +88,7 @@ def run_sweep(
     run_id, done = choice.run_id, choice.done
     todo = [p for p in points if p.trial_id not in done]
     with ray_session(address) as session:
-        _check_fits(sweep.spec.resources.cpu, sweep.spec.resources.gpu, session)
-        _check_custom(sweep.spec.resources.custom, session)
+        check_resources(sweep.spec, session)
         log.info("Ray: %s, %g CPUs, %g GPUs, %d node(s)", session.address, session.cpus,
                  session.gpus, session.nodes)  # fmt: skip
         with sweep_lock(store.sweep_dir):
@@ -389,6 +388,13 @@ def _scheduler(spec: SpecModel) -> object:
         grace_period=min(asha.grace_period, spec.trainable.epochs),
         reduction_factor=asha.reduction_factor,
     )
+
+
+def check_resources(spec: SpecModel, session: RaySession) -> None:
+    """Every entry point checks the same way, once Ray is up and before anything is written:
+    CPU and GPU per trial, then custom resources."""
+    _check_fits(spec.resources.cpu, spec.resources.gpu, session)
+    _check_custom(spec.resources.custom, session)
 
 
 def _check_fits(cpu: float, gpu: float, session: RaySession) -> None:
