@@ -16,7 +16,7 @@ import sys
 import time
 from pathlib import Path
 
-__all__ = ["caviar_command", "free_port", "kill_session", "user_env"]
+__all__ = ["caviar_command", "free_port", "kill_session", "run_caviar", "user_env"]
 
 
 # Settings a user's shell does not have: the suite's own (tests/conftest.py) and Ray's.
@@ -34,6 +34,22 @@ def user_env(home: Path, **extra: str) -> dict[str, str]:
 def caviar_command() -> str:
     """The installed console script, as a user runs it (not `python -m sweeps`)."""
     return str(Path(sys.executable).parent / "caviar")
+
+
+def run_caviar(
+    *args: str, env: dict[str, str], cwd: Path | None = None, timeout: float = 240
+) -> subprocess.CompletedProcess[str]:
+    """`caviar ARGS` to the end, in a session of its own that is emptied afterwards: a run
+    that times out (or leaves Ray behind) takes nothing with it into the next test."""
+    proc = subprocess.Popen(
+        [caviar_command(), *args], cwd=cwd, env=env, text=True,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True,
+    )  # fmt: skip
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    finally:
+        kill_session(proc)
+    return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
 
 
 def free_port(host: str = "127.0.0.1") -> int:

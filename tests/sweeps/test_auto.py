@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import json
-import subprocess
 import textwrap
 from pathlib import Path
 
 import pytest
-from _procs import caviar_command, kill_session, user_env
+from _procs import run_caviar, user_env
 
 from analysis import load_table, load_trials
 from sweeps import parse_spec, run_sweep
@@ -98,15 +97,11 @@ def test_auto_refuses_a_gpu_the_machine_lacks_before_writing_anything(tmp_path: 
     """As `kind: random` is refused: one line naming the field, exit 2, no files, and no
     cost probe left waiting for a GPU that will never come."""
     (tmp_path / "auto.yaml").write_text(_spec("10m", gpu=1))
-    proc = subprocess.Popen(
-        [caviar_command(), "run", "auto.yaml", "--results", "out"], cwd=tmp_path,
-        env=user_env(tmp_path / "home"), text=True, stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE, start_new_session=True,
+    proc = run_caviar(
+        "run", "auto.yaml", "--results", "out", cwd=tmp_path, env=user_env(tmp_path / "home"),
+        timeout=120,
     )  # fmt: skip
-    try:
-        _, err = proc.communicate(timeout=120)
-    finally:
-        kill_session(proc)
+    err = proc.stderr
     assert proc.returncode == 2, err
     [line] = err.strip().splitlines()
     assert line.startswith("error: resources.gpu: no node has 1 CPU and 1 GPU for one trial")

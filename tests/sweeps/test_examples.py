@@ -17,7 +17,7 @@ from typing import Any
 import pyarrow.dataset as ds
 import pytest
 import yaml
-from _procs import caviar_command, kill_session, user_env
+from _procs import run_caviar, user_env
 
 EXAMPLES = Path(__file__).parents[2] / "sweeps" / "examples"
 SPECS = sorted(path.name for path in EXAMPLES.glob("*.yaml"))
@@ -49,20 +49,6 @@ def _shortened(spec: dict[str, Any]) -> tuple[dict[str, Any], int]:
     return spec, planned + len(spec.get("initial", []))
 
 
-def _caviar(
-    *args: str, cwd: Path, env: dict[str, str], timeout: float = 240
-) -> subprocess.CompletedProcess[str]:
-    proc = subprocess.Popen(
-        [caviar_command(), *args], cwd=cwd, env=env, text=True,
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True,
-    )  # fmt: skip
-    try:
-        out, err = proc.communicate(timeout=timeout)
-    finally:
-        kill_session(proc)  # a caviar that stopped its own Ray leaves nothing behind
-    return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
-
-
 @pytest.mark.parametrize("token", [False, True], ids=["no-token-file", "token-file"])
 @pytest.mark.parametrize("name", SPECS)
 def test_example_runs_through_the_cli(name: str, token: bool, tmp_path: Path) -> None:
@@ -74,7 +60,7 @@ def test_example_runs_through_the_cli(name: str, token: bool, tmp_path: Path) ->
         (home / ".ray" / "auth_token").write_text(secrets.token_hex(32))
     env = user_env(home)
 
-    run = _caviar("run", name, "--results", "out", cwd=tmp_path, env=env)
+    run = run_caviar("run", name, "--results", "out", cwd=tmp_path, env=env)
 
     assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-4000:]
     assert "Traceback" not in run.stderr and "InvalidAuthToken" not in run.stderr
@@ -83,7 +69,7 @@ def test_example_runs_through_the_cli(name: str, token: bool, tmp_path: Path) ->
     assert set(trials.column("status").to_pylist()) <= {"ok", "diverged", "stopped"}
     assert f"best {spec['objective']['metric']}" in run.stdout
     if "retune" in spec:
-        retune = _caviar("retune", name, "--results", "out", cwd=tmp_path, env=env)
+        retune = run_caviar("retune", name, "--results", "out", cwd=tmp_path, env=env)
         assert retune.returncode == 0, retune.stdout[-2000:] + retune.stderr[-4000:]
         assert "drift: no" in retune.stdout
 
