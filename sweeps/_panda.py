@@ -95,7 +95,7 @@ def run_panda(
     """Babysit `strategy.models` models to the end; nothing is written until Ray is up."""
     from sweeps._panda_record import last_decisions, recorded_decisions, remove_undecided_epochs
     from sweeps._ray_session import ray_session
-    from sweeps._runner import SweepOutcome, _best_row, _check_fits, _record_space
+    from sweeps._runner import SweepOutcome, _best_row, _record_space, check_resources
 
     check_results_dir(results_dir)
     store = ResultsStore(results_dir, sweep.name)
@@ -103,7 +103,7 @@ def run_panda(
     run_id, done = choice.run_id, set(choice.done)
     configs = model_configs(sweep)
     with ray_session(address) as session:
-        _check_fits(sweep.spec.resources.cpu, sweep.spec.resources.gpu, session)
+        check_resources(sweep.spec, session)
         with sweep_lock(store.sweep_dir):
             events = recorded_decisions(store, run_id) if resume else pd.DataFrame()
             if resume and remove_undecided_epochs(store, run_id, events):

@@ -132,7 +132,7 @@ def run_retune(
 ) -> RetuneOutcome:
     """Re-evaluate the incumbent, search around history's good region, record, decide."""
     from sweeps._ray_session import ray_session
-    from sweeps._runner import _check_fits, _run_trials
+    from sweeps._runner import _run_trials, check_resources
 
     if isinstance(sweep.spec.strategy, PandaStrategy):
         message = "re-tuning samples configurations; a panda sweep babysits one model"
@@ -162,7 +162,7 @@ def run_retune(
                  run_id, len(points), incumbent.trial_id, incumbent.run_id, metric,
                  incumbent.score)  # fmt: skip
         with ray_session(address) as session:
-            _check_fits(sweep.spec.resources.cpu, sweep.spec.resources.gpu, session)
+            check_resources(sweep.spec, session)
             outcome = _run_trials(sweep, store, run_id, points, show=show)
         rows = _run_rows(sweep, results_dir, run_id)
         event = _decide(sweep, settings, incumbent, rows, run_id, fingerprint, outcome.errors)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import textwrap
@@ -10,6 +9,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from _procs import run_caviar, user_env
 from _ray_nodes import ray_cluster, ray_env
 
 from analysis import load_trials
@@ -27,13 +27,8 @@ SPEC = textwrap.dedent(
 )
 
 
-def _caviar(*args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "RAY_AUTH_MODE": "disabled"}
-    env.pop("RAY_ADDRESS", None)
-    return subprocess.run(
-        [sys.executable, "-m", "sweeps", *args], capture_output=True, text=True, env=env,
-        timeout=300,
-    )  # fmt: skip
+def _caviar(*args: str, home: Path) -> subprocess.CompletedProcess[str]:
+    return run_caviar(*args, env=user_env(home), timeout=180)
 
 
 @pytest.mark.ray
@@ -41,7 +36,7 @@ def test_more_gpus_than_any_node_has_is_refused_up_front(tmp_path: Path) -> None
     """The embedded instance has no GPU and no autoscaler: the trial could never start."""
     spec = tmp_path / "spec.yaml"
     spec.write_text(SPEC.replace("gpu: 0.5", "gpu: 1"))
-    proc = _caviar("run", str(spec), "--results", str(tmp_path / "out"))
+    proc = _caviar("run", str(spec), "--results", str(tmp_path / "out"), home=tmp_path / "home")
     assert proc.returncode == 2, proc.stderr[-3000:]
     errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and "resources.gpu" in errors[0] and "no node has" in errors[0]
@@ -53,16 +48,40 @@ def test_one_and_a_half_gpus_is_a_spec_error() -> None:
         parse_spec(SPEC.replace("gpu: 0.5", "gpu: 1.5"))
 
 
-@pytest.mark.ray
-def test_a_custom_resource_no_node_has_is_refused_up_front(tmp_path: Path) -> None:
-    """Without the check the trials would wait for a node the embedded Ray never gets."""
-    spec = tmp_path / "spec.yaml"
-    spec.write_text(SPEC.replace("{cpu: 1, gpu: 0.5}", "{cpu: 1, custom: {a10g: 1}}"))
-    proc = _caviar("run", str(spec), "--results", str(tmp_path / "out"))
+PANDA = "strategy: {kind: panda, period: 1, start: {lr: 0.01}}"
+
+
+def _custom_refused(proc: subprocess.CompletedProcess[str]) -> None:
     assert proc.returncode == 2, proc.stderr[-3000:]
     errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and "resources.custom" in errors[0] and "{a10g: 1}" in errors[0]
+
+
+@pytest.mark.ray
+@pytest.mark.parametrize("strategy", ["random", "panda"])
+def test_a_custom_resource_no_node_has_is_refused_up_front(strategy: str, tmp_path: Path) -> None:
+    """Without the check the trials would wait for a node the embedded Ray never gets."""
+    text = SPEC.replace("{cpu: 1, gpu: 0.5}", "{cpu: 1, custom: {a10g: 1}}")
+    if strategy == "panda":
+        text = text.replace("strategy: {kind: random, samples: 8}", PANDA)
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(text)
+    proc = _caviar("run", str(spec), "--results", str(tmp_path / "out"), home=tmp_path / "home")
+    _custom_refused(proc)
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.ray
+def test_a_retune_asking_for_a_custom_resource_no_node_has_is_refused(tmp_path: Path) -> None:
+    spec, out, home = tmp_path / "spec.yaml", tmp_path / "out", tmp_path / "home"
+    spec.write_text(SPEC.replace("gpu: 0.5", "gpu: 0").replace("samples: 8", "samples: 2"))
+    assert _caviar("run", str(spec), "--results", str(out), home=home).returncode == 0
+    before = sorted(str(p) for p in out.rglob("*.parquet"))
+    spec.write_text(spec.read_text().replace("{cpu: 1, gpu: 0}", "{cpu: 1, custom: {a10g: 1}}"))
+    proc = _caviar("retune", str(spec), "--results", str(out), home=home)
+    _custom_refused(proc)
+    assert sorted(str(p) for p in out.rglob("*.parquet")) == before
+    assert not (out / "multi" / "best.json").exists()
 
 
 def _most_at_once(rows: pd.DataFrame) -> int:
