@@ -132,7 +132,7 @@ def run_retune(
 ) -> RetuneOutcome:
     """Re-evaluate the incumbent, search around history's good region, record, decide."""
     from sweeps._ray_session import ray_session
-    from sweeps._runner import _run_trials, check_resources
+    from sweeps._runner import _run_trials, check_resources, trial_slots
 
     if isinstance(sweep.spec.strategy, PandaStrategy):
         message = "re-tuning samples configurations; a panda sweep babysits one model"
@@ -163,7 +163,8 @@ def run_retune(
                  incumbent.score)  # fmt: skip
         with ray_session(address) as session:
             check_resources(sweep.spec, session)
-            outcome = _run_trials(sweep, store, run_id, points, show=show)
+            slots = trial_slots(sweep, session)
+            outcome = _run_trials(sweep, store, run_id, points, show=show, parallel_trials=slots)
         rows = _run_rows(sweep, results_dir, run_id)
         event = _decide(sweep, settings, incumbent, rows, run_id, fingerprint, outcome.errors)
         _write_event(store, event)

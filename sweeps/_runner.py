@@ -39,7 +39,7 @@ from sweeps._spec import (
 if TYPE_CHECKING:
     from sweeps._tune_adapter import Packing
 
-__all__ = ["SweepOutcome", "check_resources", "run_sweep"]
+__all__ = ["SweepOutcome", "check_resources", "run_sweep", "trial_slots"]
 
 log = logging.getLogger(__name__)
 
@@ -99,7 +99,7 @@ def run_sweep(
             write_manifest(store.sweep_dir, manifest)
             _record_space(store, sweep)
             try:
-                slots = _parallel_trials(sweep, session)
+                slots = trial_slots(sweep, session)
                 if isinstance(sweep.spec.strategy, CoarseToFineStrategy | TpeStrategy):
                     proposer = _proposer(sweep, store, choice, points)
                     outcome = _run_trials(
@@ -163,9 +163,10 @@ def _run_trials(
     todo: list[Point] | Proposer,
     *,
     show: Callable[[Progress], None] | None,
-    parallel_trials: int = 1,
+    parallel_trials: int,
 ) -> SweepOutcome:
-    """`todo` is a fixed plan (random, sobol, grid) or an adaptive strategy's proposer."""
+    """`todo` is a fixed plan (random, sobol, grid) or an adaptive strategy's proposer;
+    `parallel_trials` (`trial_slots(sweep, session)`) sizes `pack: auto`'s packs."""
     # Ray is imported only once a session is up, so `caviar validate` and spec errors stay fast.
     from ray import tune
 
@@ -268,7 +269,7 @@ def build_tuner(
     )
 
 
-def _parallel_trials(sweep: Sweep, session: RaySession) -> int:
+def trial_slots(sweep: Sweep, session: RaySession) -> int:
     """How many trials the cluster can run at once, as it is now (an autoscaler may add more)."""
     resources = sweep.spec.resources
     by_cpu = int(session.cpus // resources.cpu)

@@ -237,3 +237,19 @@ def test_bad_retune_settings_are_one_line_naming_the_field(
     lines = capsys.readouterr().err.strip().splitlines()
     assert len(lines) == 1 and f": {field}: " in lines[0]
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.ray
+def test_a_packed_retune_spreads_its_trials_over_the_clusters_slots(
+    ray_local: None, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`pack: auto` sizes packs from the trial slots (2 CPUs here): a re-tune's 5 trials go
+    into 2 packs that run side by side, not into one pack on one CPU."""
+    text = SPEC.replace("max_concurrent: 2", "max_concurrent: 2\npack: auto")
+    run_sweep(parse_spec(text.format(version=1)), tmp_path / "out")
+    code, _ = _retune(_spec(tmp_path, 1, text), tmp_path, capsys)
+    assert code == 0
+    trials = load_trials(tmp_path / "out", "drift")
+    retune_run = trials[trials["run_id"] != trials["run_id"].min()]
+    assert len(retune_run) == 5
+    assert retune_run["pack_id"].nunique() == 2
