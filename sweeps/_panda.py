@@ -24,8 +24,9 @@ from analysis import ObjectPath, ResultsPath, ResultsStore, load_table
 from search_spaces import ChoiceDomain, RandomSampler
 from sweeps._babysitter import PandaRules, SitterState
 from sweeps._errors import Problem, RunError
+from sweeps._lock import sweep_lock
 from sweeps._points import trial_seed
-from sweeps._preflight import check_results_dir, sweep_lock
+from sweeps._preflight import check_results_dir
 from sweeps._progress import Progress
 from sweeps._record import trial_row, trials_schema
 from sweeps._resume import choose_run

@@ -1,30 +1,21 @@
-"""Checks and guards that run before any trial: a writable results location (with room to
-write, locally), and one `caviar run` per sweep at a time.
-
-An object store offers no lock a killed holder releases by itself, so a sweep in ``s3://`` runs
-without one: one writer per sweep there is the user's to keep (docs/results.md).
-"""
+"""Checks that run before any trial: a writable results location, with room to write, locally.
+The sweep's locks are `sweeps._lock`."""
 
 from __future__ import annotations
 
-import contextlib
 import errno
-import fcntl
-import logging
 import os
 import shutil
 import tempfile
 import uuid
-from collections.abc import Iterator
 
 import pyarrow.fs as pafs
 
 from analysis import ObjectPath, ResultsPath
-from sweeps._errors import Problem, RunError, SpecError
+from sweeps._errors import Problem, SpecError
 
-__all__ = ["MIN_FREE_BYTES", "check_results_dir", "sweep_lock"]
+__all__ = ["MIN_FREE_BYTES", "check_results_dir"]
 
-log = logging.getLogger(__name__)
 
 # Below this, a sweep would fail part-way through writing results; refuse it up front.
 MIN_FREE_BYTES = 64 * 1024 * 1024
@@ -77,39 +68,3 @@ def _check_bucket(results_dir: ObjectPath) -> None:
 def _first_line(exc: BaseException) -> str:
     lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
     return lines[0] if lines else type(exc).__name__
-
-
-@contextlib.contextmanager
-def sweep_lock(sweep_dir: ResultsPath) -> Iterator[None]:
-    """Hold an exclusive lock on the sweep for the duration of a run.
-
-    flock is released by the kernel when the process dies, so a killed run leaves no stale
-    lock behind: the next run (or `--resume`) simply gets it. On an object store there is no
-    such lock: the run goes on without one (one writer per sweep is the user's to keep).
-    """
-    if isinstance(sweep_dir, ObjectPath):
-        log.info("%s: no lock on an object store; run one writer per sweep", sweep_dir)
-        yield
-        return
-    sweep_dir.mkdir(parents=True, exist_ok=True)
-    path = sweep_dir / ".lock"
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
-            raise RunError(
-                [
-                    Problem(
-                        "sweep",
-                        sweep_dir.name,
-                        f"another `caviar run` of this sweep is running (pid {holder})",
-                    )
-                ]
-            ) from None
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, str(os.getpid()).encode(), 0)
-        yield
-    finally:
-        os.close(fd)

@@ -10,10 +10,8 @@ current best as it was.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
 import logging
-import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -26,9 +24,10 @@ import pyarrow as pa
 
 from analysis import ObjectPath, ResultsPath, ResultsStore, load_table, load_trials
 from sweeps._best import best_row, ok_history, read_best, record_from_row, write_best
-from sweeps._errors import CaviarError, Problem, RunError, SpecError
+from sweeps._errors import Problem, RunError, SpecError
+from sweeps._lock import LockHeldError, hold_lock, sweep_lock
 from sweeps._points import Point
-from sweeps._preflight import check_results_dir, sweep_lock
+from sweeps._preflight import check_results_dir
 from sweeps._progress import Progress
 from sweeps._retune_plan import (
     INCUMBENT,
@@ -43,7 +42,7 @@ from sweeps._spec import PandaStrategy, RetuneSpec, Sweep
 from trainables import dataset_fingerprint, load_dataset
 
 __all__ = [
-    "LockHeldError",
+    "RetuneBusyError",
     "RetuneOutcome",
     "check_retune_results",
     "retune_events_schema",
@@ -55,9 +54,10 @@ log = logging.getLogger(__name__)
 
 EX_TEMPFAIL = 75  # sysexits.h: "try again later"; cron wrappers know it
 RETUNE_KIND = "retune"
+RETUNE_LOCK = ".retune.lock"
 
 
-class LockHeldError(CaviarError):
+class RetuneBusyError(LockHeldError):
     """Another re-tune (or run) of the sweep holds its lock: not an error, try again later."""
 
     exit_code = EX_TEMPFAIL
@@ -89,38 +89,16 @@ def check_retune_results(results_dir: ResultsPath) -> None:
 
 @contextlib.contextmanager
 def retune_lock(sweep_dir: Path) -> Iterator[None]:
-    """An exclusive, non-blocking flock on `<sweep>/.retune.lock` for the whole re-tune.
-
-    The kernel drops an flock when its holder dies, however it dies, so a SIGKILLed re-tune
-    leaves no stale lock: the file stays, the lock does not, and the next run takes it.
-    """
-    sweep_dir.mkdir(parents=True, exist_ok=True)
-    fd = os.open(sweep_dir / ".retune.lock", os.O_RDWR | os.O_CREAT, 0o644)
-    try:
+    """`<sweep>/.retune.lock` for the whole re-tune, and the sweep's run lock inside it: a
+    `caviar run` in progress also means "try later", and no `caviar run` starts while a
+    re-tune writes. Either lock held elsewhere is a `RetuneBusyError` (exit 75)."""
+    with contextlib.ExitStack() as locks:
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
-            message = f"another re-tune of this sweep is running (pid {holder}); not started"
-            raise LockHeldError([Problem("sweep", sweep_dir.name, message)]) from None
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, str(os.getpid()).encode(), 0)
+            locks.enter_context(hold_lock(sweep_dir, RETUNE_LOCK, "another re-tune of this sweep"))
+            locks.enter_context(sweep_lock(sweep_dir))
+        except LockHeldError as exc:
+            raise RetuneBusyError(exc.problems, exc.holder) from None
         yield
-    finally:
-        os.close(fd)
-
-
-@contextlib.contextmanager
-def _run_lock(sweep_dir: Path) -> Iterator[None]:
-    """The sweep's run lock too, held throughout: a `caviar run` in progress also means "try
-    later", and no `caviar run` starts while a re-tune writes."""
-    try:
-        with sweep_lock(sweep_dir):
-            yield
-    except RunError as exc:
-        if exc.problems and "another `caviar run`" in exc.problems[0].message:
-            raise LockHeldError(exc.problems) from None
-        raise
 
 
 def run_retune(
@@ -141,7 +119,7 @@ def run_retune(
     check_results_dir(results_dir)
     store = ResultsStore(results_dir, sweep.name)
     sweep_dir = Path(store.sweep_dir)  # local: refused above otherwise
-    with retune_lock(sweep_dir), _run_lock(sweep_dir):
+    with retune_lock(sweep_dir):
         settings = sweep.spec.retune or RetuneSpec()
         history = ok_history(sweep, results_dir)
         incumbent = _incumbent(sweep, results_dir, history)

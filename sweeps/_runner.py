@@ -19,8 +19,9 @@ from analysis import (
     write_text_atomically,
 )
 from sweeps._errors import Problem, RunError, SpecError
+from sweeps._lock import sweep_lock
 from sweeps._points import Point, plan_points, trial_seed
-from sweeps._preflight import check_results_dir, sweep_lock
+from sweeps._preflight import check_results_dir
 from sweeps._progress import Progress
 from sweeps._proposer import Proposer
 from sweeps._ray_session import RaySession

@@ -176,7 +176,7 @@ def test_kill_mid_round_then_resume(
 
 
 def test_a_second_run_of_the_same_sweep_is_refused(tmp_path: Path) -> None:
-    from sweeps._preflight import sweep_lock
+    from sweeps._lock import sweep_lock
 
     (tmp_path / "spec.yaml").write_text(SPEC)
     with sweep_lock(tmp_path / "out" / "crash"):

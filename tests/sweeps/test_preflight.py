@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 from typing import NamedTuple
@@ -9,7 +10,8 @@ from typing import NamedTuple
 import pytest
 
 from sweeps import RunError, SpecError
-from sweeps._preflight import MIN_FREE_BYTES, check_results_dir, sweep_lock
+from sweeps._lock import LockHeldError, sweep_lock
+from sweeps._preflight import MIN_FREE_BYTES, check_results_dir
 
 
 class _Usage(NamedTuple):
@@ -42,9 +44,13 @@ def test_lock_is_exclusive_and_released(tmp_path: Path) -> None:
     # flock is per open file description, so a second acquisition in-process also fails
     with (
         sweep_lock(tmp_path / "s"),
-        pytest.raises(RunError, match="another `caviar run`"),
+        pytest.raises(LockHeldError) as held,
         sweep_lock(tmp_path / "s"),
     ):
         pass
+    # A typed error with the holder, so callers decide by type, not by the message's text.
+    assert held.value.holder == str(os.getpid())
+    assert isinstance(held.value, RunError) and held.value.exit_code == 1
+    assert "another `caviar run` of this sweep is running" in str(held.value)
     with sweep_lock(tmp_path / "s"):
         pass

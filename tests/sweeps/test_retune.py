@@ -21,7 +21,7 @@ from analysis._report_retunes import retune_section
 from sweeps import parse_spec, run_sweep
 from sweeps._cli import main
 from sweeps._errors import RunError
-from sweeps._preflight import sweep_lock
+from sweeps._lock import sweep_lock
 from sweeps._retune import retune_lock, run_retune
 
 SPEC = textwrap.dedent(
@@ -149,6 +149,7 @@ def test_an_overlapping_retune_exits_75_with_one_line(
         err = capsys.readouterr().err
         assert code == 75
         assert len(err.strip().splitlines()) == 1
+        assert f"another {'re-tune' if lock is retune_lock else '`caviar run`'} of" in err
         assert f"pid {os.getpid()}" in err and "drift" in err
     assert not (tmp_path / "out" / "drift" / "best.json").exists()
 

@@ -1,0 +1,68 @@
+"""The sweep's locks: one `caviar run` (or re-tune) writes a sweep at a time.
+
+Each is an exclusive, non-blocking flock on a file in the sweep's directory, holding the
+holder's pid. The kernel drops an flock when its holder dies, however it dies, so a SIGKILLed
+run leaves no stale lock: the file stays, the lock does not, and the next run takes it. An
+object store offers no such lock, so a sweep in ``s3://`` runs without one: one writer per
+sweep there is the user's to keep (docs/results.md).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import logging
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+from analysis import ObjectPath, ResultsPath
+from sweeps._errors import Problem, RunError
+
+__all__ = ["LockHeldError", "hold_lock", "sweep_lock"]
+
+log = logging.getLogger(__name__)
+
+RUN_LOCK = ".lock"
+
+
+class LockHeldError(RunError):
+    """Another process holds the lock; `holder` is its pid as it wrote it."""
+
+    def __init__(self, problems: list[Problem] | tuple[Problem, ...], holder: str) -> None:
+        super().__init__(problems)
+        self.holder = holder
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (type(self), (self.problems, self.holder))
+
+
+@contextlib.contextmanager
+def hold_lock(sweep_dir: Path, name: str, holder_is: str) -> Iterator[None]:
+    """Hold `<sweep_dir>/<name>` for the block; `holder_is` says who a holder is, in the
+    message ("another `caviar run` of this sweep")."""
+    sweep_dir.mkdir(parents=True, exist_ok=True)
+    fd = os.open(sweep_dir / name, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
+            message = f"{holder_is} is running (pid {holder})"
+            raise LockHeldError([Problem("sweep", sweep_dir.name, message)], holder) from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, str(os.getpid()).encode(), 0)
+        yield
+    finally:
+        os.close(fd)
+
+
+@contextlib.contextmanager
+def sweep_lock(sweep_dir: ResultsPath) -> Iterator[None]:
+    """The run lock, held while a run (or a re-tune) writes the sweep."""
+    if isinstance(sweep_dir, ObjectPath):
+        log.info("%s: no lock on an object store; run one writer per sweep", sweep_dir)
+        yield
+        return
+    with hold_lock(sweep_dir, RUN_LOCK, "another `caviar run` of this sweep"):
+        yield
