@@ -100,12 +100,14 @@ def run_panda(
 
     check_results_dir(results_dir)
     store = ResultsStore(results_dir, sweep.name)
-    choice = choose_run(sweep, store, resume, run_id=run_id)
-    run_id, done = choice.run_id, set(choice.done)
+    choice = choose_run(sweep, store, resume, run_id=run_id)  # a bad --resume fails before Ray
     configs = model_configs(sweep)
     with ray_session(address) as session:
         check_resources(sweep.spec, session)
         with sweep_lock(store.sweep_dir):
+            # Again under the lock: another resume may have recorded models since.
+            choice = choose_run(sweep, store, resume, run_id=choice.run_id)
+            run_id, done = choice.run_id, set(choice.done)
             events = recorded_decisions(store, run_id) if resume else pd.DataFrame()
             if resume and remove_undecided_epochs(store, run_id, events):
                 log.info("removed epochs files whose decisions were never recorded")

@@ -85,14 +85,16 @@ def run_sweep(
     check_results_dir(results_dir)
     store = ResultsStore(results_dir, sweep.name)
     points = plan_points(sweep)
-    choice = choose_run(sweep, store, resume, run_id=run_id)
-    run_id, done = choice.run_id, choice.done
-    todo = [p for p in points if p.trial_id not in done]
+    choice = choose_run(sweep, store, resume, run_id=run_id)  # a bad --resume fails before Ray
     with ray_session(address) as session:
         check_resources(sweep.spec, session)
         log.info("Ray: %s, %g CPUs, %g GPUs, %d node(s)", session.address, session.cpus,
                  session.gpus, session.nodes)  # fmt: skip
         with sweep_lock(store.sweep_dir):
+            # Again under the lock: another resume may have recorded trials since.
+            choice = choose_run(sweep, store, resume, run_id=choice.run_id)
+            run_id, done = choice.run_id, choice.done
+            todo = [p for p in points if p.trial_id not in done]
             if resume and remove_orphan_epochs(store, run_id, done):
                 log.info("removed epochs files whose trials were never recorded")
             now = _now()

@@ -173,3 +173,34 @@ def test_cli_reports_an_unreachable_address_in_one_line(tmp_path: Path) -> None:
     errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and "127.0.0.1:1" in errors[0], proc.stderr[-2000:]
     assert "Traceback" not in proc.stderr
+
+
+@pytest.mark.ray
+def test_two_resumes_one_after_the_other_record_each_configuration_once(
+    ray_local: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The second resume read the run's state before the first one, holding the lock, recorded
+    everything: it must re-read under the lock instead of running the configurations again."""
+    import shutil
+
+    import sweeps._ray_session as ray_sessions
+
+    sweep = parse_spec(SPEC)
+    run_sweep(sweep, tmp_path)
+    shutil.rmtree(tmp_path / "tiny" / "trials")  # an interrupted run: nothing recorded yet
+    real = ray_sessions.ray_session
+    raced = []
+
+    def another_resume_first(address: str | None = None) -> object:
+        if not raced:  # while this resume starts Ray, another one runs to completion
+            raced.append(True)
+            run_sweep(sweep, tmp_path, resume=True)
+        return real(address)
+
+    monkeypatch.setattr(ray_sessions, "ray_session", another_resume_first)
+    second = run_sweep(sweep, tmp_path, resume=True)
+
+    trials = load_trials(tmp_path, "tiny")
+    assert raced and len(trials) == 4
+    assert trials["trial_id"].is_unique
+    assert second.evaluated == 0 and second.skipped == 4
