@@ -17,6 +17,7 @@ from sweeps._points import Point
 from sweeps._progress import Progress
 from sweeps._ray_session import prepare_ray_environment
 from sweeps._spec import CoarseToFineStrategy, PandaStrategy, Sweep, TpeStrategy, load_spec
+from sweeps._stop import Terminated, install_sigterm_handler
 
 __all__ = ["main"]
 
@@ -72,6 +73,7 @@ EXIT_BROKEN_PIPE = 141
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    install_sigterm_handler()
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
         code = _dispatch(args)
@@ -89,13 +91,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ResultsError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
         hint = {
-            "run": "; continue with `caviar run SPEC --resume`",
+            "run": f"; continue with `caviar run {args.spec} --resume`",
             "retune": "; the current best is unchanged",
         }.get(args.command, "")
-        print(f"interrupted{hint}", file=sys.stderr)
-        return 130
+        stopped = isinstance(exc, Terminated)
+        print(f"{'stopped by SIGTERM' if stopped else 'interrupted'}{hint}", file=sys.stderr)
+        return Terminated.exit_code if stopped else 130
 
 
 def _dispatch(args: argparse.Namespace) -> int:

@@ -5,13 +5,16 @@ from __future__ import annotations
 import logging
 import os
 import secrets
+import signal
 import socket
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 from sweeps._errors import Problem, RunError
+from sweeps._stop import install_sigterm_handler
 
 __all__ = ["RaySession", "prepare_ray_environment", "ray_session"]
 
@@ -54,6 +57,9 @@ def prepare_ray_environment(address: str | None) -> None:
     os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    # Tune turns Ctrl-C into a quiet early end of `fit`, which would look like a finished
+    # sweep; caviar stops on it instead and says how to resume (sweeps/_stop.py).
+    os.environ.setdefault("TUNE_DISABLE_SIGINT_HANDLER", "1")
     if address or os.environ.get("RAY_ADDRESS"):
         return
     os.environ.setdefault("RAY_AUTH_MODE", "token")
@@ -79,6 +85,7 @@ def ray_session(address: str | None = None) -> Iterator[RaySession]:
     import ray
 
     owned = False
+    before = signal.getsignal(signal.SIGTERM)
     if not ray.is_initialized():
         target = address or os.environ.get("RAY_ADDRESS") or None
         common = {"log_to_driver": False, "logging_level": logging.WARNING}
@@ -99,6 +106,7 @@ def ray_session(address: str | None = None) -> Iterator[RaySession]:
             message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             raise RunError([Problem("address", where, f"cannot start Ray: {message}")]) from None
         owned = True
+        install_sigterm_handler()  # ray.init replaced it with its own
     try:
         resources = ray.cluster_resources()
         alive = [n for n in ray.nodes() if n.get("Alive")]
@@ -118,6 +126,8 @@ def ray_session(address: str | None = None) -> Iterator[RaySession]:
     finally:
         if owned:
             ray.shutdown()
+            if before is not None and threading.current_thread() is threading.main_thread():
+                signal.signal(signal.SIGTERM, before)
 
 
 def _check_reachable(address: str) -> None:

@@ -16,7 +16,14 @@ import sys
 import time
 from pathlib import Path
 
-__all__ = ["caviar_command", "free_port", "kill_session", "run_caviar", "user_env"]
+__all__ = [
+    "caviar_command",
+    "free_port",
+    "kill_session",
+    "run_caviar",
+    "session_members",
+    "user_env",
+]
 
 
 # Settings a user's shell does not have: the suite's own (tests/conftest.py) and Ray's.
@@ -58,7 +65,7 @@ def free_port(host: str = "127.0.0.1") -> int:
         return int(s.getsockname()[1])
 
 
-def _members(sid: int) -> list[int]:
+def session_members(sid: int) -> list[int]:
     pids = []
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
@@ -76,14 +83,14 @@ def kill_session(leader: int | subprocess.Popen[bytes] | subprocess.Popen[str]) 
     """
     sid = leader if isinstance(leader, int) else leader.pid
     for _ in range(2):
-        for pid in _members(sid):
+        for pid in session_members(sid):
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
         deadline = time.monotonic() + 10
-        while _members(sid) and time.monotonic() < deadline:
+        while session_members(sid) and time.monotonic() < deadline:
             if not isinstance(leader, int):
                 leader.poll()  # reap the leader so it leaves the session
             time.sleep(0.2)
     if not isinstance(leader, int):
         leader.wait(timeout=5)
-    assert not _members(sid), f"processes of session {sid} survived"
+    assert not session_members(sid), f"processes of session {sid} survived"

@@ -7,14 +7,13 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import textwrap
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from _procs import kill_session
+from _procs import caviar_command, kill_session, session_members, user_env
 
 from analysis import load_epochs, load_table, load_trials
 
@@ -32,12 +31,6 @@ SPEC = textwrap.dedent(
 N = 10
 
 
-def _env() -> dict[str, str]:
-    env = {**os.environ, "RAY_AUTH_MODE": "disabled"}
-    env.pop("RAY_ADDRESS", None)
-    return env
-
-
 @pytest.fixture
 def launch(tmp_path: Path) -> Iterator[Callable[..., subprocess.Popen[str]]]:
     started: list[subprocess.Popen[str]] = []
@@ -45,9 +38,10 @@ def launch(tmp_path: Path) -> Iterator[Callable[..., subprocess.Popen[str]]]:
     def start(*extra: str, spec: str = SPEC) -> subprocess.Popen[str]:
         (tmp_path / "spec.yaml").write_text(spec)
         proc = subprocess.Popen(
-            [sys.executable, "-m", "sweeps", "run", str(tmp_path / "spec.yaml"),
+            [caviar_command(), "run", str(tmp_path / "spec.yaml"),
              "--results", str(tmp_path / "out"), *extra],
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=_env(),
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+            env=user_env(tmp_path / "home"),
             start_new_session=True,
         )  # fmt: skip
         started.append(proc)
@@ -181,10 +175,37 @@ def test_a_second_run_of_the_same_sweep_is_refused(tmp_path: Path) -> None:
     (tmp_path / "spec.yaml").write_text(SPEC)
     with sweep_lock(tmp_path / "out" / "crash"):
         proc = subprocess.run(
-            [sys.executable, "-m", "sweeps", "run", str(tmp_path / "spec.yaml"),
+            [caviar_command(), "run", str(tmp_path / "spec.yaml"),
              "--results", str(tmp_path / "out")],
-            capture_output=True, text=True, env=_env(), timeout=120,
+            capture_output=True, text=True, env=user_env(tmp_path / "home"), timeout=120,
         )  # fmt: skip
     assert proc.returncode == 1
     assert f"another `caviar run` of this sweep is running (pid {os.getpid()})" in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.ray
+def test_sigterm_stops_like_ctrl_c_then_resume(
+    launch: Callable[..., subprocess.Popen[str]], tmp_path: Path
+) -> None:
+    """What cron's `timeout`, systemd and Kubernetes send: one line saying how to resume,
+    exit 143, Ray stopped by caviar itself, the lock released, the run resumable."""
+    from sweeps._lock import sweep_lock
+
+    out, spec, n = tmp_path / "out", SPEC.replace("samples: 10", "samples: 40"), 40
+    proc = launch(spec=spec)  # long enough that the signal comes mid-run on a fast machine
+    _wait_for(lambda: any((out / "crash" / "epochs").rglob("part-*.parquet")))
+    proc.send_signal(signal.SIGTERM)
+    output, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 143, output[-3000:]
+    assert output.strip().splitlines()[-1] == (
+        f"stopped by SIGTERM; continue with `caviar run {tmp_path / 'spec.yaml'} --resume`"
+    )
+    assert "SIGTERM received" not in output and "Traceback" not in output  # no Ray stack dump
+    _wait_for(lambda: not session_members(proc.pid), timeout=30)  # caviar stopped its Ray
+    with sweep_lock(out / "crash"):
+        pass
+    (manifest,) = (out / "crash" / "_runs").glob("*.json")
+    assert json.loads(manifest.read_text())["status"] == "failed"
+    assert len(load_trials(out, "crash")) < n
+    _resume_and_check(launch, out, spec, n)
