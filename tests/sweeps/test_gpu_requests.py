@@ -102,7 +102,8 @@ def test_packs_share_one_gpu_in_quarters(tmp_path: Path) -> None:
     spec = tmp_path / "spec.yaml"
     spec.write_text(
         SPEC.replace("gpu: 0.5}", "gpu: 0.25}\npack: 2\nmax_concurrent: 4\n").replace(
-            "epochs: 2", "epochs: 6"
+            "epochs: 2",
+            "epochs: 30",  # long enough to overlap on a fast or busy machine
         )
     )
     with ray_cluster(["--num-cpus=4", "--num-gpus=1"]) as (address, _):
