@@ -16,6 +16,7 @@ from trainables._data import (
     load_dataset,
     synthetic_input_scale,
 )
+from trainables._files import FILE_FORMATS, FileSource, file_digest, read_file_arrays
 from trainables._halving import SuccessiveHalving
 from trainables._hparams import (
     HYPERPARAMETERS,
@@ -59,11 +60,13 @@ if TYPE_CHECKING:
 __all__ = [
     "BNMLP",
     "DATASETS",
+    "FILE_FORMATS",
     "HYPERPARAMETERS",
     "MEMBER_METRICS",
     "TRIAL_SETTINGS",
     "Dataset",
     "EpochResult",
+    "FileSource",
     "HParams",
     "HyperParameter",
     "HyperParameterError",
@@ -78,6 +81,7 @@ __all__ = [
     "dataset_fingerprint",
     "default_stack_size",
     "evaluate",
+    "file_digest",
     "hyperparameter_errors",
     "load_dataset",
     "load_state",
@@ -85,6 +89,7 @@ __all__ = [
     "member_metrics",
     "pack_config_errors",
     "pack_size_auto",
+    "read_file_arrays",
     "run_packed_training",
     "run_training",
     "shape_group",

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from trainables._files import FileArrays, FileSource, read_file_arrays
 from trainables._hparams import HyperParameter, HyperParameterError
 from trainables._split import digits, stratified_split
 
@@ -31,8 +32,8 @@ DATASET = HyperParameter(
     "digits",
     "digits: sklearn's 8x8 handwritten digits (1797 samples, 64 features, 10 classes); "
     "mnist1d: procedurally generated MNIST-1D (5000 samples, 40 features, 10 classes); "
-    "synthetic: sklearn make_classification (2000 samples, 20 features, 5 classes).",
-    choices=DATASETS,
+    "synthetic: sklearn make_classification (2000 samples, 20 features, 5 classes); "
+    "or a user's file (`FileSource.to_config()`).",
 )
 VAL_FRACTION = HyperParameter(
     "val_fraction",
@@ -73,8 +74,10 @@ _GLOBAL_RNG_LOCK = threading.Lock()
 class Dataset:
     """A standardised, stratified train/validation split, already on the training device.
 
-    x tensors have the requested float dtype and shape (n, n_features); y tensors are int64
-    class indices in [0, n_classes).
+    x tensors have the requested float dtype and shape (n, n_features), flattened;
+    `input_shape` is a sample's shape as the data gave it (`(C, H, W)` for images), so a model
+    that wants it views `x.view(-1, *input_shape)`. y tensors are int64 class indices in
+    [0, n_classes); `classes` are a file's labels in class order (empty for built-in data).
     """
 
     name: str
@@ -84,6 +87,8 @@ class Dataset:
     y_val: torch.Tensor
     n_features: int
     n_classes: int
+    input_shape: tuple[int, ...] = ()
+    classes: tuple[str, ...] = ()
 
     @property
     def device(self) -> torch.device:
@@ -150,6 +155,36 @@ def _raw_arrays(name: str, seed: int) -> tuple[np.ndarray, np.ndarray]:
     return x, y
 
 
+def dataset_problem(value: object) -> str | None:
+    """None if `value` names a built-in dataset or is a file source's config, else why not."""
+    if FileSource.is_config(value):
+        return None
+    if value not in DATASETS:
+        return f"must be one of {list(DATASETS)} or a data file"
+    return None
+
+
+@functools.lru_cache(maxsize=4)
+def _file_arrays(config: str, data_version: str) -> tuple[FileArrays, FileArrays | None]:
+    """A file's arrays, cached per process and per version: a rewritten file (a new
+    `data_version`) is read again, the same one is not."""
+    logger.debug("reading data file %s (version %s)", config, data_version)
+    return read_file_arrays(FileSource.from_config(config))
+
+
+def _standardised(
+    x_train: np.ndarray, x_val: np.ndarray, scale: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Train-split statistics only: per feature, or per channel for image-shaped samples
+    (N, C, H, W, ...), so the model never sees validation statistics."""
+    axes = (0,) if x_train.ndim <= 2 else (0, *range(2, x_train.ndim))
+    mean = x_train.mean(axis=axes, keepdims=True)
+    std = x_train.std(axis=axes, keepdims=True)
+    # Constant features (e.g. the always-blank corner pixels of digits) would divide by zero.
+    std[std == 0] = 1.0
+    return (x_train - mean) / std * scale, (x_val - mean) / std * scale
+
+
 def load_dataset(
     name: str,
     *,
@@ -159,38 +194,67 @@ def load_dataset(
     dtype: torch.dtype = torch.float32,
     data_version: str = "",
 ) -> Dataset:
-    """Load `name`, split it stratified by `seed`, standardise with train statistics only.
+    """Load `name` (a built-in dataset, or a user's file as `FileSource.to_config()`), split it
+    stratified by `seed` (unless a file brings its own validation file), standardise with train
+    statistics only.
 
     The seed drives the split and, for generated datasets, the data itself, so one seed gives
     one reproducible problem. Raises HyperParameterError for an unknown name, a bad fraction or
     a synthetic `data_version` that is not an integer >= 1.
     """
-    name = str(DATASET.coerce(name))
-    scale = synthetic_input_scale(data_version) if name == "synthetic" else 1.0
+    problem = dataset_problem(name)
+    if problem is not None:
+        raise HyperParameterError("dataset", name, problem)
     val_fraction = float(VAL_FRACTION.coerce(val_fraction))  # type: ignore[arg-type]
-    digits_seed = 0 if name == "digits" else seed  # one cache entry for the fixed digits data
-    x, y = _raw_arrays(name, digits_seed)
-    train, val = stratified_split(y, val_fraction, seed)  # = sklearn's train_test_split
-    x_train, x_val, y_train, y_val = x[train], x[val], y[train], y[val]
-    mean = x_train.mean(axis=0)
-    std = x_train.std(axis=0)
-    # Constant features (e.g. the always-blank corner pixels of digits) would divide by zero.
-    std[std == 0] = 1.0
-    x_train = (x_train - mean) / std * scale
-    x_val = (x_val - mean) / std * scale
+    classes: tuple[str, ...] = ()
+    if FileSource.is_config(name):
+        train_file, val_file = _file_arrays(name, data_version)
+        label, classes = FileSource.from_config(name).label, train_file.classes
+        if val_file is None:
+            try:
+                x_train, x_val, y_train, y_val = _split(
+                    train_file.x, train_file.y, val_fraction, seed
+                )
+            except ValueError as exc:  # a class too small for a stratified split
+                raise HyperParameterError("dataset.path", label, str(exc)) from None
+        else:
+            x_train, x_val = train_file.x, val_file.x
+            y_train, y_val = train_file.y, val_file.y
+        n_classes, scale = len(classes), 1.0
+    else:
+        label = name
+        scale = synthetic_input_scale(data_version) if name == "synthetic" else 1.0
+        digits_seed = 0 if name == "digits" else seed  # one cache entry for the fixed digits
+        x, y = _raw_arrays(name, digits_seed)
+        x_train, x_val, y_train, y_val = _split(x, y, val_fraction, seed)
+        n_classes = int(y.max()) + 1
+    x_train, x_val = _standardised(x_train, x_val, scale)
+    input_shape = tuple(int(n) for n in x_train.shape[1:])
 
     def tensor(array: np.ndarray, tensor_dtype: torch.dtype) -> torch.Tensor:
         return torch.tensor(array, dtype=tensor_dtype, device=device)
 
+    def flat(array: np.ndarray) -> np.ndarray:
+        return array.reshape(len(array), -1)
+
     return Dataset(
-        name=name,
-        x_train=tensor(x_train, dtype),
+        name=label,
+        x_train=tensor(flat(x_train), dtype),
         y_train=tensor(y_train, torch.int64),
-        x_val=tensor(x_val, dtype),
+        x_val=tensor(flat(x_val), dtype),
         y_val=tensor(y_val, torch.int64),
-        n_features=int(x.shape[1]),
-        n_classes=int(y.max()) + 1,
+        n_features=int(np.prod(input_shape)),
+        n_classes=n_classes,
+        input_shape=input_shape,
+        classes=classes,
     )
+
+
+def _split(
+    x: np.ndarray, y: np.ndarray, val_fraction: float, seed: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    train, val = stratified_split(y, val_fraction, seed)  # = sklearn's train_test_split
+    return x[train], x[val], y[train], y[val]
 
 
 def synthetic_input_scale(data_version: str) -> float:

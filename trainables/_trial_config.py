@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from trainables._data import DATA_VERSION, DATASET, VAL_FRACTION
+from trainables._data import DATA_VERSION, DATASET, VAL_FRACTION, dataset_problem
 from trainables._hparams import (
     HYPERPARAMETERS,
     HParams,
@@ -50,7 +50,8 @@ def trial_config_errors(config: Mapping[str, object]) -> list[HyperParameterErro
     ]
     for name, setting in TRIAL_SETTINGS.items():
         if name in config:
-            problem = setting.check(config[name])
+            check = dataset_problem if name == "dataset" else setting.check
+            problem = check(config[name])
             if problem is not None:
                 errors.append(HyperParameterError(name, config[name], problem))
     model_values = {k: v for k, v in config.items() if k in HYPERPARAMETERS}
