@@ -98,7 +98,9 @@ def record_from_row(
     if chosen_at is None:
         ended = row.get("ended_at")
         chosen_at = ended.isoformat() if isinstance(ended, datetime) else _now()
-    version = sweep.spec.trainable.data_version
+    version = row.get("data_version")  # the data it was scored on; older rows have none
+    if version is None or version != version:
+        version = sweep.spec.trainable.data_version
     return {
         "sweep": sweep.name,
         "metric": objective.metric,

@@ -135,7 +135,9 @@ def _validate(sweep: Sweep, *, explain: bool) -> int:
     print(f"sweep {spec.name}: ok (spec digest {sweep.digest})", file=out)
     print(f"objective: {spec.objective.resolved_mode} {spec.objective.metric}", file=out)
     t = spec.trainable
-    print(f"trainable: {t.model} on {t.dataset}, {t.epochs} epochs", file=out)
+    data = sweep.data_file.path if sweep.data_file is not None else t.dataset
+    version = "" if t.data_version is None else f" (data version {t.data_version})"
+    print(f"trainable: {t.model} on {data}{version}, {t.epochs} epochs", file=out)
     for name, value in t.fixed.items():
         print(f"  fixed  {name} = {value!r}", file=out)
     for name, domain in sweep.space.domains.items():

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 
 import pyarrow as pa
 
-from trainables import HYPERPARAMETERS
+from trainables import HYPERPARAMETERS, FileSource
 
 __all__ = [
     "EPOCH_METRICS",
@@ -39,6 +39,7 @@ def trials_schema() -> pa.Schema:
     hparams = [(name, _ARROW[hp.kind]) for name, hp in HYPERPARAMETERS.items()]
     tail = [
         ("dataset", pa.string()),
+        ("data_version", pa.string()),
         ("epochs", pa.int64()),
         *[(m, pa.float64()) for m in EPOCH_METRICS],
         ("best_val_accuracy", pa.float64()),
@@ -125,7 +126,11 @@ def trial_row(
     row: dict[str, object] = dict(ids)
     for name, hp in HYPERPARAMETERS.items():
         row[name] = config.get(name, hp.default)
-    row["dataset"] = config.get("dataset")
+    dataset = config.get("dataset")
+    row["dataset"] = (
+        FileSource.from_config(dataset).label if FileSource.is_config(dataset) else dataset
+    )
+    row["data_version"] = config.get("data_version")
     row["epochs"] = config.get("epochs")
     row["seed"] = config.get("seed")
     last = history[-1] if history else {}

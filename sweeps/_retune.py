@@ -192,7 +192,7 @@ def _fingerprint(sweep: Sweep) -> str:
     t = sweep.spec.trainable
     version = "" if t.data_version is None else str(t.data_version)
     data = load_dataset(
-        t.dataset, seed=sweep.spec.seed, val_fraction=t.val_fraction,
+        sweep.dataset, seed=sweep.spec.seed, val_fraction=t.val_fraction,
         data_version=version,
     )  # fmt: skip
     return dataset_fingerprint(data)
@@ -272,9 +272,10 @@ def _new_record(
     event: dict[str, Any],
     fingerprint: str,
 ) -> dict[str, Any]:
-    """Kept without drift: the same record, same baseline, a fresh check. Otherwise (the first
-    record, a drift, a newcomer) the choice is made on today's data, and today's score becomes
-    the baseline that later drift is measured against."""
+    """Kept without drift: the same record and baseline, with a fresh check on today's data
+    (its version and fingerprint). Otherwise (the first record, a drift, a newcomer) the choice
+    is made on today's data, and today's score becomes the baseline that later drift is
+    measured against."""
     check = {
         "run_id": event["run_id"],
         "at": event["recorded_at"].isoformat(),
@@ -283,7 +284,9 @@ def _new_record(
         "action": event["action"],
     }
     if event["action"] == "kept" and not event["drift"] and incumbent.record is not None:
-        return {**incumbent.record, "data_fingerprint": fingerprint, "last_retune": check}
+        # Checked on today's data: the record names that data (a rewritten file's new version).
+        today = {"data_version": event["data_version"], "data_fingerprint": fingerprint}
+        return {**incumbent.record, **today, "last_retune": check}
     chosen = rows[rows["trial_id"] == event["best_trial_id"]].iloc[0].to_dict()
     return record_from_row(
         sweep, chosen, chosen_at=check["at"], data_fingerprint=fingerprint, last_retune=check

@@ -30,10 +30,11 @@ from pydantic import (
 
 from analysis import results_uri_problem
 from search_spaces import ChoiceDomain, IntDomain, SearchSpace, SearchSpaceError
+from sweeps._data_spec import resolve_file_dataset
 from sweeps._errors import MISSING, Problem, SpecError
 from sweeps._hparam_checks import check_fixed, check_searched
 from sweeps._yaml import MAX_SPEC_BYTES, load_yaml
-from trainables import HyperParameterError, synthetic_input_scale
+from trainables import DATASETS, FileSource, HyperParameterError, synthetic_input_scale
 
 __all__ = [
     "RESERVED_COLUMNS",
@@ -87,13 +88,23 @@ class Objective(BaseModel):
 class TrainableSpec(BaseModel):
     model_config = _STRICT
     model: Literal["bn_mlp"] = "bn_mlp"
-    dataset: Literal["digits", "mnist1d", "synthetic"] = "digits"
+    # A built-in name, or a user's file `{path, target, features, val_path}` (sweeps/_data_spec.py)
+    dataset: str | dict[str, Any] = "digits"
     epochs: Annotated[int, Field(ge=1, le=10_000)] = 20
     val_fraction: Annotated[float, Field(gt=0.0, lt=1.0)] = 0.2
     checkpoint_every: Annotated[int, Field(ge=0)] = 0
     fixed: dict[str, Any] = Field(default_factory=dict)
     # A label of the data (a date, a release); the synthetic dataset's versions drift (an int).
     data_version: str | int | None = None
+
+    @field_validator("dataset", mode="before")
+    @classmethod
+    def _builtin_or_file(cls, value: object) -> object:
+        if isinstance(value, dict):
+            return value  # checked against its file by parse_spec
+        if value not in DATASETS:
+            raise ValueError(f"must be one of {list(DATASETS)} or a file {{path: ...}}")
+        return value
 
     @field_validator("data_version", mode="before")
     @classmethod
@@ -368,6 +379,14 @@ class Sweep:
     space: SearchSpace
     digest: str
     source: str
+    data_file: FileSource | None = None  # a user's data file, paths resolved
+
+    @property
+    def dataset(self) -> str:
+        """The `dataset` of a flat trial config: a built-in name or the file's config."""
+        if self.data_file is not None:
+            return self.data_file.to_config()
+        return str(self.spec.trainable.dataset)
 
     @property
     def name(self) -> str:
@@ -380,7 +399,7 @@ class Sweep:
             **t.fixed,
             **point,
             "model": t.model,
-            "dataset": t.dataset,
+            "dataset": self.dataset,
             "epochs": t.epochs,
             "val_fraction": t.val_fraction,
             "checkpoint_every": t.checkpoint_every,
@@ -396,7 +415,7 @@ def with_strategy(sweep: Sweep, strategy: BaseModel, **changes: object) -> Sweep
     with the same spec finds it.
     """
     spec = sweep.spec.model_copy(update={"strategy": strategy, **changes})
-    return Sweep(spec=spec, space=sweep.space, digest=sweep.digest, source=sweep.source)
+    return Sweep(spec, sweep.space, sweep.digest, sweep.source, sweep.data_file)
 
 
 def load_spec(path: str | Path) -> Sweep:
@@ -444,7 +463,17 @@ def parse_spec(text: str, source: str = "<spec>") -> Sweep:
     except SearchSpaceError as exc:
         problems = [_prefixed("search_space", p) for p in exc.problems]
         raise SpecError(problems, source=source) from None
-    problems = (
+    data_file, problems = None, []
+    if isinstance(model.trainable.dataset, dict):
+        base = Path(source).parent if source != "<spec>" else Path.cwd()
+        t = model.trainable
+        data_file, version, problems = resolve_file_dataset(
+            t.dataset, base, t.data_version, seed=model.seed, val_fraction=t.val_fraction
+        )
+        if data_file is not None:  # the resolved version is part of the digest: new data, new run
+            trainable = model.trainable.model_copy(update={"data_version": version})
+            model = model.model_copy(update={"trainable": trainable})
+    problems += (
         _check_hparams(model, space)
         + _check_initial(model, space)
         + _check_size(model, space)
@@ -457,7 +486,7 @@ def parse_spec(text: str, source: str = "<spec>") -> Sweep:
     digest = hashlib.sha256(
         json.dumps(model.model_dump(mode="json", exclude={"retune"}), sort_keys=True).encode()
     ).hexdigest()[:16]
-    return Sweep(spec=model, space=space, digest=digest, source=source)
+    return Sweep(spec=model, space=space, digest=digest, source=source, data_file=data_file)
 
 
 def _check_hparams(model: SpecModel, space: SearchSpace) -> list[Problem]:
