@@ -94,6 +94,12 @@ def submit_sweep(
     shipped = parse_spec(spec_text, source=sweep.source)
     if shipped.digest != sweep.digest:
         raise CaviarError([Problem("SPEC", sweep.source, "changed while being submitted")])
+    if shipped.data_file is not None and "://" not in shipped.data_file.path:
+        # The job's working directory holds the project and the spec, not the user's files.
+        message = "a local data file does not travel with `caviar submit` yet; use an s3:// path"
+        written = shipped.spec.trainable.dataset  # the mapping the spec gave, path as written
+        path = written.get("path") if isinstance(written, dict) else written
+        raise SpecError([Problem("trainable.dataset.path", path, message)], source=sweep.source)
     on_cluster, shown = _cluster_results(results or sweep.spec.results)
     _check_reachable(address)
     client = _client(address)

@@ -167,6 +167,22 @@ def test_a_bad_spec_is_refused_before_the_cluster_is_contacted(tmp_path, capsys)
     ]
 
 
+def test_a_local_data_file_is_refused_before_the_cluster_is_contacted(tmp_path, capsys):
+    import pandas as pd
+
+    pd.DataFrame({"a": [0.1, 0.4, 0.2, 0.9] * 5, "y": ["p", "q"] * 10}).to_csv(
+        tmp_path / "t.csv", index=False
+    )
+    spec = tmp_path / "file.yaml"
+    spec.write_text(SPEC.replace("dataset: digits", "dataset: {path: t.csv, target: y}"))
+    unreachable = f"http://127.0.0.1:{free_port()}"
+
+    assert main(["submit", str(spec), "--address", unreachable]) == 2
+    [line] = capsys.readouterr().err.splitlines()
+    assert line.startswith(f"error: {spec}: trainable.dataset.path: a local data file does not")
+    assert line.endswith("(got 't.csv')")
+
+
 @pytest.mark.parametrize(
     ("address", "code", "message"),
     [
