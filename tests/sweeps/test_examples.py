@@ -9,6 +9,7 @@ but keeps its strategy, packing and early stopping.
 from __future__ import annotations
 
 import secrets
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -54,6 +55,7 @@ def _shortened(spec: dict[str, Any]) -> tuple[dict[str, Any], int]:
 def test_example_runs_through_the_cli(name: str, token: bool, tmp_path: Path) -> None:
     spec, planned = _shortened(yaml.safe_load((EXAMPLES / name).read_text()))
     (tmp_path / name).write_text(yaml.safe_dump(spec, sort_keys=False))
+    shutil.copytree(EXAMPLES / "data", tmp_path / "data")  # examples' data files, as shipped
     home = tmp_path / "home"
     if token:
         (home / ".ray").mkdir(parents=True)
