@@ -16,6 +16,13 @@ from trainables._data import (
     load_dataset,
     synthetic_input_scale,
 )
+from trainables._factory import (
+    BUILTIN_MODEL,
+    BUILTIN_ONLY,
+    ModelFactory,
+    is_factory_reference,
+    load_factory,
+)
 from trainables._files import FILE_FORMATS, FileSource, file_digest, read_file_arrays
 from trainables._halving import SuccessiveHalving
 from trainables._hparams import (
@@ -59,6 +66,8 @@ if TYPE_CHECKING:
 
 __all__ = [
     "BNMLP",
+    "BUILTIN_MODEL",
+    "BUILTIN_ONLY",
     "DATASETS",
     "FILE_FORMATS",
     "HYPERPARAMETERS",
@@ -70,6 +79,7 @@ __all__ = [
     "HParams",
     "HyperParameter",
     "HyperParameterError",
+    "ModelFactory",
     "PackConfig",
     "PackMember",
     "PackMemberConfig",
@@ -83,7 +93,9 @@ __all__ = [
     "evaluate",
     "file_digest",
     "hyperparameter_errors",
+    "is_factory_reference",
     "load_dataset",
+    "load_factory",
     "load_state",
     "lr_factor",
     "member_metrics",

@@ -82,8 +82,16 @@ def _make_optimizer(hp: HParams, model: nn.Module) -> torch.optim.Optimizer:
     return torch.optim.SGD(params, lr=hp.lr, momentum=momentum, weight_decay=hp.weight_decay)
 
 
-def initial_model(hp: HParams, data: Dataset, *, seed: int) -> tuple[BNMLP, torch.Generator]:
+Network = Callable[[Dataset], nn.Module]
+
+
+def initial_model(
+    hp: HParams, data: Dataset, *, seed: int, network: Network | None = None
+) -> tuple[nn.Module, torch.Generator]:
     """The initial model and shuffling generator for `seed`; no optimizer.
+
+    `network` builds a user's model for the data (`TrialConfig.network`); without it, the
+    built-in BatchNorm MLP of `hp`.
 
     The weights are drawn on the CPU from a forked RNG, so the same seed gives the same
     initial model on any device and the caller's global RNG state is left untouched. Packs
@@ -92,13 +100,17 @@ def initial_model(hp: HParams, data: Dataset, *, seed: int) -> tuple[BNMLP, torc
     init_seed, shuffle_seed = _derived_seeds(seed)
     with torch.random.fork_rng(devices=[]):
         torch.default_generator.manual_seed(init_seed)
-        model = BNMLP(
-            data.n_features,
-            data.n_classes,
-            hidden=hp.hidden,
-            depth=hp.depth,
-            batchnorm=hp.batchnorm,
-            bn_momentum=hp.bn_momentum,
+        model = (
+            BNMLP(
+                data.n_features,
+                data.n_classes,
+                hidden=hp.hidden,
+                depth=hp.depth,
+                batchnorm=hp.batchnorm,
+                bn_momentum=hp.bn_momentum,
+            )
+            if network is None
+            else network(data)
         )
     model.to(device=data.device, dtype=data.dtype)
     generator = torch.Generator(device="cpu")
@@ -106,13 +118,15 @@ def initial_model(hp: HParams, data: Dataset, *, seed: int) -> tuple[BNMLP, torc
     return model, generator
 
 
-def build_state(hp: HParams, data: Dataset, *, seed: int) -> TrainState:
+def build_state(
+    hp: HParams, data: Dataset, *, seed: int, network: Network | None = None
+) -> TrainState:
     """A freshly initialised model and optimizer on the dataset's device and dtype.
 
     The weights are drawn on the CPU from a forked RNG, so the same seed gives the same
     initial model on any device and the caller's global RNG state is left untouched.
     """
-    model, generator = initial_model(hp, data, seed=seed)
+    model, generator = initial_model(hp, data, seed=seed, network=network)
     optimizer = _make_optimizer(hp, model)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda=lr_factor(hp))
     return TrainState(model, optimizer, scheduler, generator, epoch=0)
@@ -130,7 +144,7 @@ def train_epoch(state: TrainState, data: Dataset, hp: HParams) -> float:
     # Shuffled on the CPU generator so the order does not depend on the device.
     order = torch.randperm(data.x_train.shape[0], generator=state.generator).to(data.device)
     batches = list(order.split(hp.batch_size))
-    if hp.batchnorm and len(batches) > 1 and batches[-1].numel() == 1:
+    if _has_batchnorm(model, hp) and len(batches) > 1 and batches[-1].numel() == 1:
         batches.pop()
     # Accumulated on the device, in float64, so the epoch needs a single host sync.
     total = torch.zeros((), dtype=torch.float64, device=data.device)
@@ -145,6 +159,16 @@ def train_epoch(state: TrainState, data: Dataset, hp: HParams) -> float:
     state.scheduler.step()
     state.epoch += 1
     return total.item() / seen
+
+
+_BATCHNORMS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)
+
+
+def _has_batchnorm(model: nn.Module, hp: HParams) -> bool:
+    """Batch statistics of one sample are undefined: such models drop a last batch of one."""
+    if isinstance(model, BNMLP):
+        return hp.batchnorm
+    return any(isinstance(m, _BATCHNORMS) for m in model.modules())
 
 
 def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> tuple[float, float]:

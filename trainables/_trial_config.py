@@ -6,10 +6,18 @@ list every problem at once) without importing Ray.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
-from trainables._data import DATA_VERSION, DATASET, VAL_FRACTION, dataset_problem
+from torch import nn
+
+from trainables._data import DATA_VERSION, DATASET, VAL_FRACTION, Dataset, dataset_problem
+from trainables._factory import (
+    BUILTIN_MODEL,
+    ModelFactory,
+    is_factory_reference,
+    load_factory,
+)
 from trainables._hparams import (
     HYPERPARAMETERS,
     HParams,
@@ -20,11 +28,12 @@ from trainables._hparams import (
     unknown_name_error,
 )
 
-MODELS: tuple[str, ...] = ("bn_mlp",)
-
 TRIAL_SETTINGS: Mapping[str, HyperParameter] = declare(
     [
-        HyperParameter("model", "str", "bn_mlp", "Model family to train.", choices=MODELS),
+        HyperParameter("model", "str", BUILTIN_MODEL,
+                       "'bn_mlp' (the built-in BatchNorm MLP) or a user's 'module:function'."),
+        HyperParameter("model_dir", "str", "",
+                       "Where a user's model module is imported from first (the spec's dir)."),
         DATASET,
         HyperParameter("epochs", "int", 20, "Total number of training epochs.",
                        low=1, high=100_000),
@@ -42,20 +51,34 @@ TRIAL_SETTINGS: Mapping[str, HyperParameter] = declare(
 
 def trial_config_errors(config: Mapping[str, object]) -> list[HyperParameterError]:
     """Every problem with a flat trial configuration, unknown keys included, at once."""
-    valid = [*HYPERPARAMETERS, *TRIAL_SETTINGS]
+    model = config.get("model", BUILTIN_MODEL)
+    if model != BUILTIN_MODEL and not is_factory_reference(model):
+        return [HyperParameterError("model", model, "must be 'bn_mlp' or 'module:function'")]
+    factory = None
+    if is_factory_reference(model):
+        try:
+            factory = load_factory(str(model), str(config.get("model_dir", "")))
+        except HyperParameterError as exc:
+            return [exc]
+    known = HYPERPARAMETERS if factory is None else factory.hyperparameters
+    valid = [*known, *TRIAL_SETTINGS]
     errors = [
         unknown_name_error(key, value, valid, what="trial setting or hyperparameter")
         for key, value in config.items()
-        if key not in HYPERPARAMETERS and key not in TRIAL_SETTINGS
+        if key not in known and key not in TRIAL_SETTINGS
     ]
     for name, setting in TRIAL_SETTINGS.items():
-        if name in config:
+        if name in config and name != "model":
             check = dataset_problem if name == "dataset" else setting.check
             problem = check(config[name])
             if problem is not None:
                 errors.append(HyperParameterError(name, config[name], problem))
     model_values = {k: v for k, v in config.items() if k in HYPERPARAMETERS}
     errors.extend(hyperparameter_errors(model_values))
+    if factory is not None:
+        for name, hp in factory.params.items():
+            if name in config and (problem := hp.check(config[name])) is not None:
+                errors.append(HyperParameterError(name, config[name], problem))
     return errors
 
 
@@ -64,13 +87,17 @@ class TrialConfig:
     """One trial: the model hyperparameters plus what to train them on and for how long."""
 
     hparams: HParams = field(default_factory=HParams)
-    model: str = "bn_mlp"
+    model: str = BUILTIN_MODEL
+    model_dir: str = ""
     dataset: str = "digits"
     epochs: int = 20
     seed: int = 0
     val_fraction: float = 0.2
     checkpoint_every: int = 0
     data_version: str = ""
+    # A user's model: its factory and the values of its keywords (defaults filled in).
+    factory: ModelFactory | None = None
+    model_params: Mapping[str, object] = field(default_factory=dict)
 
     @classmethod
     def from_flat(cls, config: Mapping[str, object]) -> TrialConfig:
@@ -86,7 +113,21 @@ class TrialConfig:
             for name, setting in TRIAL_SETTINGS.items()
         }
         hparams = HParams.from_mapping({k: v for k, v in config.items() if k in HYPERPARAMETERS})
-        return cls(hparams=hparams, **settings)  # type: ignore[arg-type]
+        factory, params = None, {}
+        if is_factory_reference(settings["model"]):
+            factory = load_factory(str(settings["model"]), str(settings["model_dir"]))
+            params = {
+                name: hp.coerce(config.get(name, hp.default)) for name, hp in factory.params.items()
+            }
+        return cls(hparams=hparams, factory=factory, model_params=params, **settings)  # type: ignore[arg-type]
+
+    @property
+    def network(self) -> Callable[[Dataset], nn.Module] | None:
+        """The user's network builder for `build_state`; None for the built-in MLP."""
+        factory, params = self.factory, dict(self.model_params)
+        if factory is None:
+            return None
+        return lambda data: factory.build(data.input_shape, data.n_classes, params)
 
     def checkpoint_due(self, epoch: int) -> bool:
         """Whether a checkpoint is saved after `epoch` (1-based) under `checkpoint_every`."""

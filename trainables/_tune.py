@@ -105,7 +105,7 @@ def train_bn_mlp(config: dict[str, Any]) -> None:
     torch.set_num_threads(_granted_cpus())
     device = trial_device()
     data = trial_data(trial, device)
-    state = build_state(trial.hparams, data, seed=trial.seed)
+    state = build_state(trial.hparams, data, seed=trial.seed, network=trial.network)
     _restore(state, device)
 
     def report(result: EpochResult, state: TrainState) -> bool:

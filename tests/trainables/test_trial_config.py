@@ -34,7 +34,7 @@ def test_unknown_key_lists_settings_and_hyperparameters() -> None:
     ("key", "value", "message"),
     [
         ("dataset", "mnist", "must be one of ['digits', 'mnist1d', 'synthetic'] or a data file"),
-        ("model", "resnet", "must be one of ['bn_mlp']"),
+        ("model", "resnet", "must be 'bn_mlp' or 'module:function'"),
         ("epochs", 0, "must be in [1, 100000]"),
         ("seed", -1, "must be in [0, 4294967295]"),
         ("val_fraction", 0.0, "must be in [0.01, 0.9]"),
