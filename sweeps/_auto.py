@@ -198,7 +198,7 @@ def probe_epoch_seconds(sweep: Sweep) -> float:
     def probe(flat: dict[str, Any]) -> float:
         trial = TrialConfig.from_flat(flat)
         data = trial_data(trial)
-        state = build_state(trial.hparams, data, seed=trial.seed)
+        state = build_state(trial.hparams, data, seed=trial.seed, network=trial.network)
         start = time.perf_counter()
         run_training(trial.hparams, data, epochs=1, seed=trial.seed, state=state)
         return time.perf_counter() - start

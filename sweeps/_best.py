@@ -107,7 +107,11 @@ def record_from_row(
         "mode": objective.resolved_mode,
         "score": _plain(row[objective.metric]),
         "params": {name: _plain(row.get(name)) for name in sweep.space.names},
-        "config": {name: _plain(row.get(name)) for name in HYPERPARAMETERS if name in row},
+        "config": {
+            name: _plain(row.get(name))
+            for name in [*HYPERPARAMETERS, *sweep.model_columns]
+            if name in row and not _missing(row.get(name))
+        },
         "run_id": _plain(row.get("run_id")),
         "trial_id": _plain(row.get("trial_id")),
         "seed": _plain(row.get("seed")),
@@ -139,6 +143,10 @@ def _plain(value: object) -> Any:
     if value is pd.NA or value is pd.NaT:
         return None
     return value
+
+
+def _missing(value: object) -> bool:
+    return value is None or (isinstance(value, float) and value != value)
 
 
 def _now() -> str:

@@ -7,35 +7,47 @@ from collections.abc import Mapping
 
 from search_spaces import ChoiceDomain, FloatDomain, IntDomain, SearchSpace
 from sweeps._errors import Problem
-from trainables import HYPERPARAMETERS
+from trainables import BUILTIN_ONLY, HYPERPARAMETERS, HyperParameter
 
 __all__ = ["check_fixed", "check_searched"]
 
 
-def _unknown(name: str, field: str) -> Problem:
-    valid = ", ".join(HYPERPARAMETERS)
+def _unknown(name: str, field: str, known: Mapping[str, HyperParameter]) -> Problem:
+    valid = ", ".join(known)
+    if known is not HYPERPARAMETERS and name in BUILTIN_ONLY:
+        message = f"only the built-in bn_mlp has it; with this model the valid names are: {valid}"
+        return Problem(field, name, message)
     return Problem(field, name, f"unknown hyperparameter; valid names: {valid}")
 
 
-def check_fixed(fixed: Mapping[str, object], prefix: str) -> list[Problem]:
+def check_fixed(
+    fixed: Mapping[str, object],
+    prefix: str,
+    known: Mapping[str, HyperParameter] = HYPERPARAMETERS,
+) -> list[Problem]:
+    """`known`: the model's hyperparameters (a user's factory declares its own)."""
     problems = []
     for name, value in fixed.items():
         field = f"{prefix}.{name}"
-        hp = HYPERPARAMETERS.get(name)
+        hp = known.get(name)
         if hp is None:
-            problems.append(_unknown(name, field))
+            problems.append(_unknown(name, field, known))
         elif (message := hp.check(value)) is not None:
             problems.append(Problem(field, value, message))
     return problems
 
 
-def check_searched(space: SearchSpace, prefix: str) -> list[Problem]:
+def check_searched(
+    space: SearchSpace,
+    prefix: str,
+    known: Mapping[str, HyperParameter] = HYPERPARAMETERS,
+) -> list[Problem]:
     problems = []
     for name, domain in space.domains.items():
         field = f"{prefix}.{name}"
-        hp = HYPERPARAMETERS.get(name)
+        hp = known.get(name)
         if hp is None:
-            problems.append(_unknown(name, field))
+            problems.append(_unknown(name, field, known))
             continue
         if isinstance(domain, ChoiceDomain):
             for i, value in enumerate(domain.values):

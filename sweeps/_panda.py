@@ -252,6 +252,7 @@ def _record_trials(
             kept.to_dict("records"),
             started_at=datetime.fromisoformat(started),
             error=None if stop is not None else errors[trial_id],
+            model_columns=sweep.model_columns,
         )
         if stop is not None:
             row["status"] = "ok" if stop.best_metric is not None else "diverged"
@@ -264,7 +265,7 @@ def _record_trials(
         )
         rows.append(row)
         finals[trial_id] = (str(row["status"]), None if stop is None else stop.checkpoint)
-    store.write("trials", rows, trials_schema(), run_id=run_id, round_index=0)
+    store.write("trials", rows, trials_schema(sweep.model_columns), run_id=run_id, round_index=0)
     for trial_id, (_, checkpoint) in finals.items():
         _keep_only(checkpoint_dir(store, run_id, trial_id), checkpoint)
     return {trial_id: status for trial_id, (status, _) in finals.items()}

@@ -130,7 +130,7 @@ def restore_model(
     trial: TrialConfig, data: Dataset, state: SitterState, checkpoint_dir: ResultsPath
 ) -> TrainState:
     """The model the next period starts from: the good checkpoint (or a fresh model) at `lr`."""
-    train_state = build_state(trial.hparams, data, seed=trial.seed)
+    train_state = build_state(trial.hparams, data, seed=trial.seed, network=trial.network)
     if state.good_checkpoint is not None:
         saved = torch.load(
             io.BytesIO((checkpoint_dir / state.good_checkpoint).read_bytes()),

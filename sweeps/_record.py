@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 
 import pyarrow as pa
 
-from trainables import HYPERPARAMETERS, FileSource
+from trainables import BUILTIN_ONLY, HYPERPARAMETERS, FileSource, is_factory_reference
 
 __all__ = [
     "EPOCH_METRICS",
@@ -24,8 +24,9 @@ _ARROW = {"float": pa.float64(), "int": pa.int64(), "bool": pa.bool_(), "str": p
 _TIME = pa.timestamp("us", tz="UTC")
 
 
-def trials_schema() -> pa.Schema:
-    """Every hyperparameter has a column (fixed, searched or default), so runs compare later."""
+def trials_schema(model_columns: Mapping[str, str] | None = None) -> pa.Schema:
+    """Every hyperparameter has a column (fixed, searched or default), so runs compare later;
+    `model_columns` are a user's factory keywords and their kinds (`Sweep.model_columns`)."""
     head = [
         ("sweep", pa.string()),
         ("run_id", pa.string()),
@@ -37,6 +38,7 @@ def trials_schema() -> pa.Schema:
         ("status", pa.string()),
     ]
     hparams = [(name, _ARROW[hp.kind]) for name, hp in HYPERPARAMETERS.items()]
+    hparams += [(name, _ARROW[kind]) for name, kind in (model_columns or {}).items()]
     tail = [
         ("dataset", pa.string()),
         ("data_version", pa.string()),
@@ -121,11 +123,17 @@ def trial_row(
     *,
     started_at: datetime,
     error: str | None,
+    model_columns: Mapping[str, str] | None = None,
 ) -> dict[str, object]:
     """The row for one finished configuration; `history` is every epoch it reported."""
     row: dict[str, object] = dict(ids)
+    user_model = is_factory_reference(config.get("model"))
     for name, hp in HYPERPARAMETERS.items():
-        row[name] = config.get(name, hp.default)
+        # The built-in MLP's shape says nothing about a user's network: null there.
+        shapeless = user_model and name in BUILTIN_ONLY
+        row[name] = None if shapeless else config.get(name, hp.default)
+    for name in model_columns or {}:
+        row[name] = config.get(name)
     dataset = config.get("dataset")
     row["dataset"] = (
         FileSource.from_config(dataset).label if FileSource.is_config(dataset) else dataset

@@ -216,7 +216,7 @@ def _run_trials(
         samples = -1  # until the searcher says FINISHED
     if progress.total == 0:
         return _outcome(run_id, store, progress)
-    recorder = ResultsCallback(store, run_id)
+    recorder = ResultsCallback(store, run_id, model_columns=sweep.model_columns)
     callbacks: list[tune.Callback] = [recorder, ProgressCallback(progress, show or _quiet)]
     scheduler = None if packed else _scheduler(spec)  # packs halve inside
     tuner = build_tuner(spec, store, run_id, trainable, searcher, samples, callbacks, scheduler)

@@ -12,6 +12,7 @@ import hashlib
 import importlib.util
 import json
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -33,8 +34,17 @@ from search_spaces import ChoiceDomain, IntDomain, SearchSpace, SearchSpaceError
 from sweeps._data_spec import resolve_file_dataset
 from sweeps._errors import MISSING, Problem, SpecError
 from sweeps._hparam_checks import check_fixed, check_searched
+from sweeps._model_spec import check_factory_builds, model_hyperparameters, resolve_factory
 from sweeps._yaml import MAX_SPEC_BYTES, load_yaml
-from trainables import DATASETS, FileSource, HyperParameterError, synthetic_input_scale
+from trainables import (
+    DATASETS,
+    FileSource,
+    HyperParameter,
+    HyperParameterError,
+    ModelFactory,
+    is_factory_reference,
+    synthetic_input_scale,
+)
 
 __all__ = [
     "RESERVED_COLUMNS",
@@ -87,7 +97,8 @@ class Objective(BaseModel):
 
 class TrainableSpec(BaseModel):
     model_config = _STRICT
-    model: Literal["bn_mlp"] = "bn_mlp"
+    # "bn_mlp", or a user's factory "module:function" (sweeps/_model_spec.py)
+    model: Annotated[str, Field(pattern=r"^(bn_mlp|[A-Za-z_][\w.]*:[A-Za-z_]\w*)$")] = "bn_mlp"
     # A built-in name, or a user's file `{path, target, features, val_path}` (sweeps/_data_spec.py)
     dataset: str | dict[str, Any] = "digits"
     epochs: Annotated[int, Field(ge=1, le=10_000)] = 20
@@ -380,6 +391,14 @@ class Sweep:
     digest: str
     source: str
     data_file: FileSource | None = None  # a user's data file, paths resolved
+    factory: ModelFactory | None = None  # a user's network factory, imported
+
+    @property
+    def model_columns(self) -> dict[str, str]:
+        """A user's factory keywords and their kinds: `trials` columns beside caviar's own."""
+        if self.factory is None:
+            return {}
+        return {name: hp.kind for name, hp in self.factory.params.items()}
 
     @property
     def dataset(self) -> str:
@@ -395,10 +414,15 @@ class Sweep:
     def trial_config(self, point: dict[str, object], seed: int) -> dict[str, object]:
         """The flat config a trainable receives: fixed values, the point, and the run settings."""
         t = self.spec.trainable
+        defaults = (
+            {} if self.factory is None else {n: hp.default for n, hp in self.factory.params.items()}
+        )
         return {
+            **defaults,  # a factory's keywords left out take its defaults, recorded as such
             **t.fixed,
             **point,
             "model": t.model,
+            **({} if self.factory is None else {"model_dir": self.factory.directory}),
             "dataset": self.dataset,
             "epochs": t.epochs,
             "val_fraction": t.val_fraction,
@@ -415,7 +439,7 @@ def with_strategy(sweep: Sweep, strategy: BaseModel, **changes: object) -> Sweep
     with the same spec finds it.
     """
     spec = sweep.spec.model_copy(update={"strategy": strategy, **changes})
-    return Sweep(spec, sweep.space, sweep.digest, sweep.source, sweep.data_file)
+    return Sweep(spec, sweep.space, sweep.digest, sweep.source, sweep.data_file, sweep.factory)
 
 
 def load_spec(path: str | Path) -> Sweep:
@@ -463,35 +487,48 @@ def parse_spec(text: str, source: str = "<spec>") -> Sweep:
     except SearchSpaceError as exc:
         problems = [_prefixed("search_space", p) for p in exc.problems]
         raise SpecError(problems, source=source) from None
-    data_file, problems = None, []
+    base = Path(source).resolve().parent if source != "<spec>" else Path.cwd()
+    factory, problems = resolve_factory(model.trainable.model, base)
+    data_file = None
     if isinstance(model.trainable.dataset, dict):
-        base = Path(source).parent if source != "<spec>" else Path.cwd()
         t = model.trainable
-        data_file, version, problems = resolve_file_dataset(
+        data_file, version, data_problems = resolve_file_dataset(
             t.dataset, base, t.data_version, seed=model.seed, val_fraction=t.val_fraction
         )
+        problems += data_problems
         if data_file is not None:  # the resolved version is part of the digest: new data, new run
             trainable = model.trainable.model_copy(update={"data_version": version})
             model = model.model_copy(update={"trainable": trainable})
+    if factory is not None or not is_factory_reference(model.trainable.model):
+        # A factory that did not load declares nothing to check the names against.
+        problems += _check_hparams(model, space, model_hyperparameters(factory))
     problems += (
-        _check_hparams(model, space)
-        + _check_initial(model, space)
+        _check_initial(model, space)
         + _check_size(model, space)
-        + _check_pack(model)
+        + _check_pack(model, factory)
         + _check_tpe(model)
         + _check_panda(model, space)
     )
+    if not problems and factory is not None:
+        t = model.trainable
+        problems = check_factory_builds(
+            factory, t.fixed, dataset=data_file.to_config() if data_file else str(t.dataset),
+            seed=model.seed, val_fraction=t.val_fraction,
+            data_version="" if t.data_version is None else str(t.data_version),
+        )  # fmt: skip
     if problems:
         raise SpecError(problems, source=source)
     digest = hashlib.sha256(
         json.dumps(model.model_dump(mode="json", exclude={"retune"}), sort_keys=True).encode()
     ).hexdigest()[:16]
-    return Sweep(spec=model, space=space, digest=digest, source=source, data_file=data_file)
+    return Sweep(model, space, digest, source, data_file, factory)
 
 
-def _check_hparams(model: SpecModel, space: SearchSpace) -> list[Problem]:
-    problems = check_fixed(model.trainable.fixed, "trainable.fixed")
-    problems += check_searched(space, "search_space")
+def _check_hparams(
+    model: SpecModel, space: SearchSpace, known: Mapping[str, HyperParameter]
+) -> list[Problem]:
+    problems = check_fixed(model.trainable.fixed, "trainable.fixed", known)
+    problems += check_searched(space, "search_space", known)
     for name in space.names:
         if name in model.trainable.fixed:
             problems.append(
@@ -552,8 +589,12 @@ def _check_tpe(model: SpecModel) -> list[Problem]:
     return [Problem("strategy.kind", "tpe", "needs optuna: pip install 'caviar[tpe]'")]
 
 
-def _check_pack(model: SpecModel) -> list[Problem]:
-    """Packs need points decided in batches: fixed plans, or coarse-to-fine's rounds."""
+def _check_pack(model: SpecModel, factory: ModelFactory | None) -> list[Problem]:
+    """Packs need points decided in batches: fixed plans, or coarse-to-fine's rounds; and,
+    for now, the built-in MLP, whose stacked training is hand-written."""
+    if model.pack != 1 and factory is not None:
+        message = "packing trains the built-in bn_mlp only, for now; use pack: 1"
+        return [Problem("pack", model.pack, message)]
     packable = RandomStrategy | SobolStrategy | GridStrategy | CoarseToFineStrategy
     if model.pack == 1 or isinstance(model.strategy, packable):
         return []

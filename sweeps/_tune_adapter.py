@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -225,8 +225,10 @@ class ResultsCallback(tune.Callback):
         *,
         flush_every_s: float = 10.0,
         flush_rows: int = 32,
+        model_columns: Mapping[str, str] | None = None,
     ) -> None:
         self._store = store
+        self._model_columns = dict(model_columns or {})
         self._run_id = run_id
         self._flush_every_s = flush_every_s
         self._flush_rows = flush_rows
@@ -235,7 +237,7 @@ class ResultsCallback(tune.Callback):
         self._trials: list[dict[str, object]] = []
         self._epochs: list[dict[str, object]] = []
         self._last_flush = time.monotonic()
-        self._trials_schema: pa.Schema = trials_schema()
+        self._trials_schema: pa.Schema = trials_schema(self._model_columns)
         self._epochs_schema: pa.Schema = epochs_schema()
         self.rows_written = 0
 
@@ -289,8 +291,9 @@ class ResultsCallback(tune.Callback):
                 "trial_id": member["trial_id"],
             }
             row = trial_row(
-                ids, config, history, started_at=started_at, error=None if ended else error
-            )
+                ids, config, history, started_at=started_at, error=None if ended else error,
+                model_columns=self._model_columns,
+            )  # fmt: skip
             row["config_index"] = member["index"]
             row["origin"] = member["origin"]
             row["pack_id"] = trial.config.get(PACK_ID_KEY)

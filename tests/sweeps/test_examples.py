@@ -56,6 +56,8 @@ def test_example_runs_through_the_cli(name: str, token: bool, tmp_path: Path) ->
     spec, planned = _shortened(yaml.safe_load((EXAMPLES / name).read_text()))
     (tmp_path / name).write_text(yaml.safe_dump(spec, sort_keys=False))
     shutil.copytree(EXAMPLES / "data", tmp_path / "data")  # examples' data files, as shipped
+    for module in EXAMPLES.glob("*.py"):  # and the model factories they name
+        shutil.copy(module, tmp_path)
     home = tmp_path / "home"
     if token:
         (home / ".ray").mkdir(parents=True)

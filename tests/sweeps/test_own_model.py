@@ -1,0 +1,154 @@
+"""A user's network factory in the spec: imported from the spec's directory, its keywords
+searched and recorded, trained by caviar's loop under coarse-to-fine and panda, and every way
+it can be wrong refused up front in one line."""
+
+from __future__ import annotations
+
+import shutil
+import textwrap
+from pathlib import Path
+
+import pytest
+from _procs import run_caviar, user_env
+
+from analysis import load_table, load_trials
+from sweeps import load_spec, run_sweep
+
+EXAMPLES = Path(__file__).parents[2] / "sweeps" / "examples"
+
+SPEC = textwrap.dedent(
+    """
+    name: cnn
+    objective: {metric: val_accuracy, mode: max}
+    trainable:
+      model: digits_cnn:make
+      dataset: {path: data/digits_images.npz}
+      epochs: 2
+      fixed: {optimizer: momentum, batch_size: 64}
+    search_space:
+      lr:       {type: float, low: 1.0e-2, high: 0.3, scale: log}
+      beta:     {type: float, low: 0.8, high: 0.99, scale: reverse_log}
+      channels: {type: int, low: 4, high: 12, scale: log}
+      dropout:  {type: float, low: 0.0, high: 0.3}
+    strategy: {kind: coarse_to_fine, rounds: 2, per_round: 3}
+    seed: 4
+    """
+)
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    """A user's project: the spec, the factory module beside it, and the data; nothing of it
+    on sys.path."""
+    shutil.copy(EXAMPLES / "digits_cnn.py", tmp_path / "digits_cnn.py")
+    (tmp_path / "data").mkdir()
+    shutil.copy(EXAMPLES / "data" / "digits_images.npz", tmp_path / "data")
+    (tmp_path / "cnn.yaml").write_text(SPEC)
+    return tmp_path
+
+
+def test_the_factorys_keywords_are_hyperparameters_with_their_defaults(project: Path) -> None:
+    sweep = load_spec(project / "cnn.yaml")
+    assert sweep.factory is not None and sweep.factory.directory == str(project)
+    assert sweep.model_columns == {"channels": "int", "dropout": "float"}
+    fixed = load_spec_text(
+        project, SPEC.replace("  dropout:  {type: float, low: 0.0, high: 0.3}\n", "")
+    )
+    config = fixed.trial_config({"lr": 0.1, "beta": 0.9, "channels": 6}, seed=1)
+    assert config["dropout"] == 0.0  # left out: the factory's default, recorded as such
+    assert config["model_dir"] == str(project)
+
+
+def load_spec_text(project: Path, text: str):  # type: ignore[no-untyped-def]
+    (project / "other.yaml").write_text(text)
+    return load_spec(project / "other.yaml")
+
+
+BAD = [
+    ("model: digits_cnn:make", "model: no_such_module:make", "trainable.model",
+     "no module 'no_such_module'"),
+    ("model: digits_cnn:make", "model: digits_cnn:build", "trainable.model",
+     "has no function 'build'"),
+    ("model: digits_cnn:make", "model: mods:raises", "trainable.model",
+     "ValueError: channels must be even"),
+    ("model: digits_cnn:make", "model: mods:no_default", "trainable.model",
+     "keyword 'width' needs a default"),
+    ("model: digits_cnn:make", "model: mods:wrong_logits", "trainable.model",
+     "must return logits of shape (2, 10) for 2 samples, returned (2, 3)"),
+    ("model: digits_cnn:make", "model: digits_cnn", "trainable.model", "should match pattern"),
+    ("channels: {type: int, low: 4, high: 12, scale: log}", "colour: {type: int, low: 4, high: 12}",
+     "search_space.colour", "unknown hyperparameter; valid names: "),
+    ("fixed: {optimizer: momentum, batch_size: 64}", "fixed: {optimizer: momentum, hidden: 64}",
+     "trainable.fixed.hidden", "only the built-in bn_mlp has it"),
+    ("seed: 4", "seed: 4\npack: 4", "pack", "packing trains the built-in bn_mlp only"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("old", "new", "field", "message"), BAD)
+def test_a_bad_model_is_one_line_naming_the_field_and_nothing_is_written(
+    project: Path, old: str, new: str, field: str, message: str
+) -> None:
+    (project / "mods.py").write_text(
+        textwrap.dedent(
+            """
+            from torch import nn
+
+            def raises(input_shape, n_classes, channels=3, dropout=0.0):
+                raise ValueError("channels must be even")
+
+            def no_default(input_shape, n_classes, width):
+                return nn.Flatten()
+
+            def wrong_logits(input_shape, n_classes, channels=8, dropout=0.0):
+                return nn.Sequential(nn.Flatten(), nn.Linear(64, 3))
+            """
+        )
+    )
+    assert old in SPEC
+    (project / "bad.yaml").write_text(SPEC.replace(old, new))
+    proc = run_caviar(
+        "run", "bad.yaml", "--results", "out", cwd=project, env=user_env(project / "home")
+    )
+    assert proc.returncode == 2, proc.stderr
+    [line] = proc.stderr.strip().splitlines()
+    assert line.startswith(f"error: bad.yaml: {field}: ") and message in line, line
+    assert "Traceback" not in proc.stderr
+    assert not (project / "out").exists()
+
+
+@pytest.mark.ray
+def test_coarse_to_fine_over_a_user_cnn_records_its_keywords_and_data_version(
+    ray_local: None, project: Path
+) -> None:
+    sweep = load_spec(project / "cnn.yaml")
+    outcome = run_sweep(sweep, project / "out")
+    trials = load_trials(project / "out", "cnn")
+    assert len(trials) == 6 and set(trials["status"]) == {"ok"}
+    assert sorted(trials["round"].unique()) == [0, 1]
+    assert str(trials["channels"].dtype) == "int64" and str(trials["dropout"].dtype) == "float64"
+    assert trials["channels"].between(4, 12).all() and trials["dropout"].between(0, 0.3).all()
+    assert trials["hidden"].isna().all()  # the built-in MLP's width means nothing here
+    assert set(trials["data_version"]) == {sweep.spec.trainable.data_version}
+    assert outcome.best is not None and outcome.best["val_accuracy"] > 0.8
+
+
+@pytest.mark.ray
+def test_a_user_cnn_is_babysat_with_a_rollback(ray_local: None, project: Path) -> None:
+    """lr 0.05 trains the CNN; raised 100-fold (clamped to 5.0) it wrecks it within an epoch,
+    and panda rolls back to the checkpoint of the user's model."""
+    panda = (
+        SPEC.replace(
+            "strategy: {kind: coarse_to_fine, rounds: 2, per_round: 3}",
+            "strategy: {kind: panda, period: 1, start: {lr: 0.05, beta: 0.9, channels: 6, "
+            "dropout: 0.0}, raise_factor: 100.0, lower_factor: 0.1, patience: 2}",
+        )
+        .replace("high: 0.3, scale: log}", "high: 5.0, scale: log}")
+        .replace("epochs: 2", "epochs: 5")
+    )
+    sweep = load_spec_text(project, panda)
+    run_sweep(sweep, project / "out")
+    events = load_table(project / "out", "events", "cnn")
+    assert (events["action"] == "rollback").any(), events[["action", "lr_before", "metric"]]
+    trials = load_trials(project / "out", "cnn")
+    assert len(trials) == 1 and trials["status"].iloc[0] == "ok"
+    assert trials["channels"].iloc[0] == 6
