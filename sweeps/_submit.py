@@ -100,6 +100,10 @@ def submit_sweep(
         written = shipped.spec.trainable.dataset  # the mapping the spec gave, path as written
         path = written.get("path") if isinstance(written, dict) else written
         raise SpecError([Problem("trainable.dataset.path", path, message)], source=sweep.source)
+    if shipped.factory is not None:
+        message = "a user's model module does not travel with `caviar submit` yet"
+        model = shipped.spec.trainable.model
+        raise SpecError([Problem("trainable.model", model, message)], source=sweep.source)
     on_cluster, shown = _cluster_results(results or sweep.spec.results)
     _check_reachable(address)
     client = _client(address)

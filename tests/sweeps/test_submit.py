@@ -183,6 +183,22 @@ def test_a_local_data_file_is_refused_before_the_cluster_is_contacted(tmp_path, 
     assert line.endswith("(got 't.csv')")
 
 
+def test_a_user_model_module_is_refused_before_the_cluster_is_contacted(tmp_path, capsys):
+    (tmp_path / "net.py").write_text(
+        "from torch import nn\n\n"
+        "def make(input_shape, n_classes):\n"
+        "    return nn.Linear(input_shape[0], n_classes)\n"
+    )
+    spec = tmp_path / "model.yaml"
+    model = "trainable: {model: 'net:make', dataset: digits, epochs: 1, fixed: {batch_size: 64}}"
+    spec.write_text(SPEC.replace(SPEC.splitlines()[2], model))
+    unreachable = f"http://127.0.0.1:{free_port()}"
+
+    assert main(["submit", str(spec), "--address", unreachable]) == 2, capsys.readouterr().err
+    [line] = capsys.readouterr().err.splitlines()
+    assert line.startswith(f"error: {spec}: trainable.model: a user's model module does not")
+
+
 @pytest.mark.parametrize(
     ("address", "code", "message"),
     [
