@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import textwrap
@@ -209,3 +210,38 @@ def test_sigterm_stops_like_ctrl_c_then_resume(
     assert json.loads(manifest.read_text())["status"] == "failed"
     assert len(load_trials(out, "crash")) < n
     _resume_and_check(launch, out, spec, n)
+
+
+USER_MODEL_SPEC = textwrap.dedent(
+    """
+    name: crash
+    trainable:
+      model: digits_cnn:make
+      dataset: {path: data/digits_images.npz}
+      epochs: 4
+      fixed: {batch_size: 64}
+    search_space:
+      lr: {type: float, low: 1.0e-3, high: 0.5, scale: log}
+      channels: {type: int, low: 4, high: 8}
+    strategy: {kind: random, samples: 10}
+    max_concurrent: 2
+    """
+)
+
+
+@pytest.mark.ray
+def test_a_user_model_killed_mid_run_resumes_with_each_configuration_once(
+    launch: Callable[..., subprocess.Popen[str]], tmp_path: Path
+) -> None:
+    """The user's module and data sit beside the spec, as in a project of their own."""
+    examples = Path(__file__).parents[2] / "sweeps" / "examples"
+    shutil.copy(examples / "digits_cnn.py", tmp_path)
+    (tmp_path / "data").mkdir()
+    shutil.copy(examples / "data" / "digits_images.npz", tmp_path / "data")
+    out = tmp_path / "out"
+    proc = launch(spec=USER_MODEL_SPEC)
+    _wait_for(lambda: any((out / "crash" / "trials").rglob("part-*.parquet")))
+    _kill(proc)
+    assert 0 < len(load_trials(out, "crash")) <= N
+    _resume_and_check(launch, out, USER_MODEL_SPEC)
+    assert load_trials(out, "crash")["channels"].between(4, 8).all()
