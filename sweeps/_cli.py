@@ -26,6 +26,7 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="caviar", description="Hyperparameter sweeps on Ray Tune, results in Parquet."
     )
+    parser.add_argument("--version", action="version", version=f"caviar {_version()}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     run = commands.add_parser("run", help="run a sweep (embedded local Ray unless --address)")
     run.add_argument("spec", metavar="SPEC", help="sweep spec (YAML)")
@@ -65,6 +66,15 @@ def _parser() -> argparse.ArgumentParser:
     report.add_argument("--sweep", help="which sweep (default: the only one in RESULTS_DIR)")
     report.add_argument("--out", help="output file (default: RESULTS_DIR/report.html)")
     return parser
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("caviar")
+    except PackageNotFoundError:  # run from a source tree that was never installed
+        return "unknown"
 
 
 # What a shell reports for a process killed by SIGPIPE (128 + 13).

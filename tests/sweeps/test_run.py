@@ -204,3 +204,14 @@ def test_two_resumes_one_after_the_other_record_each_configuration_once(
     assert raced and len(trials) == 4
     assert trials["trial_id"].is_unique
     assert second.evaluated == 0 and second.skipped == 4
+
+
+def test_version_is_the_installed_distributions() -> None:
+    from importlib.metadata import version
+
+    proc = subprocess.run(
+        [str(Path(sys.executable).parent / "caviar"), "--version"],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert proc.returncode == 0
+    assert proc.stdout.strip() == f"caviar {version('caviar')}"
