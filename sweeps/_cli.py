@@ -59,6 +59,10 @@ def _parser() -> argparse.ArgumentParser:
     best.add_argument(
         "--results", help="results directory or s3://bucket/prefix (overrides the spec's `results`)"
     )
+    init = commands.add_parser(
+        "init", help="write a starter project: a spec, a model factory and a small data file"
+    )
+    init.add_argument("directory", metavar="DIR", help="a new (or empty) directory")
     report = commands.add_parser("report", help="write a self-contained HTML report")
     report.add_argument(
         "results_dir", metavar="RESULTS_DIR", help="results directory or s3://bucket/prefix"
@@ -114,6 +118,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "report":
         return _report(args)
+    if args.command == "init":
+        return _init(args)
     if args.command in ("run", "retune"):
         # Ray reads its auth settings when it is first imported, by whichever module that is.
         prepare_ray_environment(args.address)
@@ -127,6 +133,17 @@ def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "best":
         return _best(sweep, args)
     return _run(sweep, args)
+
+
+def _init(args: argparse.Namespace) -> int:
+    from sweeps._init import SPEC_FILE, init_project
+
+    directory = Path(args.directory)
+    for path in init_project(directory):
+        print(f"wrote {path}")
+    spec = directory / SPEC_FILE
+    print(f"next: caviar validate {spec} --explain; then caviar run {spec}")
+    return 0
 
 
 def _report(args: argparse.Namespace) -> int:
