@@ -18,6 +18,7 @@ from sweeps._panda_record import event_row, panda_epochs_schema
 from sweeps._panda_trial import PeriodReport
 from sweeps._progress import Progress
 from sweeps._record import epoch_row, events_schema
+from sweeps._tune_adapter import trial_error_message
 
 __all__ = ["PandaRecorder"]
 
@@ -90,9 +91,7 @@ class PandaRecorder(tune.Callback):
     def on_trial_error(
         self, iteration: int, trials: list[Trial], trial: Trial, **info: Any
     ) -> None:
-        text = str(trial.get_error() or "trial failed")
-        lines = [line.strip() for line in text.splitlines() if line.strip()]
-        self.errors[trial.config["caviar_trial_id"]] = lines[-1] if lines else "trial failed"
+        self.errors[trial.config["caviar_trial_id"]] = trial_error_message(trial)
         p = self._progress
         p.running, p.done, p.errors = max(p.running - 1, 0), p.done + 1, p.errors + 1
         self._show(p)

@@ -21,7 +21,7 @@ from analysis import ResultsStore
 from sweeps._packing import MEMBERS_KEY, PACK_ID_KEY
 from sweeps._progress import Progress
 from sweeps._proposer import Proposer
-from sweeps._record import epoch_row, epochs_schema, trial_row, trials_schema
+from sweeps._record import epoch_row, epochs_schema, trial_row, trials_schema, with_own_metrics
 from sweeps._search_state import PlannedPoint
 
 __all__ = [
@@ -47,10 +47,12 @@ DRIVER_KEYS = (TRIAL_KEY, INDEX_KEY, ORIGIN_KEY, ROUND_KEY)
 
 
 def run_point(config: dict[str, Any]) -> None:
-    """The function Ray runs for each trial: the BN-MLP trainable minus the driver's keys."""
-    from trainables import train_bn_mlp
+    """The function Ray runs for each trial, minus the driver's keys: caviar's loop, or a
+    user's whole training function."""
+    from trainables import train_bn_mlp, train_function
 
-    train_bn_mlp(strip_driver_keys(config))
+    trial = strip_driver_keys(config)
+    (train_function if "function" in trial else train_bn_mlp)(trial)
 
 
 def run_pack(config: dict[str, Any]) -> None:
@@ -259,7 +261,7 @@ class ResultsCallback(tune.Callback):
     def on_trial_error(
         self, iteration: int, trials: list[Trial], trial: Trial, **info: Any
     ) -> None:
-        self._finish(trial, error=_error_message(trial))
+        self._finish(trial, error=trial_error_message(trial))
 
     def on_step_end(self, iteration: int, trials: list[Trial], **info: Any) -> None:
         due = time.monotonic() - self._last_flush >= self._flush_every_s
@@ -298,12 +300,12 @@ class ResultsCallback(tune.Callback):
             row["origin"] = member["origin"]
             row["pack_id"] = trial.config.get(PACK_ID_KEY)
             self._trials.append(row)
-            self._epochs += [epoch_row(ids, result) for result in history]
+            self._epochs += [epoch_row(ids, result, own_metrics=True) for result in history]
 
     def flush(self) -> None:
         """Epochs first: a trial row is never visible without its curve."""
         for table, rows, schema in (
-            ("epochs", self._epochs, self._epochs_schema),
+            ("epochs", self._epochs, with_own_metrics(self._epochs_schema, self._epochs)),
             ("trials", self._trials, self._trials_schema),
         ):
             for round_index in sorted({int(row["round"]) for row in rows}):  # type: ignore[call-overload]
@@ -386,7 +388,11 @@ def _member_config(trial: Trial, member_id: object) -> dict[str, Any]:
     return {}
 
 
-def _error_message(trial: Trial) -> str:
-    text = trial.get_error() or "trial failed"
-    lines = [line.strip() for line in str(text).splitlines() if line.strip()]
+def trial_error_message(trial: Trial) -> str:
+    """The last line of a failed trial's error ("ValueError: ..."). Read from the trial's local
+    error file: when callbacks hear of the failure, `get_error` (the storage copy) is not
+    synced yet and has nothing."""
+    local = getattr(trial, "error_file", None)
+    text = Path(local).read_text() if local and Path(local).is_file() else trial.get_error()
+    lines = [line.strip() for line in str(text or "").splitlines() if line.strip()]
     return lines[-1] if lines else "trial failed"
