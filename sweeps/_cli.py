@@ -164,7 +164,8 @@ def _validate(sweep: Sweep, *, explain: bool) -> int:
     t = spec.trainable
     data = sweep.data_file.path if sweep.data_file is not None else t.dataset
     version = "" if t.data_version is None else f" (data version {t.data_version})"
-    print(f"trainable: {t.model} on {data}{version}, {t.epochs} epochs", file=out)
+    what = f"training function {t.function}" if t.function else f"{t.model} on {data}{version}"
+    print(f"trainable: {what}, {t.epochs} epochs", file=out)
     for name, value in t.fixed.items():
         print(f"  fixed  {name} = {value!r}", file=out)
     for name, domain in sweep.space.domains.items():

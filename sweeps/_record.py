@@ -17,6 +17,7 @@ __all__ = [
     "events_schema",
     "trial_row",
     "trials_schema",
+    "with_own_metrics",
 ]
 
 EPOCH_METRICS = ("train_loss", "val_loss", "val_accuracy")
@@ -73,6 +74,12 @@ def epochs_schema() -> pa.Schema:
     )
 
 
+def with_own_metrics(schema: pa.Schema, rows: list[dict[str, object]]) -> pa.Schema:
+    """`schema` plus a float64 column for each training function's own metric in `rows`."""
+    names = {name for row in rows for name in row if name not in schema.names}
+    return pa.schema([*schema, *(pa.field(name, pa.float64()) for name in sorted(names))])
+
+
 def branch_columns() -> list[tuple[str, pa.DataType]]:
     """Extra `epochs` columns of panda runs: which decision judged the epoch, and whether that
     decision rolled it back (the curve keeps abandoned branches, so reports can draw them)."""
@@ -106,11 +113,22 @@ def events_schema() -> pa.Schema:
     )
 
 
-def epoch_row(ids: Mapping[str, object], result: Mapping[str, object]) -> dict[str, object]:
+# The names a user's training function reported (trainables' USER_METRICS_KEY).
+_OWN_METRICS = "caviar_metrics"
+
+
+def epoch_row(
+    ids: Mapping[str, object], result: Mapping[str, object], *, own_metrics: bool = False
+) -> dict[str, object]:
+    """`own_metrics`: also every other number a training function reported, as its column."""
     row = dict(ids)
     row["epoch"] = int(result.get("epoch", result.get("training_iteration", 0)))
     for metric in EPOCH_METRICS:
         row[metric] = _float(result.get(metric))
+    if own_metrics:
+        for name in result.get(_OWN_METRICS) or ():
+            if name not in EPOCH_METRICS and name not in row:
+                row[str(name)] = _float(result.get(name))
     row["lr"] = _float(result.get("lr"))
     row["epoch_time_s"] = _float(result.get("time_this_iter_s"))
     return row
@@ -128,9 +146,10 @@ def trial_row(
     """The row for one finished configuration; `history` is every epoch it reported."""
     row: dict[str, object] = dict(ids)
     user_model = is_factory_reference(config.get("model"))
+    own_loop = "function" in config  # a training function: only the names it was given
     for name, hp in HYPERPARAMETERS.items():
         # The built-in MLP's shape says nothing about a user's network: null there.
-        shapeless = user_model and name in BUILTIN_ONLY
+        shapeless = (user_model and name in BUILTIN_ONLY) or (own_loop and name not in config)
         row[name] = None if shapeless else config.get(name, hp.default)
     for name in model_columns or {}:
         row[name] = config.get(name)

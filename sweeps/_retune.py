@@ -190,6 +190,8 @@ def _fingerprint(sweep: Sweep) -> str:
     """The data at the sweep's seed (a generated dataset is drawn per seed, so trials of other
     seeds see other draws of the same distribution)."""
     t = sweep.spec.trainable
+    if t.function is not None:
+        return ""  # a training function loads its own data; caviar cannot see it
     version = "" if t.data_version is None else str(t.data_version)
     data = load_dataset(
         sweep.dataset, seed=sweep.spec.seed, val_fraction=t.val_fraction,

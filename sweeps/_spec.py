@@ -33,6 +33,7 @@ from analysis import results_uri_problem
 from search_spaces import ChoiceDomain, IntDomain, SearchSpace, SearchSpaceError
 from sweeps._data_spec import resolve_file_dataset
 from sweeps._errors import MISSING, Problem, SpecError
+from sweeps._function_spec import check_function_spec, function_columns
 from sweeps._hparam_checks import check_fixed, check_searched
 from sweeps._model_spec import check_factory_builds, model_hyperparameters, resolve_factory
 from sweeps._yaml import MAX_SPEC_BYTES, load_yaml
@@ -97,6 +98,8 @@ class Objective(BaseModel):
 
 class TrainableSpec(BaseModel):
     model_config = _STRICT
+    # A user's whole training loop, train(config, report) (sweeps/_function_spec.py)
+    function: Annotated[str, Field(pattern=r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")] | None = None
     # "bn_mlp", or a user's factory "module:function" (sweeps/_model_spec.py)
     model: Annotated[str, Field(pattern=r"^(bn_mlp|[A-Za-z_][\w.]*:[A-Za-z_]\w*)$")] = "bn_mlp"
     # A built-in name, or a user's file `{path, target, features, val_path}` (sweeps/_data_spec.py)
@@ -392,10 +395,13 @@ class Sweep:
     source: str
     data_file: FileSource | None = None  # a user's data file, paths resolved
     factory: ModelFactory | None = None  # a user's network factory, imported
+    function_dir: str = ""  # where a user's training function is imported from
 
     @property
     def model_columns(self) -> dict[str, str]:
         """A user's factory keywords and their kinds: `trials` columns beside caviar's own."""
+        if self.spec.trainable.function is not None:
+            return function_columns(self.spec.trainable.fixed, self.space)
         if self.factory is None:
             return {}
         return {name: hp.kind for name, hp in self.factory.params.items()}
@@ -414,6 +420,12 @@ class Sweep:
     def trial_config(self, point: dict[str, object], seed: int) -> dict[str, object]:
         """The flat config a trainable receives: fixed values, the point, and the run settings."""
         t = self.spec.trainable
+        if t.function is not None:  # the function's own config: its names, seed and epochs
+            return {
+                **t.fixed, **point, "function": t.function, "function_dir": self.function_dir,
+                "objective": self.spec.objective.metric, "epochs": t.epochs, "seed": seed,
+                **({} if t.data_version is None else {"data_version": str(t.data_version)}),
+            }  # fmt: skip
         defaults = (
             {} if self.factory is None else {n: hp.default for n, hp in self.factory.params.items()}
         )
@@ -439,7 +451,10 @@ def with_strategy(sweep: Sweep, strategy: BaseModel, **changes: object) -> Sweep
     with the same spec finds it.
     """
     spec = sweep.spec.model_copy(update={"strategy": strategy, **changes})
-    return Sweep(spec, sweep.space, sweep.digest, sweep.source, sweep.data_file, sweep.factory)
+    return Sweep(
+        spec, sweep.space, sweep.digest, sweep.source, sweep.data_file, sweep.factory,
+        sweep.function_dir,
+    )  # fmt: skip
 
 
 def load_spec(path: str | Path) -> Sweep:
@@ -488,6 +503,8 @@ def parse_spec(text: str, source: str = "<spec>") -> Sweep:
         problems = [_prefixed("search_space", p) for p in exc.problems]
         raise SpecError(problems, source=source) from None
     base = Path(source).resolve().parent if source != "<spec>" else Path.cwd()
+    if model.trainable.function is not None:
+        return _parse_function_spec(model, model.trainable.function, space, base, source)
     factory, problems = resolve_factory(model.trainable.model, base)
     data_file = None
     if isinstance(model.trainable.dataset, dict):
@@ -522,6 +539,28 @@ def parse_spec(text: str, source: str = "<spec>") -> Sweep:
         json.dumps(model.model_dump(mode="json", exclude={"retune"}), sort_keys=True).encode()
     ).hexdigest()[:16]
     return Sweep(model, space, digest, source, data_file, factory)
+
+
+def _parse_function_spec(
+    model: SpecModel, function: str, space: SearchSpace, base: Path, source: str
+) -> Sweep:
+    t = model.trainable
+    problems = check_function_spec(
+        function, base, fields_set=set(t.model_fields_set), fixed=t.fixed, space=space,
+        strategy_kind=model.strategy.kind, pack=model.pack,
+    )  # fmt: skip
+    problems += _check_initial(model, space) + _check_size(model, space) + _check_tpe(model)
+    problems += [
+        Problem(f"search_space.{name}", name, "clashes with a result column")
+        for name in space.names
+        if name in RESERVED_COLUMNS
+    ]
+    if problems:
+        raise SpecError(problems, source=source)
+    digest = hashlib.sha256(
+        json.dumps(model.model_dump(mode="json", exclude={"retune"}), sort_keys=True).encode()
+    ).hexdigest()[:16]
+    return Sweep(model, space, digest, source, function_dir=str(base))
 
 
 def _check_hparams(

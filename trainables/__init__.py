@@ -22,6 +22,7 @@ from trainables._factory import (
     ModelFactory,
     is_factory_reference,
     load_factory,
+    load_training_function,
 )
 from trainables._files import FILE_FORMATS, FileSource, file_digest, read_file_arrays
 from trainables._halving import SuccessiveHalving
@@ -62,7 +63,13 @@ from trainables._train import (
 from trainables._trial_config import TRIAL_SETTINGS, TrialConfig, trial_config_errors
 
 if TYPE_CHECKING:
-    from trainables._tune import train_bn_mlp, train_bn_mlp_packed, trial_data, trial_device
+    from trainables._tune import (
+        train_bn_mlp,
+        train_bn_mlp_packed,
+        train_function,
+        trial_data,
+        trial_device,
+    )
 
 __all__ = [
     "BNMLP",
@@ -97,6 +104,7 @@ __all__ = [
     "load_dataset",
     "load_factory",
     "load_state",
+    "load_training_function",
     "lr_factor",
     "member_metrics",
     "pack_config_errors",
@@ -111,6 +119,7 @@ __all__ = [
     "train_bn_mlp",
     "train_bn_mlp_packed",
     "train_epoch",
+    "train_function",
     "trial_config_errors",
     "trial_data",
     "trial_device",
@@ -119,6 +128,7 @@ __all__ = [
 _LAZY = {
     "train_bn_mlp": "trainables._tune",
     "train_bn_mlp_packed": "trainables._tune",
+    "train_function": "trainables._tune",
     "trial_data": "trainables._tune",
     "trial_device": "trainables._tune",
 }

@@ -28,8 +28,10 @@ __all__ = [
     "BUILTIN_ONLY",
     "TRAINING_HYPERPARAMETERS",
     "ModelFactory",
+    "import_callable",
     "is_factory_reference",
     "load_factory",
+    "load_training_function",
 ]
 
 BUILTIN_MODEL = "bn_mlp"
@@ -88,18 +90,15 @@ class ShapedInput(nn.Module):
         return self.network(x.view(x.shape[0], *self.input_shape))
 
 
-def load_factory(reference: str, directory: str | Path = "") -> ModelFactory:
-    """Import `module:function`, from `directory` first (the spec's), then from sys.path.
+def import_callable(reference: str, directory: str | Path, field: str) -> Callable[..., Any]:
+    """`module:function`, imported from `directory` first (the spec's), then from sys.path.
 
-    Raises HyperParameterError (field `trainable.model`) naming what is wrong: the form, a
-    missing module or function, a signature that does not take (input_shape, n_classes), a
-    keyword without a default.
+    Raises HyperParameterError (`field`) naming what is wrong: the form, a missing module or
+    function, or the module's own error while importing.
     """
     module_name, _, function_name = reference.partition(":")
     if not module_name or not function_name.isidentifier():
-        raise HyperParameterError(
-            "trainable.model", reference, "must be 'bn_mlp' or 'module:function'"
-        )
+        raise HyperParameterError(field, reference, "must be 'module:function'")
     where = str(directory)
     if where and where not in sys.path:
         sys.path.insert(0, where)
@@ -111,15 +110,44 @@ def load_factory(reference: str, directory: str | Path = "") -> ModelFactory:
             message = f"no module {module_name!r} in {where or 'sys.path'} or on sys.path"
         else:
             message = f"importing {module_name!r} failed: {_first_line(exc)}"
-        raise HyperParameterError("trainable.model", reference, message) from None
+        raise HyperParameterError(field, reference, message) from None
     except Exception as exc:  # the user's module raised while importing
         message = f"importing {module_name!r} failed: {_first_line(exc)}"
-        raise HyperParameterError("trainable.model", reference, message) from None
+        raise HyperParameterError(field, reference, message) from None
     function = getattr(module, function_name, None)
     if not callable(function):
         message = f"module {module_name!r} has no function {function_name!r}"
-        raise HyperParameterError("trainable.model", reference, message)
-    return ModelFactory(reference, where, function, _declared_params(reference, function))
+        raise HyperParameterError(field, reference, message)
+    return function
+
+
+def load_factory(reference: str, directory: str | Path = "") -> ModelFactory:
+    """The factory `module:function` (see `import_callable`), its keywords declared.
+
+    Raises HyperParameterError (field `trainable.model`) for what `import_callable` refuses,
+    a signature that does not take (input_shape, n_classes), or a keyword without a default.
+    """
+    if reference.partition(":")[0] == "":
+        raise HyperParameterError(
+            "trainable.model", reference, "must be 'bn_mlp' or 'module:function'"
+        )
+    function = import_callable(reference, directory, "trainable.model")
+    return ModelFactory(reference, str(directory), function, _declared_params(reference, function))
+
+
+def load_training_function(reference: str, directory: str | Path = "") -> Callable[..., Any]:
+    """A whole training function `train(config, report) -> None` (`trainable.function`)."""
+    function = import_callable(reference, directory, "trainable.function")
+    try:
+        parameters = list(inspect.signature(function).parameters.values())
+    except (TypeError, ValueError) as exc:
+        raise HyperParameterError("trainable.function", reference, str(exc)) from None
+    positional = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    required = [p for p in parameters if p.default is p.empty and p.kind in positional]
+    if len(parameters) < 2 or len(required) > 2:
+        message = "must take (config, report): config a dict, report(**metrics) once per epoch"
+        raise HyperParameterError("trainable.function", reference, message)
+    return function
 
 
 def _declared_params(reference: str, function: Callable[..., Any]) -> Mapping[str, HyperParameter]:

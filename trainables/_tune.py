@@ -9,6 +9,7 @@ checkpoint if Tune hands one back, and turn each epoch's results into a
 from __future__ import annotations
 
 import logging
+import math
 import tempfile
 from dataclasses import asdict
 from pathlib import Path
@@ -186,3 +187,55 @@ def _restore_pack(members: list[PackMember], device: torch.device) -> PackedRun 
     run = PackedRun.from_state(members, saved)
     logger.info("pack resumed from a checkpoint after epoch %d", run.epoch)
     return run
+
+
+FUNCTION_KEY = "function"  # module:function of a whole training function
+FUNCTION_DIR_KEY = "function_dir"  # where it is imported from first
+OBJECTIVE_KEY = "objective"  # the metric every report must carry
+USER_METRICS_KEY = "caviar_metrics"  # the names the function reported, for `epochs` columns
+
+
+class _DivergedError(BaseException):  # not swallowed by the function's `except Exception`
+    """Raised out of `report` to end a training function whose metrics went non-finite."""
+
+
+def train_function(config: dict[str, Any]) -> None:
+    """Ray Tune trainable for a user's whole training function `train(config, report)`.
+
+    The function gets its hyperparameters plus `seed` and `epochs`, and calls
+    `report(**metrics)` once per epoch. Each report becomes a Tune result numbered by epoch;
+    a report without the objective's metric, or with a value that is not a number, fails the
+    trial with a message saying so. A non-finite metric marks the epoch diverged and ends the
+    function (the trial's status is then `diverged`, as for caviar's own loop).
+    """
+    from trainables._factory import load_training_function
+
+    config = dict(config)
+    function = load_training_function(config.pop(FUNCTION_KEY), config.pop(FUNCTION_DIR_KEY, ""))
+    objective = str(config.pop(OBJECTIVE_KEY))
+    torch.set_num_threads(_granted_cpus())
+    node = ray.get_runtime_context().get_node_id()
+    epoch = 0
+
+    def report(**metrics: object) -> None:
+        nonlocal epoch
+        if objective not in metrics:
+            raise ValueError(f"report() must include {objective!r}; got {sorted(metrics)}")
+        values: dict[str, float] = {}
+        for name, value in metrics.items():
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                raise ValueError(f"report({name}=...) must be a number, got {value!r}")
+            values[name] = float(value)
+        epoch += 1
+        diverged = not all(math.isfinite(v) for v in values.values())
+        tune.report(
+            {**values, "epoch": epoch, "diverged": diverged, "node_id": node,
+             USER_METRICS_KEY: sorted(values)}
+        )  # fmt: skip
+        if diverged:
+            raise _DivergedError
+
+    try:
+        function(config, report)
+    except _DivergedError:
+        logger.info("diverged at epoch %d", epoch)
