@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 
 __all__ = [
+    "assert_refused",
     "caviar_command",
     "free_port",
     "kill_session",
@@ -57,6 +58,17 @@ def run_caviar(
     finally:
         kill_session(proc)
     return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
+
+
+def assert_refused(cwd: Path, spec: str, field: str, message: str) -> None:
+    """`caviar run SPEC` as a user runs it refuses the spec: exit 2, one line on stderr naming
+    `field` and saying `message`, no traceback, and no results written."""
+    proc = run_caviar("run", spec, "--results", "out", cwd=cwd, env=user_env(cwd / "home"))
+    assert proc.returncode == 2, proc.stderr
+    [line] = proc.stderr.strip().splitlines()
+    assert line.startswith(f"error: {spec}: {field}: ") and message in line, line
+    assert "Traceback" not in proc.stderr
+    assert not (cwd / "out").exists()
 
 
 def free_port(host: str = "127.0.0.1") -> int:

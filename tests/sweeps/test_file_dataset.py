@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from _procs import run_caviar, user_env
+from _procs import assert_refused
 
 from analysis import load_trials
 from sweeps import SpecError, load_spec, run_sweep
@@ -108,13 +108,7 @@ def test_a_bad_data_file_is_one_line_naming_the_field_and_nothing_is_written(
     np.savez(data / "noxy.npz", features=np.zeros((4, 2)), labels=np.arange(4))
     spec = SPEC.replace("{path: data/wine.parquet, target: cultivar}", dataset)
     (project / "bad.yaml").write_text(spec)
-    proc = run_caviar(
-        "run", "bad.yaml", "--results", "out", cwd=project, env=user_env(project / "home")
-    )
-    assert proc.returncode == 2, proc.stderr
-    [line] = proc.stderr.strip().splitlines()
-    assert line.startswith(f"error: bad.yaml: {field}: ") and message in line, line
-    assert not (project / "out").exists()
+    assert_refused(project, "bad.yaml", field, message)
 
 
 def test_validate_names_the_file_and_its_version(

@@ -7,7 +7,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from _procs import run_caviar, user_env
+from _procs import assert_refused
 
 from analysis import load_epochs, load_trials
 from sweeps import load_spec, run_sweep
@@ -119,10 +119,4 @@ def test_what_needs_caviars_loop_is_refused_in_one_line(
 ) -> None:
     assert old in SPEC
     (project / "bad.yaml").write_text(SPEC.replace(old, new).replace("initial: [{lr: 0.95}]\n", ""))
-    proc = run_caviar(
-        "run", "bad.yaml", "--results", "out", cwd=project, env=user_env(project / "home")
-    )
-    assert proc.returncode == 2, proc.stderr
-    [line] = proc.stderr.strip().splitlines()
-    assert line.startswith(f"error: bad.yaml: {field}: ") and message in line, line
-    assert not (project / "out").exists()
+    assert_refused(project, "bad.yaml", field, message)
