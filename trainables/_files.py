@@ -95,19 +95,14 @@ def _open(path: str, field: str) -> tuple[pafs.FileSystem, str]:
     try:  # credentials, region and endpoint from the AWS chain (AWS_ENDPOINT_URL), as results
         return pafs.FileSystem.from_uri(path)
     except (OSError, ValueError, TypeError) as exc:
-        lines = [line for line in str(exc).splitlines() if line.strip()]
-        raise HyperParameterError(
-            field, path, f"cannot open: {lines[0] if lines else exc}"
-        ) from None
+        raise HyperParameterError(field, path, f"cannot open: {_first_line(exc)}") from None
 
 
 def _check_is_file(fs: pafs.FileSystem, where: str, path: str, field: str) -> None:
     try:
         kind = fs.get_file_info(where).type
     except OSError as exc:
-        lines = [line for line in str(exc).splitlines() if line.strip()]
-        reason = lines[0] if lines else type(exc).__name__
-        raise HyperParameterError(field, path, f"cannot read: {reason}") from None
+        raise HyperParameterError(field, path, f"cannot read: {_first_line(exc)}") from None
     if kind == pafs.FileType.NotFound:
         raise HyperParameterError(field, path, "no such file")
     if kind != pafs.FileType.File:
@@ -117,17 +112,11 @@ def _check_is_file(fs: pafs.FileSystem, where: str, path: str, field: str) -> No
 def _read_bytes(path: str, field: str) -> bytes:
     fs, where = _open(path, field)
     _check_is_file(fs, where, path, field)
-    try:
+    try:  # a missing file or a directory was refused above
         with fs.open_input_file(where) as handle:
             return bytes(handle.read())
-    except FileNotFoundError:
-        raise HyperParameterError(field, path, "no such file") from None
     except OSError as exc:
-        lines = [line for line in str(exc).splitlines() if line.strip()]
-        reason = lines[0] if lines else type(exc).__name__
-        if "not a file" in reason.lower() or "is a directory" in reason.lower():
-            reason = "is a directory, not a data file"
-        raise HyperParameterError(field, path, f"cannot read: {reason}") from None
+        raise HyperParameterError(field, path, f"cannot read: {_first_line(exc)}") from None
 
 
 def file_digest(source: FileSource) -> str:
@@ -228,19 +217,15 @@ def _read_table(
     # about half the time (pyarrow 26, torch 2.13).
     fs, where = _open(path, field)
     _check_is_file(fs, where, path, field)
-    try:
+    try:  # a missing file or a directory was refused above
         if kind == ".parquet":
-            table = pq.read_table(where, filesystem=fs, use_threads=False)
+            table = pq.read_table(where, filesystem=fs)
         else:
-            options = pacsv.ReadOptions(use_threads=False)
             with fs.open_input_stream(where) as stream:
-                table = pacsv.read_csv(stream, read_options=options)
-    except FileNotFoundError:
-        raise HyperParameterError(field, path, "no such file") from None
+                table = pacsv.read_csv(stream)
     except (pa.ArrowInvalid, OSError) as exc:
-        lines = [line for line in str(exc).splitlines() if line.strip()]
-        reason = lines[0] if lines else type(exc).__name__
-        raise HyperParameterError(field, path, f"not a readable {kind} table: {reason}") from None
+        message = f"not a readable {kind} table: {_first_line(exc)}"
+        raise HyperParameterError(field, path, message) from None
     columns = table.column_names
     if source.target is None:
         raise HyperParameterError("dataset.target", None, "a table needs its label column")
@@ -276,3 +261,8 @@ def _read_table(
 
 def _numeric(kind: pa.DataType) -> bool:
     return pa.types.is_integer(kind) or pa.types.is_floating(kind) or pa.types.is_boolean(kind)
+
+
+def _first_line(exc: BaseException) -> str:
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    return lines[0] if lines else type(exc).__name__
