@@ -13,7 +13,7 @@ import importlib.util
 import json
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -450,11 +450,7 @@ def with_strategy(sweep: Sweep, strategy: BaseModel, **changes: object) -> Sweep
     For `auto`: the decided strategy runs under the run the auto spec started, so `--resume`
     with the same spec finds it.
     """
-    spec = sweep.spec.model_copy(update={"strategy": strategy, **changes})
-    return Sweep(
-        spec, sweep.space, sweep.digest, sweep.source, sweep.data_file, sweep.factory,
-        sweep.function_dir,
-    )  # fmt: skip
+    return replace(sweep, spec=sweep.spec.model_copy(update={"strategy": strategy, **changes}))
 
 
 def load_spec(path: str | Path) -> Sweep:
@@ -535,10 +531,7 @@ def parse_spec(text: str, source: str = "<spec>") -> Sweep:
         )  # fmt: skip
     if problems:
         raise SpecError(problems, source=source)
-    digest = hashlib.sha256(
-        json.dumps(model.model_dump(mode="json", exclude={"retune"}), sort_keys=True).encode()
-    ).hexdigest()[:16]
-    return Sweep(model, space, digest, source, data_file, factory)
+    return Sweep(model, space, _digest(model), source, data_file, factory)
 
 
 def _parse_function_spec(
@@ -550,17 +543,10 @@ def _parse_function_spec(
         strategy_kind=model.strategy.kind, pack=model.pack,
     )  # fmt: skip
     problems += _check_initial(model, space) + _check_size(model, space) + _check_tpe(model)
-    problems += [
-        Problem(f"search_space.{name}", name, "clashes with a result column")
-        for name in space.names
-        if name in RESERVED_COLUMNS
-    ]
+    problems += _clashing_names(model, space)
     if problems:
         raise SpecError(problems, source=source)
-    digest = hashlib.sha256(
-        json.dumps(model.model_dump(mode="json", exclude={"retune"}), sort_keys=True).encode()
-    ).hexdigest()[:16]
-    return Sweep(model, space, digest, source, function_dir=str(base))
+    return Sweep(model, space, _digest(model), source, function_dir=str(base))
 
 
 def _check_hparams(
@@ -568,18 +554,25 @@ def _check_hparams(
 ) -> list[Problem]:
     problems = check_fixed(model.trainable.fixed, "trainable.fixed", known)
     problems += check_searched(space, "search_space", known)
-    for name in space.names:
-        if name in model.trainable.fixed:
-            problems.append(
-                Problem(
-                    f"trainable.fixed.{name}",
-                    model.trainable.fixed[name],
-                    "is also in search_space; a hyperparameter is fixed or searched, not both",
-                )
-            )
-        if name in RESERVED_COLUMNS:
-            problems.append(Problem(f"search_space.{name}", name, "clashes with a result column"))
+    return problems + _clashing_names(model, space)
+
+
+def _clashing_names(model: SpecModel, space: SearchSpace) -> list[Problem]:
+    """Any trainable's: a name fixed and searched at once, or one taken by a result column."""
+    fixed = model.trainable.fixed
+    both = "is also in search_space; a hyperparameter is fixed or searched, not both"
+    problems = [Problem(f"trainable.fixed.{n}", fixed[n], both) for n in space.names if n in fixed]
+    message = "clashes with a result column"
+    problems += [
+        Problem(f"search_space.{n}", n, message) for n in space.names if n in RESERVED_COLUMNS
+    ]
     return problems
+
+
+def _digest(model: SpecModel) -> str:
+    """Of everything that decides a run's plan (`retune` does not)."""
+    dumped = model.model_dump(mode="json", exclude={"retune"})
+    return hashlib.sha256(json.dumps(dumped, sort_keys=True).encode()).hexdigest()[:16]
 
 
 def _check_initial(model: SpecModel, space: SearchSpace) -> list[Problem]:

@@ -108,6 +108,8 @@ BAD = [
      "strategy: {kind: panda, start: {lr: 0.1}}", "strategy.kind", "rolls back"),
     ("fixed: {penalty: 0.1}", "fixed: {penalty: 0.1, hidden: 64}", "trainable.fixed.hidden",
      "a name of the built-in MLP's"),
+    ("fixed: {penalty: 0.1}", "fixed: {penalty: 0.1, lr: 0.1}", "trainable.fixed.lr",
+     "is also in search_space"),
     ("fixed: {penalty: 0.1}", "fixed: {penalty: 0.1, optimizer: 3}",
      "trainable.fixed.optimizer", "must be"),
 ]  # fmt: skip
