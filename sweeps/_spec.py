@@ -44,6 +44,7 @@ from trainables import (
     HyperParameterError,
     ModelFactory,
     is_factory_reference,
+    portable_path,
     synthetic_input_scale,
 )
 
@@ -410,7 +411,7 @@ class Sweep:
     def dataset(self) -> str:
         """The `dataset` of a flat trial config: a built-in name or the file's config."""
         if self.data_file is not None:
-            return self.data_file.to_config()
+            return self.data_file.portable().to_config()
         return str(self.spec.trainable.dataset)
 
     @property
@@ -421,20 +422,20 @@ class Sweep:
         """The flat config a trainable receives: fixed values, the point, and the run settings."""
         t = self.spec.trainable
         if t.function is not None:  # the function's own config: its names, seed and epochs
+            function_dir = portable_path(self.function_dir)
             return {
-                **t.fixed, **point, "function": t.function, "function_dir": self.function_dir,
+                **t.fixed, **point, "function": t.function, "function_dir": function_dir,
                 "objective": self.spec.objective.metric, "epochs": t.epochs, "seed": seed,
                 **({} if t.data_version is None else {"data_version": str(t.data_version)}),
             }  # fmt: skip
-        defaults = (
-            {} if self.factory is None else {n: hp.default for n, hp in self.factory.params.items()}
-        )
+        factory = self.factory
+        defaults = {} if factory is None else {n: hp.default for n, hp in factory.params.items()}
         return {
             **defaults,  # a factory's keywords left out take its defaults, recorded as such
             **t.fixed,
             **point,
             "model": t.model,
-            **({} if self.factory is None else {"model_dir": self.factory.directory}),
+            **({} if factory is None else {"model_dir": portable_path(factory.directory)}),
             "dataset": self.dataset,
             "epochs": t.epochs,
             "val_fraction": t.val_fraction,

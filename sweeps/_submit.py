@@ -1,9 +1,10 @@
 """`caviar submit`: a sweep as a Ray Job on a running cluster, through the cluster's Jobs API.
 
-The job carries its own copy of the project and of the spec (Ray uploads the job's working
-directory to the cluster), so what runs there is what was validated here, wherever the spec
-file lives on this machine. On the cluster the job runs `python -m sweeps run` (the same as
-`caviar run`), which joins the cluster through the `RAY_ADDRESS` that Ray gives every job.
+The job carries its own copy of the project and of the spec's directory (the spec, the user's
+modules, local data: Ray uploads the job's working directory to the cluster and unpacks it on
+every node), so what runs there is what was validated here, wherever the spec lives here.
+On the cluster the job runs `python -m sweeps run` (the same as `caviar run`), which joins the
+cluster through the `RAY_ADDRESS` that Ray gives every job.
 """
 
 from __future__ import annotations
@@ -25,7 +26,9 @@ from urllib.parse import urlsplit
 
 from analysis import results_uri_problem
 from sweeps._errors import MISSING, CaviarError, Problem, RunError, SpecError
+from sweeps._ship import ALWAYS_EXCLUDED, IGNORE_FILES, ShippedDir, ship_spec_dir
 from sweeps._spec import Sweep, parse_spec
+from trainables import SHIPPED_ENV
 
 if TYPE_CHECKING:
     from ray.job_submission import JobSubmissionClient
@@ -36,11 +39,6 @@ log = logging.getLogger(__name__)
 
 # Inside the job's working directory: where the spec travels.
 JOB_SPEC_DIR = ".caviar_job"
-# Never uploaded: environments, results, history and caches (big, local, or both).
-_EXCLUDES = (
-    ".venv", "venv", ".git", "results", "__pycache__", "*.pyc", ".pytest_cache", ".ruff_cache",
-    ".hypothesis", ".ipynb_checkpoints", "*.egg-info", "build", "dist",
-)  # fmt: skip
 _CONNECT_TIMEOUT_S = 10.0
 _ADDRESS_ENV = "RAY_API_SERVER_ADDRESS"  # what `ray job submit` reads too
 _CHATTY_LOGGERS = (
@@ -84,35 +82,41 @@ def jobs_api_address(address: str | None) -> str:
 
 
 def submit_sweep(
-    sweep: Sweep, spec_text: str, *, address: str, results: str | None = None
+    sweep: Sweep,
+    spec_text: str,
+    *,
+    address: str,
+    results: str | None = None,
+    progress: Callable[[str], None] = print,
 ) -> Submission:
     """Check the cluster is there, stage the job's files and submit; returns once Ray has it.
 
     ``spec_text`` is validated again and must be the spec ``sweep`` came from: the text, not
-    the parsed object, is what travels, so the job sees exactly the file the user wrote.
+    the parsed object, is what travels, so the job sees exactly the file the user wrote. The
+    spec's directory travels with it (see `sweeps._ship`); `progress` hears what is shipped.
     """
     shipped = parse_spec(spec_text, source=sweep.source)
     if shipped.digest != sweep.digest:
         raise CaviarError([Problem("SPEC", sweep.source, "changed while being submitted")])
-    if shipped.data_file is not None and "://" not in shipped.data_file.path:
-        # The job's working directory holds the project and the spec, not the user's files.
-        message = "a local data file does not travel with `caviar submit` yet; use an s3:// path"
-        written = shipped.spec.trainable.dataset  # the mapping the spec gave, path as written
-        path = written.get("path") if isinstance(written, dict) else written
-        raise SpecError([Problem("trainable.dataset.path", path, message)], source=sweep.source)
-    if shipped.factory is not None:
-        message = "a user's model module does not travel with `caviar submit` yet"
-        model = shipped.spec.trainable.model
-        raise SpecError([Problem("trainable.model", model, message)], source=sweep.source)
     on_cluster, shown = _cluster_results(results or sweep.spec.results)
-    _check_reachable(address)
-    client = _client(address)
-    spec_path = f"{JOB_SPEC_DIR}/{sweep.name}.yaml"
-    entrypoint = f"python -m sweeps run {spec_path} --results {on_cluster}"
+    spec_path = f"{JOB_SPEC_DIR}/{Path(sweep.source).name}"
+    entrypoint = f"python -m sweeps run {shlex.quote(spec_path)} --results {on_cluster}"
     job_id = f"caviar-{sweep.name}-{secrets.token_hex(4)}"
     with tempfile.TemporaryDirectory(prefix="caviar-submit-") as tmp:
-        working_dir = _stage_working_dir(Path(tmp), spec_path, spec_text, sweep.spec.results)
-        runtime_env = {"working_dir": str(working_dir), "excludes": list(_EXCLUDES)}
+        # Staged first: what cannot travel is refused before the cluster is contacted.
+        working_dir, shipped_dir = _stage_working_dir(
+            Path(tmp), shipped, spec_text, sweep.spec.results
+        )
+        _check_reachable(address)
+        client = _client(address)
+        for line in (shipped_dir.summary, *(f"note: {n}" for n in shipped_dir.notes)):
+            progress(line)
+        runtime_env = {
+            "working_dir": str(working_dir),
+            # Paths inside the working directory are then written relative to it (see
+            # trainables' job paths), so each node finds its own copy.
+            "env_vars": {SHIPPED_ENV: "1"},
+        }
         metadata = {"caviar_sweep": sweep.name, "caviar_spec_digest": sweep.digest}
         try:
             submitted = client.submit_job(
@@ -218,20 +222,24 @@ def _cluster_results(results: str) -> tuple[str, str]:
     return '"$HOME"/' + shlex.quote(str(path)), f"~/{path}"
 
 
-def _stage_working_dir(tmp: Path, spec_path: str, spec_text: str, local_results: str) -> Path:
-    """The project (when this is a source checkout) with the spec added under JOB_SPEC_DIR.
+def _stage_working_dir(
+    tmp: Path, sweep: Sweep, spec_text: str, local_results: str
+) -> tuple[Path, ShippedDir]:
+    """The project (when this is a source checkout), and the spec's directory under
+    JOB_SPEC_DIR with the spec written as validated.
 
     Installed from a wheel there is no project to send: the job then uses the `caviar`
-    installed on the cluster and only the spec travels.
+    installed on the cluster, and only the spec's directory travels.
     """
     stage = tmp / "job"
     root = _project_root()
+    local = "://" not in local_results
+    results = Path(local_results).resolve() if local else None
     if root is None:
         stage.mkdir()
     else:
-        local = "://" not in local_results
-        skip = _inside(root, Path(local_results).resolve()) if local else None
-        patterns = shutil.ignore_patterns(*_EXCLUDES)
+        skip = _inside(root, results) if results is not None else None
+        patterns = shutil.ignore_patterns(*ALWAYS_EXCLUDED, *IGNORE_FILES)
 
         def ignore(directory: str, names: list[str]) -> set[str]:
             ignored = set(patterns(directory, names))
@@ -241,10 +249,10 @@ def _stage_working_dir(tmp: Path, spec_path: str, spec_text: str, local_results:
 
         shutil.copytree(root, stage, ignore=ignore)
         shutil.rmtree(stage / JOB_SPEC_DIR, ignore_errors=True)  # a stale one is not this spec
-    target = stage / spec_path
-    target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_text(spec_text, encoding="utf-8")
-    return stage
+    keep_out = [stage] if results is None else [stage, results]
+    shipped = ship_spec_dir(sweep, stage / JOB_SPEC_DIR, keep_out=keep_out)
+    (stage / JOB_SPEC_DIR / Path(sweep.source).name).write_text(spec_text, encoding="utf-8")
+    return stage, shipped
 
 
 def _project_root() -> Path | None:

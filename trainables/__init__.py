@@ -33,6 +33,7 @@ from trainables._hparams import (
     HyperParameterError,
     hyperparameter_errors,
 )
+from trainables._job_paths import SHIPPED_ENV, local_path, portable_path
 from trainables._model import BNMLP, softmax_cross_entropy
 from trainables._pack_config import (
     MEMBER_METRICS,
@@ -79,6 +80,7 @@ __all__ = [
     "FILE_FORMATS",
     "HYPERPARAMETERS",
     "MEMBER_METRICS",
+    "SHIPPED_ENV",
     "TRIAL_SETTINGS",
     "Dataset",
     "EpochResult",
@@ -105,10 +107,12 @@ __all__ = [
     "load_factory",
     "load_state",
     "load_training_function",
+    "local_path",
     "lr_factor",
     "member_metrics",
     "pack_config_errors",
     "pack_size_auto",
+    "portable_path",
     "read_file_arrays",
     "run_packed_training",
     "run_training",

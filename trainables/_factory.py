@@ -22,6 +22,7 @@ import torch
 from torch import nn
 
 from trainables._hparams import HYPERPARAMETERS, HyperParameter, HyperParameterError, Kind
+from trainables._job_paths import local_path
 
 __all__ = [
     "BUILTIN_MODEL",
@@ -99,7 +100,7 @@ def import_callable(reference: str, directory: str | Path, field: str) -> Callab
     module_name, _, function_name = reference.partition(":")
     if not module_name or not function_name.isidentifier():
         raise HyperParameterError(field, reference, "must be 'module:function'")
-    where = str(directory)
+    where = local_path(str(directory))
     if where and where not in sys.path:
         sys.path.insert(0, where)
     importlib.invalidate_caches()  # a module written since the last import is found

@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import PurePosixPath
 
 import numpy as np
@@ -23,6 +23,7 @@ import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
 from trainables._hparams import HyperParameterError
+from trainables._job_paths import local_path, portable_path
 
 __all__ = [
     "FILE_FORMATS",
@@ -69,6 +70,11 @@ class FileSource:
             val_path=fields.get("val_path"),
         )
 
+    def portable(self) -> FileSource:
+        """The same files, named so that every node of a submitted job finds its copy."""
+        val_path = None if self.val_path is None else portable_path(self.val_path)
+        return replace(self, path=portable_path(self.path), val_path=val_path)
+
     @staticmethod
     def is_config(value: object) -> bool:
         return isinstance(value, str) and value.startswith(_CONFIG_PREFIX)
@@ -91,7 +97,7 @@ class FileArrays:
 
 def _open(path: str, field: str) -> tuple[pafs.FileSystem, str]:
     if "://" not in path:
-        return pafs.LocalFileSystem(), path
+        return pafs.LocalFileSystem(), local_path(path)
     try:  # credentials, region and endpoint from the AWS chain (AWS_ENDPOINT_URL), as results
         return pafs.FileSystem.from_uri(path)
     except (OSError, ValueError, TypeError) as exc:

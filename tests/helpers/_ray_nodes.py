@@ -62,16 +62,27 @@ def alive_nodes(address: str, count: int) -> dict[str, str]:
 
 
 @contextmanager
-def ray_cluster(*nodes: Sequence[str]) -> Iterator[tuple[str, dict[str, str]]]:
+def ray_cluster(
+    *nodes: Sequence[str], dashboard_port: int | None = None
+) -> Iterator[tuple[str, dict[str, str]]]:
     """A head with `nodes[0]`'s `ray start` arguments, plus one worker per further entry, all
-    on 127.0.0.1; yields (GCS address, the alive nodes) and kills every node's session after."""
+    on 127.0.0.1; yields (GCS address, the alive nodes) and kills every node's session after.
+
+    With `dashboard_port` the head serves the dashboard and its Jobs API there. Each node has
+    a temp dir of its own (`h`, `w0`, ... under one folder), as separate machines would.
+    """
     temp = Path(tempfile.mkdtemp(prefix="cvrn"))  # short: Ray's socket paths must fit 107 bytes
     port = free_port()
     address = f"127.0.0.1:{port}"
+    dashboard = (
+        ["--include-dashboard=false"]
+        if dashboard_port is None
+        else ["--dashboard-host=127.0.0.1", f"--dashboard-port={dashboard_port}"]
+    )
     started: list[subprocess.Popen[bytes]] = []
     try:
         started.append(
-            start_node(["--head", f"--port={port}", "--include-dashboard=false",
+            start_node(["--head", f"--port={port}", *dashboard,
                         f"--ray-client-server-port={free_port()}", f"--temp-dir={temp / 'h'}",
                         "--node-ip-address=127.0.0.1", *nodes[0]], temp / "head.log")
         )  # fmt: skip

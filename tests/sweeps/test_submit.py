@@ -18,11 +18,14 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from _procs import free_port, kill_session
+from _procs import free_port, kill_session, run_caviar, user_env
+from _ray_nodes import ray_cluster
 
 from analysis import load_trials
+from sweeps import load_spec
 from sweeps._cli import main
 from sweeps._submit import JOB_SPEC_DIR, _stage_working_dir
+from trainables import SHIPPED_ENV
 
 VENV_BIN = Path(sys.executable).parent
 SPEC = textwrap.dedent(
@@ -31,6 +34,33 @@ SPEC = textwrap.dedent(
     trainable: {dataset: digits, epochs: 1, fixed: {depth: 1, hidden: 16, batch_size: 64}}
     search_space:
       lr: {type: float, low: 1.0e-3, high: 0.3, scale: log}
+    strategy: {kind: random, samples: 4}
+    """
+)
+# A user's network: flattened 1x8x8 images through one BatchNorm layer.
+NET = textwrap.dedent(
+    """
+    from torch import nn
+
+
+    def make(input_shape, n_classes, width=16):
+        return nn.Sequential(
+            nn.Flatten(), nn.Linear(64, width, bias=False), nn.BatchNorm1d(width), nn.ReLU(),
+            nn.Linear(width, n_classes),
+        )
+    """
+)
+USER_SPEC = textwrap.dedent(
+    """
+    name: shipped
+    trainable:
+      model: MODEL
+      dataset: {path: data/images.npz}
+      epochs: 1
+      fixed: {batch_size: 64}
+    search_space:
+      lr: {type: float, low: 1.0e-2, high: 0.3, scale: log}
+      width: {type: int, low: 8, high: 32, scale: log}
     strategy: {kind: random, samples: 4}
     """
 )
@@ -132,7 +162,7 @@ def test_submit_wait_runs_the_sweep_on_a_token_cluster(token_cluster, tmp_path):
     status, body = _get(f"{address}/api/jobs/{job_id}", token)
     assert status == 200
     entrypoint = json.loads(body)["entrypoint"]
-    assert f"{JOB_SPEC_DIR}/submitted.yaml" in entrypoint
+    assert f"{JOB_SPEC_DIR}/sweep.yaml" in entrypoint  # the spec keeps its name
     assert str(spec) not in entrypoint
 
 
@@ -167,36 +197,26 @@ def test_a_bad_spec_is_refused_before_the_cluster_is_contacted(tmp_path, capsys)
     ]
 
 
-def test_a_local_data_file_is_refused_before_the_cluster_is_contacted(tmp_path, capsys):
+@pytest.mark.parametrize("field", ["path", "val_path"])
+def test_a_data_file_outside_the_spec_dir_is_refused_before_the_cluster_is_contacted(
+    tmp_path, capsys, field
+):
     import pandas as pd
 
-    pd.DataFrame({"a": [0.1, 0.4, 0.2, 0.9] * 5, "y": ["p", "q"] * 10}).to_csv(
-        tmp_path / "t.csv", index=False
-    )
-    spec = tmp_path / "file.yaml"
-    spec.write_text(SPEC.replace("dataset: digits", "dataset: {path: t.csv, target: y}"))
+    table = pd.DataFrame({"a": [0.1, 0.4, 0.2, 0.9] * 5, "y": ["p", "q"] * 10})
+    table.to_csv(tmp_path / "t.csv", index=False)
+    (tmp_path / "project").mkdir()
+    table.to_csv(tmp_path / "project" / "t.csv", index=False)
+    paths = {"path": "t.csv", "val_path": "t.csv", field: "../t.csv"}
+    dataset = f"{{path: {paths['path']}, val_path: {paths['val_path']}, target: y}}"
+    spec = tmp_path / "project" / "file.yaml"
+    spec.write_text(SPEC.replace("dataset: digits", f"dataset: {dataset}"))
     unreachable = f"http://127.0.0.1:{free_port()}"
 
     assert main(["submit", str(spec), "--address", unreachable]) == 2
     [line] = capsys.readouterr().err.splitlines()
-    assert line.startswith(f"error: {spec}: trainable.dataset.path: a local data file does not")
-    assert line.endswith("(got 't.csv')")
-
-
-def test_a_user_model_module_is_refused_before_the_cluster_is_contacted(tmp_path, capsys):
-    (tmp_path / "net.py").write_text(
-        "from torch import nn\n\n"
-        "def make(input_shape, n_classes):\n"
-        "    return nn.Linear(input_shape[0], n_classes)\n"
-    )
-    spec = tmp_path / "model.yaml"
-    model = "trainable: {model: 'net:make', dataset: digits, epochs: 1, fixed: {batch_size: 64}}"
-    spec.write_text(SPEC.replace(SPEC.splitlines()[2], model))
-    unreachable = f"http://127.0.0.1:{free_port()}"
-
-    assert main(["submit", str(spec), "--address", unreachable]) == 2, capsys.readouterr().err
-    [line] = capsys.readouterr().err.splitlines()
-    assert line.startswith(f"error: {spec}: trainable.model: a user's model module does not")
+    assert line.startswith(f"error: {spec}: trainable.dataset.{field}: is outside the spec's")
+    assert line.endswith("(got '../t.csv')")
 
 
 @pytest.mark.parametrize(
@@ -220,11 +240,178 @@ def test_an_unusable_address_is_one_line_with_its_exit_code(
 
 
 def test_the_job_carries_the_project_and_the_spec_but_no_environment_or_results(tmp_path):
-    stage = _stage_working_dir(tmp_path, f"{JOB_SPEC_DIR}/s.yaml", SPEC, "results")
+    spec = tmp_path / "s.yaml"
+    spec.write_text(SPEC)
+    stage, shipped = _stage_working_dir(tmp_path / "t", load_spec(spec), SPEC, "results")
 
     assert (stage / JOB_SPEC_DIR / "s.yaml").read_text() == SPEC
     assert (stage / "sweeps" / "_submit.py").is_file()
     assert (stage / "pyproject.toml").is_file()
-    for skipped in (".venv", ".git", "results"):
+    for skipped in (".venv", ".git", "results", ".gitignore"):
         assert not (stage / skipped).exists()
     assert not list(stage.rglob("__pycache__"))
+    assert shipped.files == 1  # the spec itself: nothing else lies beside it
+
+
+def test_the_spec_dir_travels_under_its_ignore_rules_but_named_files_always_do(tmp_path):
+    """A data file kept out of git still travels (the sweep needs it); what .gitignore and
+    .caviarignore name, environments and local results stay home."""
+    project = tmp_path / "proj"
+    (project / "data").mkdir(parents=True)
+    (project / "nets").mkdir()
+    (project / "nets" / "__init__.py").write_text("")
+    (project / "nets" / "small.py").write_text(NET)
+    (project / "data" / "images.npz").write_bytes(
+        (Path(__file__).parents[2] / "sweeps/examples/data/digits_images.npz").read_bytes()
+    )
+    (project / "data" / "scratch.npz").write_bytes(b"not needed")
+    (project / "notes.md").write_text("kept")
+    (project / "big.ckpt").write_bytes(b"0" * 1000)
+    (project / ".gitignore").write_text("data/\n")
+    (project / ".caviarignore").write_text("*.ckpt\n")
+    (project / ".venv" / "lib").mkdir(parents=True)
+    (project / ".venv" / "lib" / "x.py").write_text("")
+    (project / "out" / "s").mkdir(parents=True)
+    (project / "out" / "s" / "trials.parquet").write_bytes(b"")
+    text = USER_SPEC.replace("MODEL", "nets.small:make")
+    (project / "s.yaml").write_text(text)
+
+    stage, shipped = _stage_working_dir(
+        tmp_path / "t", load_spec(project / "s.yaml"), text, str(project / "out")
+    )
+
+    shipped_files = {
+        p.relative_to(stage / JOB_SPEC_DIR).as_posix()
+        for p in (stage / JOB_SPEC_DIR).rglob("*")
+        if p.is_file()
+    }
+    expected = {"s.yaml", "notes.md", "nets/__init__.py", "nets/small.py", "data/images.npz"}
+    assert shipped_files == expected
+    assert shipped.files == len(expected)
+    assert shipped.notes == ()
+
+
+def test_a_module_from_outside_the_spec_dir_is_noted_not_shipped(tmp_path, monkeypatch):
+    elsewhere = tmp_path / "site"
+    elsewhere.mkdir()
+    (elsewhere / "installed_net.py").write_text(NET)
+    monkeypatch.syspath_prepend(str(elsewhere))
+    project = tmp_path / "proj"
+    project.mkdir()
+    shutil.copytree(Path(__file__).parents[2] / "sweeps/examples/data", project / "data")
+    text = USER_SPEC.replace("MODEL", "installed_net:make").replace("images", "digits_images")
+    (project / "s.yaml").write_text(text)
+
+    stage, shipped = _stage_working_dir(tmp_path / "t", load_spec(project / "s.yaml"), text, "r")
+
+    assert not (stage / JOB_SPEC_DIR / "installed_net.py").exists()
+    [note] = shipped.notes
+    assert "'installed_net:make' is imported from" in note
+    assert "the cluster must have it installed" in note
+
+
+@pytest.fixture
+def two_nodes_with_jobs_api() -> Iterator[tuple[str, dict[str, str]]]:
+    """A head serving the Jobs API and a worker, each with its own temp dir (where Ray unpacks
+    a job's working directory) and room for one trial; yields (Jobs API address, the nodes)."""
+    per_node = ["--num-cpus=1", "--num-gpus=0", '--resources={"accel": 1}']
+    dashboard = free_port()
+    with ray_cluster(per_node, per_node, dashboard_port=dashboard) as (_, alive):
+        address = f"http://127.0.0.1:{dashboard}"
+        deadline = time.monotonic() + 120
+        while _get(f"{address}/api/jobs/", None)[0] != 200:
+            assert time.monotonic() < deadline, "the Jobs API did not come up"
+            time.sleep(0.5)
+        yield address, alive
+
+
+@pytest.mark.ray
+def test_a_user_module_and_data_travel_to_every_node(two_nodes_with_jobs_api, tmp_path):
+    """The model module and its data exist only in the submitted directory (deleted here once
+    the job is sent); trials on both nodes import the module from their own node's copy."""
+    address, alive = two_nodes_with_jobs_api
+    imports = tmp_path / "imports.log"  # each import of the module says where it came from
+    project = tmp_path / "project"
+    (project / "data").mkdir(parents=True)
+    (project / "travelling_net.py").write_text(
+        f"import os\nwith open({str(imports)!r}, 'a') as log:\n"
+        "    log.write(f'{os.getpid()} {__file__}\\n')\n" + NET
+    )
+    shutil.copy(
+        Path(__file__).parents[2] / "sweeps/examples/data/digits_images.npz",
+        project / "data" / "images.npz",
+    )
+    (project / ".gitignore").write_text("data/\n")  # kept out of git, still needed: it travels
+    spec = USER_SPEC.replace("MODEL", "travelling_net:make")
+    spec += "resources: {cpu: 1, custom: {accel: 1}}\nmax_concurrent: 2\n"
+    (project / "s.yaml").write_text(spec)
+    out = tmp_path / "out"
+    env = user_env(tmp_path / "home")
+
+    sent = run_caviar("submit", str(project / "s.yaml"), "--address", address,
+                      "--results", str(out), env=env)  # fmt: skip
+
+    assert sent.returncode == 0, sent.stdout + sent.stderr
+    assert f"shipping {project}: 3 files" in sent.stdout
+    job_id = sent.stdout.split("submitted job ", 1)[1].split()[0]
+    shutil.rmtree(project)  # from here on, only the job's copies exist
+    assert _wait_for_job(address, job_id) == "SUCCEEDED", _job_logs(address, job_id)
+    trials = load_trials(out, sweep="shipped")
+    assert len(trials) == 4
+    assert set(trials["status"]) == {"ok"}
+    assert set(trials["node_id"]) == set(alive)
+    assert trials["width"].between(8, 32).all()
+    assert trials["dataset"].str.endswith(f"{JOB_SPEC_DIR}/data/images.npz").all()
+    assert trials["data_version"].nunique() == 1
+    imported_from = {line.split(" ", 1)[1] for line in imports.read_text().splitlines()}
+    # `caviar submit` validated it here; on the cluster, one copy per node (the job's driver
+    # and the head's trials share the head's).
+    imported_from.remove(str(project / "travelling_net.py"))
+    assert len(imported_from) == 2, imported_from
+    for path in imported_from:
+        assert path.endswith(f"{JOB_SPEC_DIR}/travelling_net.py")
+        assert "working_dir_files" in path and not path.startswith(str(project))
+
+
+def _wait_for_job(address: str, job_id: str, timeout: float = 300) -> str:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        status, body = _get(f"{address}/api/jobs/{job_id}", None)
+        state = json.loads(body)["status"] if status == 200 else ""
+        if state in ("SUCCEEDED", "FAILED", "STOPPED"):
+            return state
+        time.sleep(1.0)
+    return "TIMED OUT"
+
+
+def _job_logs(address: str, job_id: str) -> str:
+    return _get(f"{address}/api/jobs/{job_id}/logs", None)[1][-4000:]
+
+
+def test_a_training_functions_module_travels_and_trials_find_it_on_their_node(
+    tmp_path, monkeypatch
+):
+    project = tmp_path / "proj"
+    project.mkdir()
+    (project / "loops.py").write_text("def train(config, report):\n    report(val_accuracy=1.0)\n")
+    text = textwrap.dedent(
+        """
+        name: own
+        objective: {metric: val_accuracy, mode: max}
+        trainable: {function: loops:train, epochs: 1}
+        search_space:
+          lr: {type: float, low: 1.0e-3, high: 1.0, scale: log}
+        strategy: {kind: random, samples: 2}
+        """
+    )
+    (project / "own.yaml").write_text(text)
+
+    stage, shipped = _stage_working_dir(tmp_path / "t", load_spec(project / "own.yaml"), text, "r")
+
+    assert (stage / JOB_SPEC_DIR / "loops.py").is_file()
+    assert shipped.notes == ()
+    # On the job's driver (it starts in the working directory), trials get a portable path.
+    monkeypatch.setenv(SHIPPED_ENV, "1")
+    monkeypatch.chdir(stage)
+    config = load_spec(stage / JOB_SPEC_DIR / "own.yaml").trial_config({"lr": 0.1}, seed=1)
+    assert config["function_dir"] == f"job-dir:{JOB_SPEC_DIR}"
