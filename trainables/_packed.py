@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Hashable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,8 +21,9 @@ import torch
 
 from trainables._data import Dataset
 from trainables._hparams import HParams
+from trainables._packed_func import FuncStack
 from trainables._packed_stack import PackedStack, StackedData, stack_sizes
-from trainables._train import EpochResult
+from trainables._train import EpochResult, Network
 
 logger = logging.getLogger(__name__)
 
@@ -39,16 +40,34 @@ OnEpoch = Callable[[int, Mapping[int, EpochResult]], Collection[int] | None]
 
 @dataclass(frozen=True)
 class PackMember:
-    """One configuration of a pack: its hyperparameters, its seed and its own data split."""
+    """One configuration of a pack: its hyperparameters, its seed and its own data split.
+
+    A user's network comes with its builder and a `network_key`: members whose keys are equal
+    build the same network (the same factory keywords), so they can share one stack.
+    """
 
     hparams: HParams
     seed: int
     data: Dataset
+    network: Network | None = None
+    network_key: Hashable = None
 
 
 def shape_group(hp: HParams) -> tuple[int, int, bool, str]:
     """The hyperparameters that members of one stack must share (width is padded instead)."""
     return (hp.batch_size, hp.depth, hp.batchnorm, hp.optimizer)
+
+
+def member_group(member: PackMember) -> Hashable:
+    """What members of one stack share: the built-in MLP's `shape_group`; for a user's
+    network, the network itself, the batch size and the optimizer."""
+    hp = member.hparams
+    if member.network is None:
+        return shape_group(hp)
+    return ("network", member.network_key, hp.batch_size, hp.optimizer)
+
+
+Stack = PackedStack | FuncStack
 
 
 def default_stack_size(device: torch.device | str) -> int | None:
@@ -90,7 +109,7 @@ class PackedRun:
     def __init__(
         self,
         members: Sequence[PackMember],
-        stacks: list[PackedStack],
+        stacks: list[Stack],
         data: StackedData,
         stack_size: int | None,
         epoch: int = 0,
@@ -106,20 +125,20 @@ class PackedRun:
         """Fresh members, grouped by shape and split into stacks of at most `stack_size`
         (default: `default_stack_size` of their device)."""
         datasets, data, data_index, stack_size = _prepare(members, stack_size)
-        stacks: list[PackedStack] = []
-        for indices in _groups(members).values():
+        stacks: list[Stack] = []
+        for group, indices in _groups(members).items():
             start = 0
             for size in stack_sizes(len(indices), stack_size):
                 chunk = indices[start : start + size]
                 start += size
+                hparams = [members[i].hparams for i in chunk]
+                seeds = [members[i].seed for i in chunk]
+                rows = [data_index[i] for i in chunk]
+                network = members[chunk[0]].network
                 stacks.append(
-                    PackedStack.build(
-                        chunk,
-                        [members[i].hparams for i in chunk],
-                        [members[i].seed for i in chunk],
-                        [data_index[i] for i in chunk],
-                        datasets,
-                    )
+                    PackedStack.build(chunk, hparams, seeds, rows, datasets)
+                    if network is None
+                    else FuncStack.build(chunk, hparams, seeds, rows, datasets, network, group)
                 )
         return cls(members, stacks, data, stack_size)
 
@@ -134,22 +153,26 @@ class PackedRun:
         """The run `state_dict` saved, for the same `members` (same order) it was started with."""
         datasets, data, data_index, stack_size = _prepare(members, stack_size)
         epoch = int(saved["epoch"])
-        stacks = []
+        stacks: list[Stack] = []
         for stack in saved["stacks"]:
             rows = [int(m) for m in stack["members"]]
             if any(not 0 <= m < len(members) for m in rows):
                 raise ValueError(
                     f"the saved pack has members {rows}, but this pack has {len(members)}"
                 )
-            stacks.append(
-                PackedStack.from_state(
-                    stack,
-                    [members[m].hparams for m in rows],
-                    [data_index[m] for m in rows],
-                    datasets,
-                    epoch,
+            hparams = [members[m].hparams for m in rows]
+            indices = [data_index[m] for m in rows]
+            network = members[rows[0]].network
+            if network is None:
+                stacks.append(PackedStack.from_state(stack, hparams, indices, datasets, epoch))
+            else:
+                seeds = [members[m].seed for m in rows]
+                group = member_group(members[rows[0]])
+                stacks.append(
+                    FuncStack.from_state(
+                        stack, hparams, seeds, indices, datasets, network, group, epoch
+                    )
                 )
-            )
         return cls(members, stacks, data, stack_size, epoch)
 
     @property
@@ -214,10 +237,10 @@ def _prepare(
     return datasets, StackedData.from_datasets(datasets), data_index, stack_size
 
 
-def _groups(members: Sequence[PackMember]) -> dict[tuple[int, int, bool, str], list[int]]:
-    groups: dict[tuple[int, int, bool, str], list[int]] = {}
+def _groups(members: Sequence[PackMember]) -> dict[Hashable, list[int]]:
+    groups: dict[Hashable, list[int]] = {}
     for index, member in enumerate(members):
-        groups.setdefault(shape_group(member.hparams), []).append(index)
+        groups.setdefault(member_group(member), []).append(index)
     return groups
 
 
@@ -249,14 +272,12 @@ def run_packed_training(
     return results
 
 
-def _without(
-    stacks: list[PackedStack], done: set[int], stack_size: int | None
-) -> list[PackedStack]:
+def _without(stacks: list[Stack], done: set[int], stack_size: int | None) -> list[Stack]:
     """The stacks minus the `done` members, each group re-split into balanced full stacks."""
-    by_group: dict[tuple[int, int, bool, str], list[PackedStack]] = {}
+    by_group: dict[Hashable, list[Stack]] = {}
     for stack in stacks:
-        by_group.setdefault(shape_group(stack.hparams[0]), []).append(stack)
-    kept: list[PackedStack] = []
+        by_group.setdefault(_stack_group(stack), []).append(stack)
+    kept: list[Stack] = []
     for group in by_group.values():
         if not any(member in done for stack in group for member in stack.members):
             kept += group
@@ -271,8 +292,13 @@ def _without(
         for size in stack_sizes(len(rows), stack_size) if rows else []:
             chunk = rows[start : start + size]
             start += size
-            parts: dict[int, tuple[PackedStack, list[int]]] = {}
+            parts: dict[int, tuple[Any, list[int]]] = {}
             for stack, row in chunk:
                 parts.setdefault(id(stack), (stack, []))[1].append(row)
-            kept.append(PackedStack.restack(list(parts.values())))
+            # Every stack of a group is of one kind: its own restack joins them.
+            kept.append(type(group[0]).restack(list(parts.values())))
     return kept
+
+
+def _stack_group(stack: Stack) -> Hashable:
+    return shape_group(stack.hparams[0]) if isinstance(stack, PackedStack) else stack.group

@@ -144,7 +144,7 @@ def train_epoch(state: TrainState, data: Dataset, hp: HParams) -> float:
     # Shuffled on the CPU generator so the order does not depend on the device.
     order = torch.randperm(data.x_train.shape[0], generator=state.generator).to(data.device)
     batches = list(order.split(hp.batch_size))
-    if _has_batchnorm(model, hp) and len(batches) > 1 and batches[-1].numel() == 1:
+    if has_batchnorm(model, hp) and len(batches) > 1 and batches[-1].numel() == 1:
         batches.pop()
     # Accumulated on the device, in float64, so the epoch needs a single host sync.
     total = torch.zeros((), dtype=torch.float64, device=data.device)
@@ -164,7 +164,7 @@ def train_epoch(state: TrainState, data: Dataset, hp: HParams) -> float:
 _BATCHNORMS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)
 
 
-def _has_batchnorm(model: nn.Module, hp: HParams) -> bool:
+def has_batchnorm(model: nn.Module, hp: HParams) -> bool:
     """Batch statistics of one sample are undefined: such models drop a last batch of one."""
     if isinstance(model, BNMLP):
         return hp.batchnorm
