@@ -124,6 +124,9 @@ def _dispatch(args: argparse.Namespace) -> int:
         # Ray reads its auth settings when it is first imported, by whichever module that is.
         prepare_ray_environment(args.address)
     sweep = load_spec(args.spec)
+    if args.command in ("validate", "run", "retune", "submit"):
+        for note in sweep.notes:
+            print(f"note: {note}", file=sys.stderr)
     if args.command == "validate":
         return _validate(sweep, explain=args.explain)
     if args.command == "submit":

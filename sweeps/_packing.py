@@ -2,8 +2,9 @@
 
 A Ray trial costs about a second of orchestration however small the network; a pack pays it once
 for all its members and trains them as stacked tensors (see docs/performance.md). Members must
-share the hyperparameters that fix tensor shapes and the update rule (`trainables.shape_group`:
-batch size, depth, batchnorm, optimizer); widths differ freely (padded and masked). Packs are
+share the hyperparameters that fix tensor shapes and the update rule (`trainables.pack_group`:
+for the built-in MLP batch size, depth, batchnorm and optimizer, widths differ freely, padded
+and masked; for a user's network the factory's keywords too). Packs are
 formed in plan order within each group, so the same plan always makes the same packs and a
 resumed run packs only what is left.
 """
@@ -14,7 +15,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from trainables import TrialConfig, pack_size_auto, shape_group
+from trainables import TrialConfig, pack_group, pack_size_auto
 
 __all__ = ["MEMBERS_KEY", "PACK_ID_KEY", "Pack", "group_key", "pack_trial_config", "plan_packs"]
 
@@ -55,8 +56,8 @@ def plan_packs(
 
 def group_key(config: Mapping[str, Any], strip: tuple[str, ...]) -> object:
     """The shape a configuration's network and update rule have; packs share one."""
-    flat = {k: v for k, v in config.items() if k not in strip}
-    return shape_group(TrialConfig.from_flat(flat).hparams)
+    trial = TrialConfig.from_flat({k: v for k, v in config.items() if k not in strip})
+    return pack_group(trial.hparams, trial.network_key)
 
 
 def pack_trial_config(

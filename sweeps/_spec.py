@@ -14,6 +14,7 @@ import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
+from functools import partial
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -35,7 +36,13 @@ from sweeps._data_spec import resolve_file_dataset
 from sweeps._errors import MISSING, Problem, SpecError
 from sweeps._function_spec import check_function_spec, function_columns
 from sweeps._hparam_checks import check_fixed, check_searched
-from sweeps._model_spec import check_factory_builds, model_hyperparameters, resolve_factory
+from sweeps._model_spec import (
+    check_factory_builds,
+    factory_pack_problem,
+    load_model_data,
+    model_hyperparameters,
+    resolve_factory,
+)
 from sweeps._yaml import MAX_SPEC_BYTES, load_yaml
 from trainables import (
     DATASETS,
@@ -397,6 +404,7 @@ class Sweep:
     data_file: FileSource | None = None  # a user's data file, paths resolved
     factory: ModelFactory | None = None  # a user's network factory, imported
     function_dir: str = ""  # where a user's training function is imported from
+    notes: tuple[str, ...] = ()  # what the user should hear before a run: a pack fallback
 
     @property
     def model_columns(self) -> dict[str, str]:
@@ -523,16 +531,33 @@ def parse_spec(text: str, source: str = "<spec>") -> Sweep:
         + _check_tpe(model)
         + _check_panda(model, space)
     )
+    notes: tuple[str, ...] = ()
+    digest = _digest(model)
     if not problems and factory is not None:
         t = model.trainable
-        problems = check_factory_builds(
-            factory, t.fixed, dataset=data_file.to_config() if data_file else str(t.dataset),
+        data = partial(
+            load_model_data, data_file.to_config() if data_file else str(t.dataset),
             seed=model.seed, val_fraction=t.val_fraction,
             data_version="" if t.data_version is None else str(t.data_version),
         )  # fmt: skip
+        problems = check_factory_builds(factory, t.fixed, data)
+        why = None if problems or model.pack == 1 else factory_pack_problem(factory, t.fixed, data)
+        if why is not None and model.pack != "auto":
+            message = (
+                f"{factory.reference} cannot be trained as one vectorized model ({why}); "
+                "use pack: 1, or pack: auto to fall back"
+            )
+            problems = [Problem("pack", model.pack, message)]
+        elif why is not None:
+            # The digest stays the spec's as written: what a resume or a re-tune matches.
+            model = model.model_copy(update={"pack": 1})
+            notes = (
+                f"pack: auto runs one configuration per trial: {factory.reference} cannot be "
+                f"trained as one vectorized model ({why})",
+            )
     if problems:
         raise SpecError(problems, source=source)
-    return Sweep(model, space, _digest(model), source, data_file, factory)
+    return Sweep(model, space, digest, source, data_file, factory, notes=notes)
 
 
 def _parse_function_spec(
@@ -623,11 +648,8 @@ def _check_tpe(model: SpecModel) -> list[Problem]:
 
 
 def _check_pack(model: SpecModel, factory: ModelFactory | None) -> list[Problem]:
-    """Packs need points decided in batches: fixed plans, or coarse-to-fine's rounds; and,
-    for now, the built-in MLP, whose stacked training is hand-written."""
-    if model.pack != 1 and factory is not None:
-        message = "packing trains the built-in bn_mlp only, for now; use pack: 1"
-        return [Problem("pack", model.pack, message)]
+    """Packs need points decided in batches: fixed plans, or coarse-to-fine's rounds. (Whether
+    a user's network can be vectorized is tried once the rest of the spec is known good.)"""
     packable = RandomStrategy | SobolStrategy | GridStrategy | CoarseToFineStrategy
     if model.pack == 1 or isinstance(model.strategy, packable):
         return []

@@ -46,10 +46,12 @@ from trainables._packed import (
     PackedRun,
     PackMember,
     default_stack_size,
+    pack_group,
     pack_size_auto,
     run_packed_training,
     shape_group,
 )
+from trainables._packed_func import vectorize_problem
 from trainables._train import (
     EpochResult,
     TrainState,
@@ -111,6 +113,7 @@ __all__ = [
     "lr_factor",
     "member_metrics",
     "pack_config_errors",
+    "pack_group",
     "pack_size_auto",
     "portable_path",
     "read_file_arrays",
@@ -127,6 +130,7 @@ __all__ = [
     "trial_config_errors",
     "trial_data",
     "trial_device",
+    "vectorize_problem",
 ]
 
 _LAZY = {

@@ -58,13 +58,21 @@ def shape_group(hp: HParams) -> tuple[int, int, bool, str]:
     return (hp.batch_size, hp.depth, hp.batchnorm, hp.optimizer)
 
 
-def member_group(member: PackMember) -> Hashable:
-    """What members of one stack share: the built-in MLP's `shape_group`; for a user's
-    network, the network itself, the batch size and the optimizer."""
-    hp = member.hparams
-    if member.network is None:
+def pack_group(hp: HParams, network_key: Hashable = None) -> Hashable:
+    """What members of one stack (and one pack) share: the built-in MLP's `shape_group`; for a
+    user's network (`network_key` not None), the network itself, batch size and optimizer.
+
+    A user's network shares a stack only with copies of itself: a factory keyword may change
+    what the forward pass does without changing a tensor shape (a dropout rate, an activation),
+    and every member of a stack runs the code of one module.
+    """
+    if network_key is None:
         return shape_group(hp)
-    return ("network", member.network_key, hp.batch_size, hp.optimizer)
+    return ("network", network_key, hp.batch_size, hp.optimizer)
+
+
+def member_group(member: PackMember) -> Hashable:
+    return pack_group(member.hparams, None if member.network is None else member.network_key)
 
 
 Stack = PackedStack | FuncStack

@@ -18,6 +18,7 @@ optimizer and compaction are the built-in stack's own (`_packed_optim`, `restack
 from __future__ import annotations
 
 from collections.abc import Hashable, Sequence
+from dataclasses import replace
 from typing import Any
 
 import torch
@@ -32,7 +33,7 @@ from trainables._packed_optim import StackedOptimizer, restack_optimizers
 from trainables._packed_stack import StackedData
 from trainables._train import Network, has_batchnorm, initial_model, lr_factor
 
-__all__ = ["FuncStack"]
+__all__ = ["FuncStack", "vectorize_problem"]
 
 _EVAL_CHUNK = 4096  # validation samples per member per vectorized call: bounds memory
 
@@ -255,3 +256,27 @@ class FuncStack:
         finally:
             self._template.train()
         return total / n, correct.to(torch.float64) / n
+
+
+def vectorize_problem(network: Network, data: Dataset) -> str | None:
+    """Why `network` cannot be packed, found by training two members for one small epoch and
+    evaluating them; None when it can. Data-dependent control flow, in-place changes of an
+    input and ops vmap does not support fail here, before any trial is started."""
+    n = min(8, data.x_train.shape[0], data.x_val.shape[0])
+    tiny = replace(
+        data,
+        x_train=data.x_train[:n],
+        y_train=data.y_train[:n],
+        x_val=data.x_val[:n],
+        y_val=data.y_val[:n],
+    )
+    hp = HParams(batch_size=max(2, n // 2))
+    try:
+        stack = FuncStack.build([0, 1], [hp, hp], [0, 1], [0, 0], [tiny], network, "probe")
+        stacked = StackedData.from_datasets([tiny])
+        stack.train_epoch(stacked)
+        stack.evaluate(stacked)
+    except Exception as exc:  # whatever the user's network does under vmap
+        lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+        return f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__
+    return None

@@ -6,7 +6,7 @@ list every problem at once) without importing Ray.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass, field
 
 from torch import nn
@@ -128,6 +128,14 @@ class TrialConfig:
         if factory is None:
             return None
         return lambda data: factory.build(data.input_shape, data.n_classes, params)
+
+    @property
+    def network_key(self) -> Hashable:
+        """Equal for configurations that build the same network (None: the built-in MLP, whose
+        packs group by `shape_group`): the factory and every one of its keywords' values."""
+        if self.factory is None:
+            return None
+        return (self.factory.reference, tuple(sorted(self.model_params.items())))
 
     def checkpoint_due(self, epoch: int) -> bool:
         """Whether a checkpoint is saved after `epoch` (1-based) under `checkpoint_every`."""

@@ -151,9 +151,12 @@ def train_bn_mlp_packed(config: dict[str, Any]) -> None:
         if member.trial.seed not in datasets:
             datasets[member.trial.seed] = trial_data(member.trial, device)
     members = [
-        PackMember(member.trial.hparams, member.trial.seed, datasets[member.trial.seed])
-        for member in pack.members
-    ]
+        PackMember(
+            m.trial.hparams, m.trial.seed, datasets[m.trial.seed], m.trial.network,
+            m.trial.network_key,
+        )
+        for m in pack.members
+    ]  # fmt: skip
     run = _restore_pack(members, device) or PackedRun.start(members)
     schedule = pack.members[0].trial  # checkpoint_every and epochs are shared by the pack
     # node_id as in single trials' metrics, once per report: it is the same for all members.

@@ -9,7 +9,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from _procs import assert_refused
+from _procs import assert_refused, run_caviar, user_env
 
 from analysis import load_table, load_trials
 from sweeps import load_spec, run_sweep
@@ -80,7 +80,8 @@ BAD = [
      "search_space.colour", "unknown hyperparameter; valid names: "),
     ("fixed: {optimizer: momentum, batch_size: 64}", "fixed: {optimizer: momentum, hidden: 64}",
      "trainable.fixed.hidden", "only the built-in bn_mlp has it"),
-    ("seed: 4", "seed: 4\npack: 4", "pack", "packing trains the built-in bn_mlp only"),
+    ("seed: 4", "seed: 4\npack: 4\n", "pack",
+     "mods:branches cannot be trained as one vectorized model (RuntimeError: vmap: It looks"),
 ]  # fmt: skip
 
 
@@ -101,11 +102,28 @@ def test_a_bad_model_is_one_line_naming_the_field_and_nothing_is_written(
 
             def wrong_logits(input_shape, n_classes, channels=8, dropout=0.0):
                 return nn.Sequential(nn.Flatten(), nn.Linear(64, 3))
+
+            class Branching(nn.Module):
+                # Data-dependent control flow: fine alone, not under vmap.
+
+                def __init__(self, n_classes):
+                    super().__init__()
+                    self.linear = nn.Linear(64, n_classes)
+
+                def forward(self, x):
+                    x = x.flatten(1)
+                    return self.linear(x if x.sum() > 0 else -x)
+
+            def branches(input_shape, n_classes, channels=8, dropout=0.0):
+                return Branching(n_classes)
             """
         )
     )
     assert old in SPEC
-    (project / "bad.yaml").write_text(SPEC.replace(old, new))
+    text = SPEC.replace(old, new)
+    if field == "pack":  # a network that runs alone but not vectorized
+        text = text.replace("model: digits_cnn:make", "model: mods:branches")
+    (project / "bad.yaml").write_text(text)
     assert_refused(project, "bad.yaml", field, message)
 
 
@@ -145,3 +163,67 @@ def test_a_user_cnn_is_babysat_with_a_rollback(ray_local: None, project: Path) -
     trials = load_trials(project / "out", "cnn")
     assert len(trials) == 1 and trials["status"].iloc[0] == "ok"
     assert trials["channels"].iloc[0] == 6
+
+
+PACKED = SPEC.replace(
+    "  channels: {type: int, low: 4, high: 12, scale: log}\n"
+    "  dropout:  {type: float, low: 0.0, high: 0.3}\n",
+    "",
+).replace(
+    "{optimizer: momentum, batch_size: 64}", "{optimizer: momentum, batch_size: 64, channels: 6}"
+)
+
+
+@pytest.mark.ray
+def test_a_user_cnn_trains_in_packs_as_it_would_alone(ray_local: None, project: Path) -> None:
+    """One network (its keywords fixed) over lr and beta: members share packs of 3, and each
+    row matches the unpacked run's up to float32 rounding."""
+    # Rates that train stably: a chaotic run would amplify rounding differences.
+    spec = PACKED.replace(
+        "strategy: {kind: coarse_to_fine, rounds: 2, per_round: 3}",
+        "strategy: {kind: random, samples: 6}",
+    ).replace("low: 1.0e-2, high: 0.3", "low: 3.0e-3, high: 3.0e-2")
+    run_sweep(load_spec_text(project, spec), project / "alone")
+    run_sweep(load_spec_text(project, spec + "pack: 3\n"), project / "packed")
+
+    alone = load_trials(project / "alone", "cnn").set_index("trial_id").sort_index()
+    packed = load_trials(project / "packed", "cnn").set_index("trial_id").sort_index()
+    assert alone["pack_id"].isna().all()
+    assert sorted(packed.groupby("pack_id").size()) == [3, 3]
+    for column in ("lr", "beta", "channels", "seed", "status", "epochs_done"):
+        assert list(packed[column]) == list(alone[column]), column
+    assert (packed["val_loss"] - alone["val_loss"]).abs().max() < 1e-3
+
+
+def test_pack_auto_falls_back_for_a_network_vmap_cannot_run(project: Path) -> None:
+    (project / "branchy.py").write_text(
+        textwrap.dedent(
+            """
+            from torch import nn
+
+            class Branching(nn.Module):
+                def __init__(self, n_classes):
+                    super().__init__()
+                    self.linear = nn.Linear(64, n_classes)
+
+                def forward(self, x):
+                    x = x.flatten(1)
+                    return self.linear(x if x.sum() > 0 else -x)
+
+            def make(input_shape, n_classes, channels=8):
+                return Branching(n_classes)
+            """
+        )
+    )
+    spec = PACKED.replace("digits_cnn:make", "branchy:make") + "pack: auto\n"
+    (project / "auto.yaml").write_text(spec)
+
+    proc = run_caviar("validate", "auto.yaml", cwd=project, env=user_env(project / "home"))
+
+    assert proc.returncode == 0, proc.stderr
+    [note] = proc.stderr.strip().splitlines()
+    assert note.startswith("note: pack: auto runs one configuration per trial: branchy:make")
+    assert "cannot be trained as one vectorized model (RuntimeError: vmap:" in note
+    sweep = load_spec(project / "auto.yaml")
+    assert sweep.spec.pack == 1
+    assert sweep.digest == load_spec_text(project, spec).digest
