@@ -2,8 +2,9 @@
 `search_spaces`, `trainables` and `analysis`."""
 
 from sweeps._errors import CaviarError, Problem, RunError, SpecError
+from sweeps._outcome import SweepOutcome
 from sweeps._points import Point, plan_points
-from sweeps._runner import SweepOutcome, run_sweep
+from sweeps._runner import run_sweep
 from sweeps._spec import Sweep, load_spec, parse_spec
 
 __all__ = [

@@ -14,16 +14,16 @@ import json
 import logging
 import math
 import time
-from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from analysis import ResultsPath, ResultsStore, write_text_atomically
 from sweeps._errors import Problem, SpecError
 from sweeps._preflight import check_results_dir
-from sweeps._progress import Progress
+from sweeps._ray_session import RaySession
 from sweeps._record import events_schema
+from sweeps._resources import check_resources
 from sweeps._runs import latest_run, new_run_id
 from sweeps._spec import (
     AutoStrategy,
@@ -34,16 +34,13 @@ from sweeps._spec import (
     with_strategy,
 )
 
-if TYPE_CHECKING:
-    from sweeps._runner import SweepOutcome
-
 __all__ = [
     "AutoDecision",
     "concrete_sweep",
     "decide",
+    "decide_auto",
     "load_decision",
     "probe_epoch_seconds",
-    "run_auto",
     "save_decision",
 ]
 
@@ -127,48 +124,36 @@ def concrete_sweep(sweep: Sweep, decision: AutoDecision) -> Sweep:
     return with_strategy(sweep, panda, initial=[], early_stopping=None)
 
 
-def run_auto(
-    sweep: Sweep,
-    results_dir: ResultsPath,
-    *,
-    address: str | None = None,
-    resume: bool = False,
-    show: Callable[[Progress], None] | None = None,
-) -> SweepOutcome:
-    """Decide (or, resuming, reuse the decision), say why, then run the decided sweep."""
-    from sweeps._ray_session import ray_session
-    from sweeps._runner import check_resources, run_sweep
+def decide_auto(
+    sweep: Sweep, results_dir: ResultsPath, session: RaySession, *, resume: bool = False
+) -> tuple[Sweep, str | None]:
+    """Decide (or, resuming, reuse the decision) and say why; returns the concrete sweep to
+    run and the id of the fresh run it records under (None: resume, or the latest run).
 
+    `session` is the run's: the probe trains where the trials will.
+    """
     check_results_dir(results_dir)
     store = ResultsStore(results_dir, sweep.name)
     decision = load_decision(store.sweep_dir, sweep.digest) if resume else None
-    with ray_session(address) as session:
-        # Before the probe: a trial that cannot be placed would keep it waiting.
-        check_resources(sweep.spec, session)
-        if decision is None:
-            log.info("auto: probing the cost of one configuration")
-            epoch_s = probe_epoch_seconds(sweep)
-            decision = decide(
-                sweep, cpus=session.cpus, gpus=session.gpus, nodes=session.nodes, epoch_s=epoch_s
-            )
-            run_id = None if resume else new_run_id()
-            if run_id is None:
-                previous = latest_run(store.sweep_dir)
-                run_id = previous.run_id if previous else None
-            save_decision(store.sweep_dir, sweep.digest, decision)
-            if run_id is not None:
-                _record_event(store, run_id, decision)
-        else:
-            run_id = None
-        log.warning("%s", decision.line())  # the CLI shows warnings: the decision is news
-        return run_sweep(
-            concrete_sweep(sweep, decision),
-            results_dir,
-            address=address,
-            resume=resume,
-            show=show,
-            run_id=run_id if not resume else None,
+    run_id = None
+    # Before the probe: a trial that cannot be placed would keep it waiting.
+    check_resources(sweep.spec, session)
+    if decision is None:
+        log.info("auto: probing the cost of one configuration")
+        epoch_s = probe_epoch_seconds(sweep)
+        decision = decide(
+            sweep, cpus=session.cpus, gpus=session.gpus, nodes=session.nodes, epoch_s=epoch_s
         )
+        run_id = None if resume else new_run_id()
+        recorded_under = run_id
+        if recorded_under is None:
+            previous = latest_run(store.sweep_dir)
+            recorded_under = previous.run_id if previous else None
+        save_decision(store.sweep_dir, sweep.digest, decision)
+        if recorded_under is not None:
+            _record_event(store, recorded_under, decision)
+    log.warning("%s", decision.line())  # the CLI shows warnings: the decision is news
+    return concrete_sweep(sweep, decision), run_id
 
 
 def _record_event(store: ResultsStore, run_id: str, decision: AutoDecision) -> None:

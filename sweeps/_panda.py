@@ -16,7 +16,7 @@ import math
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, cast
+from typing import cast
 
 import pandas as pd
 
@@ -25,17 +25,17 @@ from search_spaces import ChoiceDomain, RandomSampler
 from sweeps._babysitter import PandaRules, SitterState
 from sweeps._errors import Problem, RunError
 from sweeps._lock import sweep_lock
+from sweeps._outcome import SweepOutcome, best_row, record_space
 from sweeps._points import trial_seed
 from sweeps._preflight import check_results_dir
 from sweeps._progress import Progress
 from sweeps._record import trial_row, trials_schema
+from sweeps._resources import check_resources
 from sweeps._resume import choose_run
 from sweeps._runs import RunManifest, write_manifest
 from sweeps._spec import PandaStrategy, Sweep
+from sweeps._trials import build_tuner
 from trainables import HYPERPARAMETERS
-
-if TYPE_CHECKING:
-    from sweeps._runner import SweepOutcome
 
 __all__ = ["checkpoint_dir", "model_configs", "panda_rules", "run_panda", "start_points"]
 
@@ -62,6 +62,7 @@ def panda_rules(sweep: Sweep) -> PandaRules:
     if domain is None:  # fixed: the hyperparameter's own range
         low, high = _FIXED_LR_FLOOR, float(HYPERPARAMETERS["lr"].high or math.inf)
     elif isinstance(domain, ChoiceDomain):
+        # Why the type ignore below: an lr choice: the spec checks its values are numbers
         values = [float(v) for v in domain.values]  # type: ignore[arg-type]
         low, high = min(values), max(values)
     else:
@@ -96,7 +97,6 @@ def run_panda(
     """Babysit `strategy.models` models to the end; nothing is written until Ray is up."""
     from sweeps._panda_record import last_decisions, recorded_decisions, remove_undecided_epochs
     from sweeps._ray_session import ray_session
-    from sweeps._runner import SweepOutcome, _best_row, _record_space, check_resources
 
     check_results_dir(results_dir)
     store = ResultsStore(results_dir, sweep.name)
@@ -118,7 +118,7 @@ def run_panda(
             now = _now()
             manifest = RunManifest(run_id, sweep.digest, "running", len(configs), now, now)
             write_manifest(store.sweep_dir, manifest)
-            _record_space(store, sweep)
+            record_space(store, sweep)
             todo = {
                 trial_id: states.get(trial_id, SitterState(lr=_start_lr(config)))
                 for trial_id, config in configs.items()
@@ -148,7 +148,7 @@ def run_panda(
         skipped=len(done),
         errors=statuses.count("error"),
         diverged=statuses.count("diverged"),
-        best=_best_row(sweep, store, run_id),
+        best=best_row(sweep, store, run_id),
     )
 
 
@@ -185,7 +185,6 @@ def _babysit_on_tune(
 
     from sweeps._panda_recorder import PandaRecorder
     from sweeps._panda_trial import PandaJob, panda_trial
-    from sweeps._runner import build_tuner
     from sweeps._tune_adapter import TRIAL_KEY, PointsSearcher
 
     running = {trial_id: state for trial_id, state in todo.items() if not state.stopped}

@@ -110,19 +110,21 @@ def run_retune(
 ) -> RetuneOutcome:
     """Re-evaluate the incumbent, search around history's good region, record, decide."""
     from sweeps._ray_session import ray_session
-    from sweeps._runner import _run_trials, check_resources, trial_slots
+    from sweeps._resources import check_resources, trial_slots
+    from sweeps._trials import run_trials
 
     if isinstance(sweep.spec.strategy, PandaStrategy):
         message = "re-tuning samples configurations; a panda sweep babysits one model"
         raise SpecError([Problem("strategy.kind", "panda", message)])
     check_retune_results(results_dir)
+    local_results = Path(str(results_dir))  # a re-tune's results are local: checked just above
     check_results_dir(results_dir)
     store = ResultsStore(results_dir, sweep.name)
-    sweep_dir = Path(store.sweep_dir)  # local: refused above otherwise
+    sweep_dir = Path(str(store.sweep_dir))  # local: refused above otherwise
     with retune_lock(sweep_dir):
         settings = sweep.spec.retune or RetuneSpec()
         history = ok_history(sweep, results_dir)
-        incumbent = _incumbent(sweep, results_dir, history)
+        incumbent = _incumbent(sweep, local_results, history)
         budget = resolve_budget(settings, full_budget(sweep.spec, sweep.space))
         earlier = _retune_events(store)
         metric, mode = sweep.spec.objective.metric, sweep.spec.objective.resolved_mode
@@ -142,8 +144,8 @@ def run_retune(
         with ray_session(address) as session:
             check_resources(sweep.spec, session)
             slots = trial_slots(sweep, session)
-            outcome = _run_trials(sweep, store, run_id, points, show=show, parallel_trials=slots)
-        rows = _run_rows(sweep, results_dir, run_id)
+            outcome = run_trials(sweep, store, run_id, points, show=show, parallel_trials=slots)
+        rows = _run_rows(sweep, local_results, run_id)
         event = _decide(sweep, settings, incumbent, rows, run_id, fingerprint, outcome.errors)
         _write_event(store, event)
         if event["action"] == "failed":

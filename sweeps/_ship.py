@@ -15,8 +15,7 @@ outside the directory cannot travel and is refused before the cluster is contact
 
 from __future__ import annotations
 
-import importlib
-import inspect
+import importlib.util
 import os
 import shutil
 from collections.abc import Iterable, Iterator
@@ -27,7 +26,6 @@ from pathspec import GitIgnoreSpec
 
 from sweeps._errors import Problem, SpecError
 from sweeps._spec import Sweep
-from trainables import load_training_function
 
 __all__ = ["ALWAYS_EXCLUDED", "IGNORE_FILES", "MAX_SHIPPED_BYTES", "ShippedDir", "ship_spec_dir"]
 
@@ -148,19 +146,28 @@ def _named_files(sweep: Sweep, root: Path) -> tuple[list[Path], list[str]]:
 
 
 def _module_file(sweep: Sweep) -> tuple[Path | None, str, str]:
+    """Where the spec's module is imported from: the spec's directory first, as trials import
+    it, else wherever sys.path has it. Found by path, not through `sys.modules`, which may hold
+    a module of the same name from another directory."""
     t = sweep.spec.trainable
     if t.function is not None:
-        function = load_training_function(t.function, sweep.function_dir)
         field, reference = "trainable.function", t.function
     elif sweep.factory is not None:
-        function, field, reference = sweep.factory.function, "trainable.model", str(t.model)
+        field, reference = "trainable.model", str(t.model)
     else:
         return None, "", ""
-    module = importlib.import_module(function.__module__)
-    try:
-        return Path(inspect.getfile(module)).resolve(), field, reference
-    except TypeError:  # a built-in module has no file: nothing to ship
-        return None, field, reference
+    module = reference.partition(":")[0]
+    root = Path(sweep.source).resolve().parent
+    parts = module.split(".")
+    for candidate in (
+        root.joinpath(*parts).with_suffix(".py"),
+        root.joinpath(*parts, "__init__.py"),
+    ):
+        if candidate.is_file():
+            return candidate, field, reference
+    found = importlib.util.find_spec(module)
+    origin = None if found is None else found.origin
+    return (Path(origin).resolve() if origin and Path(origin).is_file() else None), field, reference
 
 
 def _with_package_inits(module_file: Path, root: Path) -> list[Path]:

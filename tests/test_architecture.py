@@ -1,7 +1,8 @@
 """The design's dependency rules, read from the source (function-local imports included):
 only `sweeps` imports the other packages, which do not import each other; Ray is imported in
 `search_spaces` and `trainables` only by their adapter module `_tune.py`, and never in
-`analysis`."""
+`analysis`; no two modules import each other, however indirectly; and no module imports
+another module's private names."""
 
 from __future__ import annotations
 
@@ -48,6 +49,87 @@ def test_ray_is_imported_only_by_the_adapter_module(package: str) -> None:
     ]
     allowed = [] if package == "analysis" else [f"{package}/{RAY_ADAPTER}"]
     assert importers == [p for p in allowed if (ROOT / p).exists()]
+
+
+def _module_name(path: Path) -> str:
+    parts = path.relative_to(ROOT).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _module_graph() -> dict[str, set[str]]:
+    """Which of the project's modules each one imports (`from pkg import sub` counts `sub`;
+    `from pkg import name` counts the package's `__init__`)."""
+    paths = {_module_name(p): p for package in PACKAGES for p in _modules(package)}
+    graph: dict[str, set[str]] = {}
+    for name, path in paths.items():
+        deps: set[str] = set()
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module in paths:
+                for alias in node.names:
+                    sub = f"{node.module}.{alias.name}"
+                    deps.add(sub if sub in paths else node.module)
+            elif isinstance(node, ast.Import):
+                deps |= {alias.name for alias in node.names if alias.name in paths}
+        graph[name] = deps - {name}
+    return graph
+
+
+def _cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """The strongly connected components of more than one module (Tarjan's algorithm)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    found: list[list[str]] = []
+
+    def visit(node: str) -> None:
+        index[node] = low[node] = len(index)
+        stack.append(node)
+        for dep in sorted(graph.get(node, ())):
+            if dep not in index:
+                visit(dep)
+                low[node] = min(low[node], low[dep])
+            elif dep in stack:
+                low[node] = min(low[node], index[dep])
+        if low[node] == index[node]:
+            component = []
+            while True:
+                member = stack.pop()
+                component.append(member)
+                if member == node:
+                    break
+            if len(component) > 1:
+                found.append(sorted(component))
+
+    for node in sorted(graph):
+        if node not in index:
+            visit(node)
+    return found
+
+
+def test_no_modules_import_each_other() -> None:
+    assert _cycles(_module_graph()) == []
+
+
+def test_the_cycle_rule_finds_a_cycle_hidden_in_a_function() -> None:
+    graph = {"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}
+    assert _cycles(graph) == [["a", "b", "c"]]
+
+
+def test_no_module_imports_another_modules_private_names() -> None:
+    offending = []
+    for package in PACKAGES:
+        for path in _modules(package):
+            for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+                if (
+                    isinstance(node, ast.ImportFrom)
+                    and (node.module or "").split(".")[0] in PACKAGES
+                ):
+                    offending += [
+                        f"{path.relative_to(ROOT)}: {alias.name}"
+                        for alias in node.names
+                        if alias.name.startswith("_")
+                    ]
+    assert offending == []
 
 
 def test_the_rules_see_imports_inside_functions(tmp_path: Path) -> None:
