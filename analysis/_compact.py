@@ -62,7 +62,7 @@ def compact(
         message = "compaction needs a local results directory (it locks a file); not compacted"
         raise ResultsError("results_dir", str(root), message)
     store = ResultsStore(root, sweep)
-    sweep_dir, table_dir = Path(store.sweep_dir), Path(store.table_dir(table))
+    sweep_dir, table_dir = Path(str(store.sweep_dir)), Path(str(store.table_dir(table)))
     if not sweep_dir.is_dir():
         raise ResultsError("sweep", sweep, f"no such sweep in {results_dir}")
     if not table_dir.is_dir():
@@ -126,8 +126,8 @@ def _remove_leftovers(directory: Path) -> None:
     """Parts superseded by a merge that crashed before removing them; our own stale temps."""
     for path in list_live_parts(directory).superseded:
         _remove(Path(path))
-    for path in directory.glob(f".{COMPACT_PREFIX}*.tmp"):
-        path.unlink(missing_ok=True)  # we hold the lock: no other compaction is writing it
+    for temp in directory.glob(f".{COMPACT_PREFIX}*.tmp"):
+        temp.unlink(missing_ok=True)  # we hold the lock: no other compaction is writing it
 
 
 def _is_merged(path: str) -> bool:

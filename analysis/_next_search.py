@@ -39,7 +39,7 @@ def next_bounds(
     finished = int(np.isfinite(values).sum())
     winners = best(df, max(min_top, int(np.ceil(top * finished))), objective, mode)
     spec = space if space is not None else df.attrs.get("space")
-    rows = []
+    rows: list[dict[str, object]] = []
     for name, scale in scales.items():
         if scale == "choice":
             used = sorted(map(str, pd.unique(winners[name].dropna())))
@@ -81,6 +81,7 @@ def next_bounds(
 def _edge(chosen: np.ndarray, bounds: tuple[float, float], scale: str) -> str:
     if scale not in ("log", "reverse_log", "linear"):
         return ""
+    # Why the type ignores below: scale is one of warp's literals, checked above
     u = warp(chosen, scale)  # type: ignore[arg-type]
     ends = warp(np.asarray(bounds), scale)  # type: ignore[arg-type]
     low, high = ends.min(), ends.max()

@@ -117,7 +117,7 @@ def plot_parallel_coordinates(
     ax.set_xticks(positions, labels, fontsize="small")
     ax.set_yticks([0, 0.5, 1], ["low", "", "high"])
     for p in positions:
-        ax.axvline(p, color="grey", linewidth=0.8)
+        ax.axvline(float(p), color="grey", linewidth=0.8)
     ax.set_title(f"parallel coordinates ({len(rows)} ok trials; darker = better {objective})")
     return figure
 

@@ -50,6 +50,7 @@ def default_objective(trials: pd.DataFrame) -> tuple[str, Mode]:
             column in trials.columns
             and np.isfinite(pd.to_numeric(trials[column], errors="coerce")).any()
         ):
+            # Why the type ignore below: mode is one of the literals in the tuple above
             return column, mode  # type: ignore[return-value]
     raise ResultsError("objective", None, "no val_accuracy, val_loss or train_loss to rank by")
 

@@ -74,7 +74,9 @@ def clip_to_domains(
         for name, domain in domains.items():
             value = config[name]
             if isinstance(domain, FloatDomain):
+                # Why the type ignore below: drawn by this module for a float domain
                 config[name] = min(max(float(value), domain.low), domain.high)  # type: ignore[arg-type]
             elif isinstance(domain, IntDomain):
+                # Why the type ignore below: drawn by this module for an int domain
                 config[name] = min(max(int(value), domain.low), domain.high)  # type: ignore[call-overload]
     return configs

@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 import numbers
 from collections.abc import Mapping, Sequence
-from typing import Any, Literal, get_args
+from typing import Any, Literal, cast, get_args
 
 import numpy as np
 
@@ -39,7 +39,7 @@ STATE_FORMAT = 1  # bump when the layout of `state_dict` changes
 
 
 def _is_int(value: object, low: int) -> bool:
-    return isinstance(value, numbers.Integral) and not isinstance(value, bool) and value >= low
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool) and int(value) >= low
 
 
 def _unit_point(space: SearchSpace, config: object, where: str) -> np.ndarray:
@@ -66,7 +66,7 @@ def _unit_point(space: SearchSpace, config: object, where: str) -> np.ndarray:
             problems.append(Problem(field, value, "must be a number"))
             continue
         with np.errstate(all="ignore"):
-            point[j] = float(domain.to_unit(value))
+            point[j] = float(domain.to_unit(cast(Any, value)))  # outside the space is allowed
         if not math.isfinite(point[j]):
             message = f"cannot be placed on the {domain.scale} scale of this parameter"
             problems.append(Problem(field, value, message))

@@ -137,7 +137,7 @@ class FloatDomain:
     def _why_not(self, x: object) -> str | None:
         if isinstance(x, bool) or not isinstance(x, numbers.Real):
             return "must be a number"
-        if not self.low <= x <= self.high:
+        if not self.low <= float(x) <= self.high:
             return f"must lie in [{self.low!r}, {self.high!r}]"
         return None
 

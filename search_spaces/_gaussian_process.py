@@ -38,7 +38,7 @@ class GaussianProcess:
         self.signal = 1.0
         self.noise = 1e-3
         self._x = np.empty((0, 0))
-        self._factor = np.empty((0, 0))
+        self._factor: np.ndarray = np.empty((0, 0))
         self._alpha = np.empty(0)
 
     def _nll(self, theta: np.ndarray, x: np.ndarray, y: np.ndarray) -> tuple[float, np.ndarray]:

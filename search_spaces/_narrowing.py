@@ -121,6 +121,7 @@ class TrustRegion:
         center = d["center"]
         best = d["best"]
         return cls(
+            # Why the type ignores below: from_dict reads what to_dict wrote, these types
             center=None if center is None else tuple(_or_nan(c) for c in center),  # type: ignore[attr-defined]
             window=float(d["window"]),  # type: ignore[arg-type]
             best=math.inf if best is None else float(best),  # type: ignore[arg-type]
@@ -136,6 +137,7 @@ def _or_none(value: float) -> float | None:
 
 
 def _or_nan(value: object) -> float:
+    # Why the type ignore below: a coordinate to_dict wrote: a float or None
     return math.nan if value is None else float(value)  # type: ignore[arg-type]
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from types import MappingProxyType
+from typing import Any, cast
 
 import numpy as np
 
@@ -128,7 +129,8 @@ class SearchSpace:
         if problems:
             raise SearchSpaceError(problems)
         return np.array(
-            [self._domains[name].to_unit(config[name]) for name in self.names], dtype=np.float64
+            [self._domains[name].to_unit(cast(Any, config[name])) for name in self.names],
+            dtype=np.float64,
         )
 
     def from_unit(self, u: Sequence[float] | np.ndarray) -> dict[str, object]:
@@ -183,6 +185,7 @@ class SearchSpace:
             if key in renamed:
                 name, domain = renamed[key]
                 # Clipped because 1 - (1 - beta) can land an ulp outside the bounds.
+                # Why the type ignore below: a value the searcher drew for this float domain
                 beta = 1.0 - np.float64(value)  # type: ignore[arg-type]
                 out[name] = float(np.clip(beta, domain.low, domain.high))
             else:

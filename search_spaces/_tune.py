@@ -24,6 +24,8 @@ A reverse_log float has no Ray equivalent, and there are two ways to hand it ove
 
 from __future__ import annotations
 
+from typing import cast
+
 import numpy as np
 from ray import tune
 from ray.tune.search import sample as ray_sample
@@ -47,7 +49,8 @@ class ReverseLogUniform(ray_sample.Sampler):
         random_state: object = None,
     ) -> float | np.ndarray:
         u = np.atleast_1d(_UNIT.sample(size=size, random_state=random_state))
-        reverse_log = FloatDomain(domain.lower, domain.upper, "reverse_log")
+        bounds = cast(ray_sample.Float, domain)  # this sampler is only given Float domains
+        reverse_log = FloatDomain(bounds.lower, bounds.upper, "reverse_log")
         items = np.atleast_1d(reverse_log.from_unit(u))
         # Ray's own samplers return a bare value for size=1 and an array otherwise.
         return items if len(items) > 1 else domain.cast(items[0])

@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from sweeps._errors import Problem, RunError
 from sweeps._stop import install_sigterm_handler
@@ -88,7 +89,7 @@ def ray_session(address: str | None = None) -> Iterator[RaySession]:
     before = signal.getsignal(signal.SIGTERM)
     if not ray.is_initialized():
         target = address or os.environ.get("RAY_ADDRESS") or None
-        common = {"log_to_driver": False, "logging_level": logging.WARNING}
+        common: dict[str, Any] = {"log_to_driver": False, "logging_level": logging.WARNING}
         if target:
             _check_reachable(target)
         try:

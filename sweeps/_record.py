@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import numbers
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
+from typing import cast
 
 import pyarrow as pa
 
@@ -122,11 +124,12 @@ def epoch_row(
 ) -> dict[str, object]:
     """`own_metrics`: also every other number a training function reported, as its column."""
     row = dict(ids)
-    row["epoch"] = int(result.get("epoch", result.get("training_iteration", 0)))
+    epoch = result.get("epoch", result.get("training_iteration", 0))
+    row["epoch"] = int(float(epoch)) if isinstance(epoch, numbers.Real) else 0
     for metric in EPOCH_METRICS:
         row[metric] = _float(result.get(metric))
     if own_metrics:
-        for name in result.get(_OWN_METRICS) or ():
+        for name in cast(Iterable[str], result.get(_OWN_METRICS) or ()):
             if name not in EPOCH_METRICS and name not in row:
                 row[str(name)] = _float(result.get(name))
     row["lr"] = _float(result.get("lr"))
@@ -137,7 +140,7 @@ def epoch_row(
 def trial_row(
     ids: Mapping[str, object],
     config: Mapping[str, object],
-    history: list[Mapping[str, object]],
+    history: Sequence[Mapping[str, object]],
     *,
     started_at: datetime,
     error: str | None,
@@ -187,6 +190,7 @@ def _float(value: object) -> float | None:
     if value is None or isinstance(value, bool):
         return None
     try:
+        # Why the type ignore below: any reported value: what float() refuses is caught below
         number = float(value)  # type: ignore[arg-type]
     except (TypeError, ValueError):
         return None

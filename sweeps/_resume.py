@@ -9,12 +9,13 @@ landed, which are removed here so no curve is recorded twice.
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import pandas as pd
 import pyarrow.parquet as pq
 
-from analysis import ResultsStore, arrow_filesystem, arrow_path, load_trials
+from analysis import ResultsPath, ResultsStore, arrow_filesystem, arrow_path, load_trials
 from sweeps._errors import Problem, SpecError
 from sweeps._runs import latest_run, new_run_id
 from sweeps._search_state import load_search_state
@@ -76,7 +77,8 @@ def remove_orphan_epochs(store: ResultsStore, run_id: str, recorded: set[str]) -
     """Delete epochs files of `run_id` holding a trial with no `trials` row (a crashed flush)."""
     run_dir = store.table_dir("epochs") / f"run={run_id}"
     removed = 0
-    for path in sorted(run_dir.glob("round=*/part-*.parquet")):
+    parts: Iterable[ResultsPath] = run_dir.glob("round=*/part-*.parquet")
+    for path in sorted(parts, key=str):
         table = pq.read_table(
             arrow_path(path), columns=["trial_id"], filesystem=arrow_filesystem(path)
         )

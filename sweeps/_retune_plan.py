@@ -77,6 +77,8 @@ def _unit(space: SearchSpace, config: Mapping[str, object]) -> np.ndarray | None
         value = config.get(name)
         try:
             with np.errstate(all="ignore"):  # log of a negative recorded value: nan, dropped
+                # Why the type ignore below: a recorded value of any type; what to_unit
+                # cannot place is caught below
                 coordinate = float(domain.to_unit(value))  # type: ignore[arg-type]
         except (KeyError, TypeError, ValueError, SearchSpaceError):
             return None
@@ -104,6 +106,8 @@ def point_in_space(space: SearchSpace, config: Mapping[str, object]) -> dict[str
 def _unit_or_centre(space: SearchSpace, name: str, value: object) -> float:
     try:
         with np.errstate(all="ignore"):
+            # Why the type ignore below: a recorded value of any type; what to_unit
+            # cannot place is caught below
             coordinate = float(space.domains[name].to_unit(value))  # type: ignore[arg-type]
     except (KeyError, TypeError, ValueError, SearchSpaceError):
         return 0.5

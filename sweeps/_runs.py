@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import secrets
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 
@@ -46,7 +47,8 @@ def latest_run(sweep_dir: ResultsPath) -> RunManifest | None:
     directory = _runs_dir(sweep_dir)
     if not directory.is_dir():
         return None
-    manifests = sorted(directory.glob("*.json"))
+    found: Iterable[ResultsPath] = directory.glob("*.json")
+    manifests = sorted(found, key=str)
     if not manifests:
         return None
     return RunManifest(**json.loads(manifests[-1].read_text()))

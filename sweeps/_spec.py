@@ -12,7 +12,7 @@ import hashlib
 import importlib.util
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from functools import partial
 from pathlib import Path
@@ -373,6 +373,8 @@ class SpecModel(BaseModel):
     def _pack_size(cls, value: object) -> object:
         # Checked here so a bad value gives one line, not one per arm of the union.
         whole = isinstance(value, int) and not isinstance(value, bool)
+        # Why the type ignore below: `whole` proved value an int; mypy cannot carry that
+        # through a bool
         if value == "auto" or (whole and 1 <= value <= 4096):  # type: ignore[operator]
             return value
         raise ValueError("must be 'auto' or a number of configurations in [1, 4096]")
@@ -512,10 +514,10 @@ def parse_spec(text: str, source: str = "<spec>") -> Sweep:
         return _parse_function_spec(model, model.trainable.function, space, base, source)
     factory, problems = resolve_factory(model.trainable.model, base)
     data_file = None
-    if isinstance(model.trainable.dataset, dict):
+    if isinstance(dataset := model.trainable.dataset, dict):
         t = model.trainable
         data_file, version, data_problems = resolve_file_dataset(
-            t.dataset, base, t.data_version, seed=model.seed, val_fraction=t.val_fraction
+            dataset, base, t.data_version, seed=model.seed, val_fraction=t.val_fraction
         )
         problems += data_problems
         if data_file is not None:  # the resolved version is part of the digest: new data, new run
@@ -668,12 +670,12 @@ def _check_size(model: SpecModel, space: SearchSpace) -> list[Problem]:
         return []
     if not isinstance(strategy, GridStrategy):
         return []
-    size = grid_size_bound(space, model.strategy.points)
+    size = grid_size_bound(space, strategy.points)
     if size + len(model.initial) > MAX_TRIALS:
         return [
             Problem(
                 "strategy.points",
-                model.strategy.points,
+                strategy.points,
                 f"the grid has {size} points, more than the limit of {MAX_TRIALS}",
             )
         ]
@@ -736,7 +738,7 @@ _STRATEGIES: dict[str, type[BaseModel]] = {
 }
 
 
-def _valid_keys_hint(parent: list[object], data: dict[str, Any]) -> str:
+def _valid_keys_hint(parent: Sequence[object], data: dict[str, Any]) -> str:
     model = _MODELS.get(tuple(str(p) for p in parent))
     if parent == ["strategy"]:
         strategy = data.get("strategy")

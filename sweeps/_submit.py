@@ -174,7 +174,9 @@ def _auth_headers() -> dict[str, str]:
     holds the token should not need that setting to reach its own cluster. A cluster without
     token auth ignores the header.
     """
-    from ray._raylet import AuthenticationTokenLoader
+    # Ray's private API, kept to this one function: the token loader is the only way to find
+    # the token exactly where Ray's own clients do (a Cython class, hence no type stubs).
+    from ray._raylet import AuthenticationTokenLoader  # type: ignore[attr-defined]
 
     loader = AuthenticationTokenLoader.instance()
     if not loader.has_token(ignore_auth_mode=True):

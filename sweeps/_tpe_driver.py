@@ -40,7 +40,9 @@ class TpeProposer:
             n_startup_trials=strategy.startup, seed=sweep.spec.seed
         )
         self._optuna = OptunaSearch(
-            space=sweep.space.to_tune(searcher_safe=True),
+            # A Tune search space, which OptunaSearch converts; its annotation lists only
+            # Optuna's own forms.
+            space=sweep.space.to_tune(searcher_safe=True),  # type: ignore[arg-type]
             metric=self._metric,
             mode=sweep.spec.objective.resolved_mode,
             sampler=sampler,
@@ -49,7 +51,8 @@ class TpeProposer:
         for row in rows:
             score = _score(row, self._metric)
             params = self._searcher_safe({n: _plain(row[n]) for n in sweep.space.names})
-            self._optuna.add_evaluated_point(params, score, error=score is None)
+            # With error=True Optuna records a failed trial and takes no value.
+            self._optuna.add_evaluated_point(params, score, error=score is None)  # type: ignore[arg-type]
         done = {str(row["trial_id"]) for row in rows}
         self._queue = [
             PlannedPoint(p.index, 0, dict(p.params), "initial")
@@ -94,9 +97,9 @@ class TpeProposer:
             result = None if score is None else {self._metric: score}
             self._optuna.on_trial_complete(point.trial_id, result, error=score is None)
         else:
-            self._optuna.add_evaluated_point(
-                self._searcher_safe(point.params), score, error=score is None
-            )
+            params = self._searcher_safe(point.params)
+            # A None score goes with error=True, as above.
+            self._optuna.add_evaluated_point(params, score, error=score is None)  # type: ignore[arg-type]
 
     def _searcher_safe(self, config: dict[str, object]) -> dict[str, object]:
         """The inverse of `SearchSpace.from_tune`: beta as one_minus_beta."""
@@ -105,6 +108,7 @@ class TpeProposer:
         for name, value in config.items():
             key = f"one_minus_{name}"
             if key in safe and name not in safe:
+                # Why the type ignore below: a searched beta: a number the space validated
                 out[key] = 1.0 - float(value)  # type: ignore[arg-type]
             else:
                 out[name] = value
@@ -119,4 +123,4 @@ def _score(row: dict[str, object], metric: str) -> float | None:
 
 
 def _plain(value: object) -> object:
-    return value.item() if hasattr(value, "item") else value  # type: ignore[union-attr]
+    return value.item() if hasattr(value, "item") else value

@@ -78,7 +78,7 @@ class PointsSearcher(Searcher):
         self._configs = configs
         self._next = 0
 
-    def suggest(self, trial_id: str) -> dict[str, Any] | str | None:
+    def suggest(self, trial_id: str) -> dict[str, Any] | str | None:  # type: ignore[override]  # Searcher.FINISHED is a str Ray's annotation omits
         if self._next >= len(self._configs):
             return Searcher.FINISHED
         config = self._configs[self._next]
@@ -122,7 +122,7 @@ class ProposerSearcher(Searcher):
         self._live: dict[str, list[PlannedPoint]] = {}
         self._members: dict[str, dict[str, dict[str, Any]]] = {}  # a pack's last entry per member
 
-    def suggest(self, trial_id: str) -> dict[str, Any] | str | None:
+    def suggest(self, trial_id: str) -> dict[str, Any] | str | None:  # type: ignore[override]  # Searcher.FINISHED is a str Ray's annotation omits
         if self._proposer.finished:
             return Searcher.FINISHED
         point = self._proposer.propose()
@@ -137,6 +137,8 @@ class ProposerSearcher(Searcher):
         points = [point]
         while len(points) < self._packing.size:
             more = self._proposer.take_queued(
+                # Why the type ignore below: checked not None above; the narrowing does
+                # not reach into the lambda
                 lambda p: self._packing.group_of(self._make_config(p)) == key  # type: ignore[union-attr]
             )
             if more is None:
@@ -308,6 +310,7 @@ class ResultsCallback(tune.Callback):
             ("epochs", self._epochs, with_own_metrics(self._epochs_schema, self._epochs)),
             ("trials", self._trials, self._trials_schema),
         ):
+            # Why the type ignore below: rows are our own records: round is an int
             for round_index in sorted({int(row["round"]) for row in rows}):  # type: ignore[call-overload]
                 mine = [row for row in rows if row["round"] == round_index]
                 self._store.write(table, mine, schema, run_id=self._run_id, round_index=round_index)

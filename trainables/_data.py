@@ -205,6 +205,7 @@ def load_dataset(
     problem = dataset_problem(name)
     if problem is not None:
         raise HyperParameterError("dataset", name, problem)
+    # Why the type ignore below: coerce returns the float kind's value as a float
     val_fraction = float(VAL_FRACTION.coerce(val_fraction))  # type: ignore[arg-type]
     classes: tuple[str, ...] = ()
     if FileSource.is_config(name):

@@ -14,6 +14,7 @@ import io
 import json
 from dataclasses import dataclass, replace
 from pathlib import PurePosixPath
+from typing import TypeGuard
 
 import numpy as np
 import pyarrow as pa
@@ -55,7 +56,9 @@ class FileSource:
 
     def to_config(self) -> str:
         """The `dataset` value of a flat trial config: one string, so it hashes and caches."""
-        fields = {"path": self.path, "target": self.target, "val_path": self.val_path}
+        fields: dict[str, object] = {
+            "path": self.path, "target": self.target, "val_path": self.val_path,
+        }  # fmt: skip
         fields["features"] = None if self.features is None else list(self.features)
         return _CONFIG_PREFIX + json.dumps(fields, sort_keys=True)
 
@@ -76,7 +79,7 @@ class FileSource:
         return replace(self, path=portable_path(self.path), val_path=val_path)
 
     @staticmethod
-    def is_config(value: object) -> bool:
+    def is_config(value: object) -> TypeGuard[str]:
         return isinstance(value, str) and value.startswith(_CONFIG_PREFIX)
 
     @property

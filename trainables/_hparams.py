@@ -105,8 +105,10 @@ class HyperParameter:
         if problem is not None:
             raise HyperParameterError(self.name, value, problem)
         if self.kind == "float":
+            # Why the type ignore below: check() above accepted value as a number
             return float(value)  # type: ignore[arg-type]
         if self.kind == "int":
+            # Why the type ignore below: check() above accepted value as an integer
             return int(value)  # type: ignore[call-overload]
         if self.kind == "bool":
             return bool(value)
@@ -272,6 +274,7 @@ class HParams:
         errors = hyperparameter_errors(values)
         if errors:
             raise errors[0]
+        # Why the type ignore below: hyperparameter_errors above checked every name and type
         return cls(**values)  # type: ignore[arg-type]
 
     def to_dict(self) -> dict[str, object]:

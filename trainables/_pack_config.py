@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, cast
 
 from trainables._halving import SuccessiveHalving
 from trainables._hparams import HyperParameterError, unknown_name_error
@@ -71,9 +71,10 @@ class PackConfig:
                 str(member[MEMBER_ID]),
                 TrialConfig.from_flat({k: v for k, v in member.items() if k != MEMBER_ID}),
             )
-            for member in config["members"]  # type: ignore[union-attr]
+            for member in cast(list[Mapping[str, object]], config["members"])  # checked above
         )
         stopping = config.get("early_stopping")
+        # Why the type ignore below: pack_config_errors checked early_stopping's keys and types
         return cls(members, SuccessiveHalving(**stopping) if stopping else None)  # type: ignore[arg-type]
 
 

@@ -144,6 +144,8 @@ def member_tensors(model: BNMLP) -> dict[str, torch.Tensor]:
             norm = norms[layer]
             tensors[f"gamma{layer}"] = norm.weight.detach()
             tensors[f"beta{layer}"] = norm.bias.detach()
+            if norm.running_mean is None or norm.running_var is None:
+                raise ValueError("a packed BNMLP's BatchNorm must track running statistics")
             tensors[f"mean{layer}"] = norm.running_mean
             tensors[f"var{layer}"] = norm.running_var
         else:
@@ -159,7 +161,8 @@ def load_member(
     """Copy one member's tensors into row `row` of the stacked views (the rest stays zero)."""
     for name, target in views.items():
         source = tensors[name]
-        target[(row, *(slice(0, n) for n in source.shape))] = source
+        index: tuple[int | slice, ...] = (row, *(slice(0, n) for n in source.shape))
+        target[index] = source
 
 
 class _Scratch:

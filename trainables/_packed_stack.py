@@ -19,6 +19,7 @@ import torch.nn.functional as F  # noqa: N812  (the conventional alias)
 
 from trainables._data import Dataset
 from trainables._hparams import HParams
+from trainables._model import BNMLP
 from trainables._packed_model import (
     StackedForward,
     StackShape,
@@ -141,6 +142,8 @@ class PackedStack:
         generators = []
         for row, (hp, seed, index) in enumerate(zip(hparams, seeds, data_index, strict=True)):
             model, generator = initial_model(hp, datasets[index], seed=seed)
+            if not isinstance(model, BNMLP):  # no network given: the built-in MLP
+                raise TypeError(f"a packed stack holds BNMLPs, not {type(model).__name__}")
             tensors = member_tensors(model)
             load_member(param_views, row, tensors)
             load_member(running_views, row, tensors)

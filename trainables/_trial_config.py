@@ -119,6 +119,7 @@ class TrialConfig:
             params = {
                 name: hp.coerce(config.get(name, hp.default)) for name, hp in factory.params.items()
             }
+        # Why the type ignore below: each setting was coerced to its declared type above
         return cls(hparams=hparams, factory=factory, model_params=params, **settings)  # type: ignore[arg-type]
 
     @property
