@@ -105,6 +105,9 @@ RAY_SCRIPT = textwrap.dedent(
 
     def build(n_in, n_classes):
         if model == "cnn":
+            # Workers do not inherit the driver's sys.path; the trial puts the project on it.
+            if project not in sys.path:
+                sys.path.insert(0, project)
             from digits_cnn import make
             return make((1, 8, 8), n_classes, channels=8)
         return nn.Sequential(nn.Linear(n_in, 32, bias=False), nn.BatchNorm1d(32), nn.ReLU(),

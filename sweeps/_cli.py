@@ -13,6 +13,7 @@ from pathlib import Path
 
 from analysis import ResultsError, ResultsPath, results_path
 from sweeps._errors import CaviarError
+from sweeps._packing import group_key
 from sweeps._points import Point
 from sweeps._progress import Progress
 from sweeps._ray_session import prepare_ray_environment
@@ -186,9 +187,11 @@ def _validate(sweep: Sweep, *, explain: bool) -> int:
         print(
             f"resources per trial: {spec.resources.cpu:g} CPU, {spec.resources.gpu:g} GPU", file=out
         )
-        print(f"pack: {_pack_line(spec.pack)}", file=out)
+        planned = points + _first_round(sweep, len(points))
+        for line in _pack_lines(sweep, planned):
+            print(line, file=out)
         print(f"results: {_sweep_location(spec.results, spec.name)}", file=out)
-        shown = (points + _first_round(sweep, len(points)))[:5]
+        shown = planned[:5]
         if isinstance(spec.strategy, CoarseToFineStrategy | TpeStrategy):
             print(
                 "later configurations are chosen from the results as they come; the rounds' "
@@ -224,14 +227,61 @@ def _submit(sweep: Sweep, args: argparse.Namespace) -> int:
     return 0 if succeeded else 1
 
 
-def _pack_line(pack: int | str) -> str:
+def _and(names: list[str]) -> str:
+    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
+
+
+def _pack_lines(sweep: Sweep, planned: list[Point]) -> list[str]:
+    """How configurations are grouped into packs, and the groups of the planned ones: a
+    searched keyword that changes the network splits packs, so the user sees it before a run."""
+    pack = sweep.spec.pack
     if pack == 1:
-        return "1 (one configuration per Ray trial)"
+        return ["pack: 1 (one configuration per Ray trial)"]
     size = "sized from the device and the cluster's trial slots" if pack == "auto" else "each"
-    return (
-        f"{pack} configurations per Ray trial, {size}; only configurations of one shape "
-        "(batch_size, depth, batchnorm, optimizer) share a pack"
-    )
+    lines = [f"pack: {pack} configurations per Ray trial, {size}"]
+    factory = sweep.factory
+    if factory is None:
+        lines.append(
+            "  configurations share a pack when they agree on batch_size, depth, batchnorm and "
+            "optimizer (hidden widths are padded)"
+        )
+    else:
+        searched = [n for n in sweep.space.names if n in factory.params]
+        structural = (
+            list(factory.params)
+            if sweep.pack_by == "*"
+            else [n for n in sweep.pack_by.split(",") if n]
+        )
+        keys = _and(["batch_size", "optimizer", *[n for n in structural if n in searched]])
+        lines.append(f"  configurations share a pack when they agree on {keys}")
+        if searched:
+            changes = [n for n in searched if n in structural]
+            initial = [n for n in searched if n not in structural]
+            verb = "changes" if len(changes) == 1 else "change"
+            found = ", ".join(
+                part
+                for part in (
+                    changes and f"{_and(changes)} {verb} its structure",
+                    initial and f"{_and(initial)} only its initial values",
+                )
+                if part
+            )
+            lines.append(
+                f"  ({factory.reference} was built at the ends of each searched keyword's range: "
+                f"{found})"
+            )
+    if planned:
+        groups: dict[object, int] = {}
+        for point in planned:
+            key = group_key(sweep.trial_config(point.params, seed=sweep.spec.seed), ())
+            groups[key] = groups.get(key, 0) + 1
+        sizes = sorted(groups.values(), reverse=True)
+        shown = ", ".join(map(str, sizes[:8])) + (", ..." if len(sizes) > 8 else "")
+        lines.append(
+            f"  the first {len(planned)} configurations fall into {len(sizes)} "
+            f"group{'s' if len(sizes) != 1 else ''} of {shown}"
+        )
+    return lines
 
 
 def _retune(sweep: Sweep, args: argparse.Namespace) -> int:

@@ -8,11 +8,12 @@ that raises, or returns the wrong number of logits, is one line naming `trainabl
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Hashable, Mapping
 from pathlib import Path
 
 import torch
 
+from search_spaces import ChoiceDomain, Domain
 from sweeps._errors import Problem
 from trainables import (
     HYPERPARAMETERS,
@@ -23,6 +24,7 @@ from trainables import (
     is_factory_reference,
     load_dataset,
     load_factory,
+    network_signature,
     vectorize_problem,
 )
 
@@ -32,6 +34,7 @@ __all__ = [
     "load_model_data",
     "model_hyperparameters",
     "resolve_factory",
+    "structural_keywords",
 ]
 
 
@@ -85,3 +88,47 @@ def factory_pack_problem(
     """Why the network (built with `values`, the rest at their defaults) cannot be packed:
     two copies trained for one small vectorized epoch on `data()`; None when they can."""
     return vectorize_problem(lambda d: factory.build(d.input_shape, d.n_classes, values), data())
+
+
+def structural_keywords(
+    factory: ModelFactory,
+    fixed: Mapping[str, object],
+    searched: Mapping[str, Domain],
+    data: Callable[[], Dataset],
+) -> tuple[str, ...]:
+    """The searched factory keywords that change the network's structure (`network_signature`),
+    found by building it at the ends of each one's range (every value of a choice), the others
+    fixed or at their defaults.
+
+    Configurations that differ only in the other keywords (an initialisation scale, a seed of
+    the user's own) can share a pack. A keyword that matters only at values the probe does not
+    build, or only together with another one, is missed; trials then split such a pack into
+    stacks by the networks they build, so that costs speed, not correctness. A build that
+    fails marks the keyword structural: the probe never rejects a spec.
+    """
+    names = [name for name in searched if name in factory.params]
+    if not names:
+        return ()
+    sample = data()
+    shape, classes = sample.input_shape, sample.n_classes
+    base = {k: v for k, v in fixed.items() if k in factory.params}
+    structural = []
+    for name in names:
+        signatures: set[Hashable] = set()
+        for value in _probe_values(searched[name]):
+            try:
+                with torch.random.fork_rng(devices=[]):
+                    network = factory.build(shape, classes, {**base, name: value})
+            except HyperParameterError:
+                signatures.add(("failed to build", repr(value)))
+            else:
+                signatures.add(network_signature(network))
+        if len(signatures) > 1:
+            structural.append(name)
+    return tuple(structural)
+
+
+def _probe_values(domain: Domain) -> list[object]:
+    if isinstance(domain, ChoiceDomain):
+        return list(domain.values)
+    return [domain.from_unit(0.0), domain.from_unit(1.0)]

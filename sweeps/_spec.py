@@ -42,6 +42,7 @@ from sweeps._model_spec import (
     load_model_data,
     model_hyperparameters,
     resolve_factory,
+    structural_keywords,
 )
 from sweeps._yaml import MAX_SPEC_BYTES, load_yaml
 from trainables import (
@@ -407,6 +408,9 @@ class Sweep:
     factory: ModelFactory | None = None  # a user's network factory, imported
     function_dir: str = ""  # where a user's training function is imported from
     notes: tuple[str, ...] = ()  # what the user should hear before a run: a pack fallback
+    # A user's network: the searched factory keywords that change its structure, so split
+    # packs ('*': not probed, all of them; see `structural_keywords`).
+    pack_by: str = "*"
 
     @property
     def model_columns(self) -> dict[str, str]:
@@ -446,6 +450,7 @@ class Sweep:
             **point,
             "model": t.model,
             **({} if factory is None else {"model_dir": portable_path(factory.directory)}),
+            **({} if factory is None else {"pack_by": self.pack_by}),
             "dataset": self.dataset,
             "epochs": t.epochs,
             "val_fraction": t.val_fraction,
@@ -559,7 +564,11 @@ def parse_spec(text: str, source: str = "<spec>") -> Sweep:
             )
     if problems:
         raise SpecError(problems, source=source)
-    return Sweep(model, space, digest, source, data_file, factory, notes=notes)
+    pack_by = "*"
+    if factory is not None and model.pack != 1:
+        t = model.trainable
+        pack_by = ",".join(structural_keywords(factory, t.fixed, space.domains, data))
+    return Sweep(model, space, digest, source, data_file, factory, notes=notes, pack_by=pack_by)
 
 
 def _parse_function_spec(

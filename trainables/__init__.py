@@ -35,6 +35,7 @@ from trainables._hparams import (
 )
 from trainables._job_paths import SHIPPED_ENV, local_path, portable_path
 from trainables._model import BNMLP, softmax_cross_entropy
+from trainables._network_signature import network_signature
 from trainables._pack_config import (
     MEMBER_METRICS,
     PackConfig,
@@ -112,6 +113,7 @@ __all__ = [
     "local_path",
     "lr_factor",
     "member_metrics",
+    "network_signature",
     "pack_config_errors",
     "pack_group",
     "pack_size_auto",

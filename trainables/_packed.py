@@ -21,9 +21,10 @@ import torch
 
 from trainables._data import Dataset
 from trainables._hparams import HParams
+from trainables._network_signature import network_signature
 from trainables._packed_func import FuncStack
 from trainables._packed_stack import PackedStack, StackedData, stack_sizes
-from trainables._train import EpochResult, Network
+from trainables._train import EpochResult, Network, initial_model
 
 logger = logging.getLogger(__name__)
 
@@ -43,7 +44,9 @@ class PackMember:
     """One configuration of a pack: its hyperparameters, its seed and its own data split.
 
     A user's network comes with its builder and a `network_key`: members whose keys are equal
-    build the same network (the same factory keywords), so they can share one stack.
+    are expected to build the same network (the same values of the factory keywords that
+    change its structure), so they go into one pack. Within a pack, stacks are formed from
+    the built networks themselves (`network_signature`), so a wrong key costs speed only.
     """
 
     hparams: HParams
@@ -60,11 +63,12 @@ def shape_group(hp: HParams) -> tuple[int, int, bool, str]:
 
 def pack_group(hp: HParams, network_key: Hashable = None) -> Hashable:
     """What members of one stack (and one pack) share: the built-in MLP's `shape_group`; for a
-    user's network (`network_key` not None), the network itself, batch size and optimizer.
+    user's network (`network_key` not None), its structure, batch size and optimizer.
 
-    A user's network shares a stack only with copies of itself: a factory keyword may change
-    what the forward pass does without changing a tensor shape (a dropout rate, an activation),
-    and every member of a stack runs the code of one module.
+    A user's network shares a stack only with networks of the same structure: a factory
+    keyword may change what the forward pass does without changing a tensor shape (a dropout
+    rate, an activation), and every member of a stack runs the code of one module.
+    `TrialConfig.network_key` holds the keywords found to change it (`pack_by`).
     """
     if network_key is None:
         return shape_group(hp)
@@ -135,19 +139,31 @@ class PackedRun:
         datasets, data, data_index, stack_size = _prepare(members, stack_size)
         stacks: list[Stack] = []
         for group, indices in _groups(members).items():
-            start = 0
-            for size in stack_sizes(len(indices), stack_size):
-                chunk = indices[start : start + size]
-                start += size
-                hparams = [members[i].hparams for i in chunk]
-                seeds = [members[i].seed for i in chunk]
-                rows = [data_index[i] for i in chunk]
-                network = members[chunk[0]].network
-                stacks.append(
-                    PackedStack.build(chunk, hparams, seeds, rows, datasets)
-                    if network is None
-                    else FuncStack.build(chunk, hparams, seeds, rows, datasets, network, group)
-                )
+            if members[indices[0]].network is None:
+                for chunk in _chunks(indices, stack_size):
+                    hparams = [members[i].hparams for i in chunk]
+                    seeds = [members[i].seed for i in chunk]
+                    rows = [data_index[i] for i in chunk]
+                    stacks.append(PackedStack.build(chunk, hparams, seeds, rows, datasets))
+                continue
+            built = {i: _initial(members[i], datasets[data_index[i]]) for i in indices}
+            by_structure: dict[Hashable, list[int]] = {}
+            for i in indices:
+                by_structure.setdefault(network_signature(built[i][0]), []).append(i)
+            if len(by_structure) > 1:
+                logger.info("a pack group builds %d network structures", len(by_structure))
+            for same in by_structure.values():
+                for chunk in _chunks(same, stack_size):
+                    stacks.append(
+                        FuncStack.from_models(
+                            chunk,
+                            [members[i].hparams for i in chunk],
+                            [built[i][0] for i in chunk],
+                            [built[i][1] for i in chunk],
+                            [data_index[i] for i in chunk],
+                            group,
+                        )
+                    )
         return cls(members, stacks, data, stack_size)
 
     @classmethod
@@ -170,15 +186,15 @@ class PackedRun:
                 )
             hparams = [members[m].hparams for m in rows]
             indices = [data_index[m] for m in rows]
-            network = members[rows[0]].network
-            if network is None:
+            if members[rows[0]].network is None:
                 stacks.append(PackedStack.from_state(stack, hparams, indices, datasets, epoch))
             else:
                 seeds = [members[m].seed for m in rows]
+                networks = [n for m in rows if (n := members[m].network) is not None]
                 group = member_group(members[rows[0]])
                 stacks.append(
                     FuncStack.from_state(
-                        stack, hparams, seeds, indices, datasets, network, group, epoch
+                        stack, hparams, seeds, indices, datasets, networks, group, epoch
                     )
                 )
         return cls(members, stacks, data, stack_size, epoch)
@@ -243,6 +259,18 @@ def _prepare(
     if stack_size is None:
         stack_size = default_stack_size(datasets[0].device)
     return datasets, StackedData.from_datasets(datasets), data_index, stack_size
+
+
+def _chunks(indices: list[int], stack_size: int | None) -> list[list[int]]:
+    out, start = [], 0
+    for size in stack_sizes(len(indices), stack_size):
+        out.append(indices[start : start + size])
+        start += size
+    return out
+
+
+def _initial(member: PackMember, data: Dataset) -> tuple[torch.nn.Module, torch.Generator]:
+    return initial_model(member.hparams, data, seed=member.seed, network=member.network)
 
 
 def _groups(members: Sequence[PackMember]) -> dict[Hashable, list[int]]:

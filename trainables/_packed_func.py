@@ -8,11 +8,13 @@ initialisation, data order and BatchNorm running statistics (buffers are batched
 member's running mean and variance update in place from its own batch). Random layers draw
 per member (`randomness="different"`), not the numbers an unpacked run would draw.
 
-All members of a stack build the same network: the same factory keywords, batch size and
-optimizer. They differ in caviar's training hyperparameters (learning rate and its schedule,
-momentum, Adam's betas, weight decay) and seed, which the stacked optimizer holds as per-member
-columns. The parameters live in one flat buffer laid out by member-contiguous blocks, so the
-optimizer and compaction are the built-in stack's own (`_packed_optim`, `restack`).
+All members of a stack build the same network (equal `network_signature`: module types, plain
+attributes, parameter shapes) and share batch size and optimizer. They differ in caviar's
+training hyperparameters (learning rate and its schedule, momentum, Adam's betas, weight
+decay), which the stacked optimizer holds as per-member columns, in their seeds and in any
+factory keyword that only changes initial values. The parameters live in one flat buffer laid
+out by member-contiguous blocks, so the optimizer and compaction are the built-in stack's own
+(`_packed_optim`, `restack`).
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from torch.nn import functional
 
 from trainables._data import Dataset
 from trainables._hparams import HParams
+from trainables._network_signature import first_difference, network_signature
 from trainables._packed_model import FlatLayout, restack
 from trainables._packed_optim import StackedOptimizer, restack_optimizers
 from trainables._packed_stack import StackedData
@@ -82,28 +85,53 @@ class FuncStack:
         seeds: list[int],
         data_index: list[int],
         datasets: Sequence[Dataset],
-        network: Network,
+        networks: Sequence[Network],
         group: Hashable,
     ) -> FuncStack:
-        """Fresh members: each one's weights and generator as `build_state` gives its seed."""
-        models, generators = [], []
-        for hp, seed, index in zip(hparams, seeds, data_index, strict=True):
-            model, generator = initial_model(hp, datasets[index], seed=seed, network=network)
-            models.append(model)
-            generators.append(generator)
+        """Fresh members, each built by its own network builder and initialised as
+        `build_state` would for its seed."""
+        built = [
+            initial_model(hp, datasets[index], seed=seed, network=network)
+            for hp, seed, index, network in zip(hparams, seeds, data_index, networks, strict=True)
+        ]
+        return cls.from_models(
+            members, hparams, [m for m, _ in built], [g for _, g in built], data_index, group
+        )
+
+    @classmethod
+    def from_models(
+        cls,
+        members: list[int],
+        hparams: list[HParams],
+        models: list[nn.Module],
+        generators: list[torch.Generator],
+        data_index: list[int],
+        group: Hashable,
+    ) -> FuncStack:
+        """A stack of built members (`initial_model`). They may differ in parameter values
+        (a keyword that only changes the initialisation) but not in `network_signature`."""
+        first = models[0]
+        signature = network_signature(first)
+        for member, model in zip(members[1:], models[1:], strict=True):
+            other = network_signature(model)
+            if other != signature:
+                raise ValueError(
+                    f"member {member} builds another network than member {members[0]} "
+                    f"({first_difference(signature, other)}): they cannot share a stack"
+                )
         stacked_params, buffers = stack_module_state(models)
         layout = FlatLayout(tuple((n, tuple(t.shape[1:])) for n, t in stacked_params.items()))
-        first = models[0]
         sample = next(iter(stacked_params.values()))
         params = layout.zeros(len(models), device=sample.device, dtype=sample.dtype)
         for name, view in layout.views(params).items():
             view.copy_(stacked_params[name].detach())
         optimizer = StackedOptimizer.create(hparams[0].optimizer, hparams, layout, params)
         index_tensor = torch.tensor(data_index, device=sample.device)
+        # The structure joins the group: stacks that `_without` re-packs together must match.
         return cls(
-            members, hparams, group, first, layout, params,
+            members, hparams, (group, signature), first, layout, params,
             {n: b.detach().clone() for n, b in buffers.items()},
-            optimizer, generators, index_tensor, 0,
+            optimizer, list(generators), index_tensor, 0,
         )  # fmt: skip
 
     def state_dict(self) -> dict[str, Any]:
@@ -125,13 +153,13 @@ class FuncStack:
         seeds: list[int],
         data_index: list[int],
         datasets: Sequence[Dataset],
-        network: Network,
+        networks: Sequence[Network],
         group: Hashable,
         epoch: int,
     ) -> FuncStack:
         """The stack `state_dict` saved; the other arguments are its members', in row order."""
         members: list[int] = list(saved["members"])
-        fresh = cls.build(members, hparams, seeds, data_index, datasets, network, group)
+        fresh = cls.build(members, hparams, seeds, data_index, datasets, networks, group)
         params = saved["params"].to(device=fresh.params.device, dtype=fresh.params.dtype)
         if params.shape != fresh.params.shape:
             raise ValueError(
@@ -272,7 +300,9 @@ def vectorize_problem(network: Network, data: Dataset) -> str | None:
     )
     hp = HParams(batch_size=max(2, n // 2))
     try:
-        stack = FuncStack.build([0, 1], [hp, hp], [0, 1], [0, 0], [tiny], network, "probe")
+        stack = FuncStack.build(
+            [0, 1], [hp, hp], [0, 1], [0, 0], [tiny], [network, network], "probe"
+        )
         stacked = StackedData.from_datasets([tiny])
         stack.train_epoch(stacked)
         stack.evaluate(stacked)

@@ -34,6 +34,10 @@ TRIAL_SETTINGS: Mapping[str, HyperParameter] = declare(
                        "'bn_mlp' (the built-in BatchNorm MLP) or a user's 'module:function'."),
         HyperParameter("model_dir", "str", "",
                        "Where a user's model module is imported from first (the spec's dir)."),
+        HyperParameter("pack_by", "str", "*",
+                       "A user's model: the factory keywords that change its structure, comma-"
+                       "separated ('*': all of them); configurations that agree on these and on "
+                       "batch_size and optimizer share a pack."),
         DATASET,
         HyperParameter("epochs", "int", 20, "Total number of training epochs.",
                        low=1, high=100_000),
@@ -89,6 +93,7 @@ class TrialConfig:
     hparams: HParams = field(default_factory=HParams)
     model: str = BUILTIN_MODEL
     model_dir: str = ""
+    pack_by: str = "*"
     dataset: str = "digits"
     epochs: int = 20
     seed: int = 0
@@ -132,11 +137,14 @@ class TrialConfig:
 
     @property
     def network_key(self) -> Hashable:
-        """Equal for configurations that build the same network (None: the built-in MLP, whose
-        packs group by `shape_group`): the factory and every one of its keywords' values."""
+        """Equal for configurations expected to build networks of one structure (None: the
+        built-in MLP, whose packs group by `shape_group`): the factory and the values of its
+        keywords in `pack_by` (all of them for '*')."""
         if self.factory is None:
             return None
-        return (self.factory.reference, tuple(sorted(self.model_params.items())))
+        names = None if self.pack_by == "*" else set(filter(None, self.pack_by.split(",")))
+        values = sorted((k, v) for k, v in self.model_params.items() if names is None or k in names)
+        return (self.factory.reference, tuple(values))
 
     def checkpoint_due(self, epoch: int) -> bool:
         """Whether a checkpoint is saved after `epoch` (1-based) under `checkpoint_every`."""

@@ -13,6 +13,7 @@ from _procs import assert_refused, run_caviar, user_env
 
 from analysis import load_table, load_trials
 from sweeps import load_spec, run_sweep
+from sweeps._points import plan_points
 
 EXAMPLES = Path(__file__).parents[2] / "sweeps" / "examples"
 
@@ -227,3 +228,111 @@ def test_pack_auto_falls_back_for_a_network_vmap_cannot_run(project: Path) -> No
     sweep = load_spec(project / "auto.yaml")
     assert sweep.spec.pack == 1
     assert sweep.digest == load_spec_text(project, spec).digest
+
+
+SCALED = textwrap.dedent(
+    """
+    import torch
+    from torch import nn
+
+    def make(input_shape, n_classes, channels=4, dropout=0.0, init_scale=1.0):
+        c, h, w = input_shape
+        net = nn.Sequential(
+            nn.Conv2d(c, channels, 3, padding=1, bias=False), nn.BatchNorm2d(channels),
+            nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(), nn.Dropout(dropout),
+            nn.Linear(channels * (h // 2) * (w // 2), n_classes),
+        )
+        with torch.no_grad():
+            net[0].weight.mul_(init_scale)
+        return net
+    """
+)
+
+
+@pytest.mark.parametrize(
+    ("searched", "pack_by"),
+    [
+        ("channels: {type: choice, values: [4, 8]}", "channels"),
+        ("dropout: {type: float, low: 0.0, high: 0.5}", "dropout"),  # no shape changes
+        ("init_scale: {type: float, low: 0.5, high: 2.0, scale: log}", ""),
+    ],
+)
+def test_validation_finds_the_keywords_that_change_the_network(
+    project: Path, searched: str, pack_by: str
+) -> None:
+    (project / "scaled.py").write_text(SCALED)
+    spec = PACKED.replace("digits_cnn:make", "scaled:make").replace(
+        "batch_size: 64, channels: 6}", "batch_size: 64}"
+    )
+    spec = spec.replace("search_space:\n", f"search_space:\n  {searched}\n") + "pack: auto\n"
+    sweep = load_spec_text(project, spec)
+    assert sweep.pack_by == pack_by
+    point = {"lr": 0.1, "beta": 0.9}
+    config = sweep.trial_config(point, seed=0)
+    assert config["pack_by"] == pack_by
+    assert load_spec_text(project, spec.replace("pack: auto", "pack: 1")).pack_by == "*"
+
+
+def test_explain_shows_which_configurations_share_a_pack(project: Path) -> None:
+    (project / "scaled.py").write_text(SCALED)
+    spec = textwrap.dedent(
+        """
+        name: scaled
+        trainable:
+          model: scaled:make
+          dataset: {path: data/digits_images.npz}
+          epochs: 2
+          fixed: {optimizer: momentum, batch_size: 64, dropout: 0.1}
+        search_space:
+          lr:         {type: float, low: 1.0e-3, high: 0.3, scale: log}
+          channels:   {type: choice, values: [4, 8]}
+          init_scale: {type: float, low: 0.5, high: 2.0, scale: log}
+        strategy: {kind: random, samples: 12}
+        pack: auto
+        """
+    )
+    (project / "scaled.yaml").write_text(spec)
+
+    env = user_env(project / "home")
+    proc = run_caviar("validate", "scaled.yaml", "--explain", cwd=project, env=env)
+
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("pack: auto"))
+    assert lines[start + 1] == (
+        "  configurations share a pack when they agree on batch_size, optimizer and channels"
+    )
+    assert "channels changes its structure, init_scale only its initial values" in lines[start + 2]
+    sweep = load_spec(project / "scaled.yaml")
+    channels = [p.params["channels"] for p in plan_points(sweep)]
+    big, small = sorted((channels.count(4), channels.count(8)), reverse=True)
+    assert lines[start + 3] == f"  the first 12 configurations fall into 2 groups of {big}, {small}"
+
+
+@pytest.mark.ray
+def test_configurations_differing_in_initial_values_only_share_packs(
+    ray_local: None, project: Path
+) -> None:
+    (project / "scaled.py").write_text(SCALED)
+    spec = (
+        PACKED.replace("digits_cnn:make", "scaled:make")
+        .replace("batch_size: 64, channels: 6}", "batch_size: 64}")
+        .replace(
+            "strategy: {kind: coarse_to_fine, rounds: 2, per_round: 3}",
+            "strategy: {kind: random, samples: 6}",
+        )
+        .replace("low: 1.0e-2, high: 0.3", "low: 3.0e-3, high: 3.0e-2")
+        .replace(
+            "search_space:\n",
+            "search_space:\n  init_scale: {type: float, low: 0.5, high: 2.0, scale: log}\n",
+        )
+    )
+    run_sweep(load_spec_text(project, spec), project / "alone")
+    run_sweep(load_spec_text(project, spec + "pack: 3\n"), project / "packed")
+
+    alone = load_trials(project / "alone", "cnn").set_index("trial_id").sort_index()
+    packed = load_trials(project / "packed", "cnn").set_index("trial_id").sort_index()
+    assert sorted(packed.groupby("pack_id").size()) == [3, 3]
+    assert (packed.groupby("pack_id")["init_scale"].nunique() == 3).all()
+    assert list(packed["init_scale"]) == list(alone["init_scale"])
+    assert (packed["val_loss"] - alone["val_loss"]).abs().max() < 1e-3

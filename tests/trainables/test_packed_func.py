@@ -188,3 +188,65 @@ def test_a_user_network_pack_continued_from_its_saved_state_ends_bit_identical(
 
     assert repr(before[0]) == repr(expected[0])
     assert repr(after) == repr(expected[1:])
+
+
+def _scaled(scale: float, channels: int = 4):  # type: ignore[no-untyped-def]
+    """The worked example's CNN, its first convolution's initial weights scaled: a keyword
+    that changes only initial values."""
+    factory = load_factory("digits_cnn:make", EXAMPLES)
+
+    def build(d: Dataset) -> nn.Module:
+        net = factory.build(d.input_shape, d.n_classes, {"channels": channels})
+        with torch.no_grad():
+            next(iter(net.parameters())).mul_(scale)
+        return net
+
+    return build
+
+
+def test_members_that_differ_only_in_initial_values_share_a_stack_and_train_as_alone() -> None:
+    data = _data(torch.float64, [0, 1])
+    hp = CONFIGS[0][0]
+    builders = [_scaled(s) for s in (0.5, 1.0, 2.0)]
+    members = [PackMember(hp, i % 2, data[i % 2], b, "scaled") for i, b in enumerate(builders)]
+
+    run = PackedRun.start(members)
+    assert [len(s.members) for s in run.stacks] == [3]
+    packed = run_packed_training(members, epochs=2)
+
+    for member, got in zip(members, packed, strict=True):
+        assert member.network is not None
+        state = build_state(hp, member.data, seed=member.seed, network=member.network)
+        alone = run_training(hp, member.data, epochs=2, seed=member.seed, state=state)
+        assert _max_difference(got, alone) < 1e-9
+
+
+def test_a_group_key_that_misses_a_structural_difference_costs_a_stack_not_correctness() -> None:
+    """The key says 'one network' but two widths are built: stacks split by structure, and
+    stay split when a dropped member makes the run re-pack its stacks."""
+    data = _data(torch.float64, [0])
+    hp = CONFIGS[0][0]
+    widths = [4, 6, 4, 6, 4]
+    members = [PackMember(hp, i, data[0], _scaled(1.0, w), "one") for i, w in enumerate(widths)]
+
+    run = PackedRun.start(members, stack_size=8)
+    assert sorted(sorted(s.members) for s in run.stacks) == [[0, 2, 4], [1, 3]]
+    first = run.train_epoch()
+    run.drop({0})
+    assert sorted(sorted(s.members) for s in run.stacks) == [[1, 3], [2, 4]]
+    second = run.train_epoch()
+
+    for i, member in enumerate(members):
+        assert member.network is not None
+        state = build_state(hp, member.data, seed=i, network=member.network)
+        alone = run_training(hp, member.data, epochs=2, seed=i, state=state)
+        got = [first[i]] + ([] if i == 0 else [second[i]])
+        assert _max_difference(got, alone[: len(got)]) < 1e-9
+
+
+def test_a_stack_refuses_members_that_build_different_networks() -> None:
+    data = _data(torch.float64, [0])[0]
+    hp = CONFIGS[0][0]
+    networks = [_scaled(1.0, 4), _scaled(1.0, 6)]
+    with pytest.raises(ValueError, match=r"builds another network than member 0 .*cannot share"):
+        FuncStack.build([0, 1], [hp, hp], [0, 1], [0, 0], [data], networks, "g")

@@ -14,6 +14,7 @@ import trainables
 from trainables import (
     MEMBER_METRICS,
     EpochResult,
+    FileSource,
     HyperParameterError,
     PackConfig,
     PackMember,
@@ -66,7 +67,13 @@ def _expected_reports(config: dict[str, Any]) -> list[dict[str, Any]]:
     """What the trainable should report, computed in-process with the plain functions."""
     pack = PackConfig.from_config(config)
     members = [
-        PackMember(m.trial.hparams, m.trial.seed, load_dataset("digits", seed=m.trial.seed))
+        PackMember(
+            m.trial.hparams,
+            m.trial.seed,
+            load_dataset(m.trial.dataset, seed=m.trial.seed),
+            m.trial.network,
+            m.trial.network_key,
+        )
         for m in pack.members
     ]
     reports: list[dict[str, Any]] = []
@@ -198,16 +205,38 @@ def _crash_once(log: Path) -> Callable[[dict], None]:
     return crash_once_after_epoch_2
 
 
+# A user's network (the worked example's CNN): two widths, so two stacks in the pack; u2 is the
+# narrow members' width with another initialisation seed and optimizer.
+EXAMPLES = Path(__file__).parents[2] / "sweeps" / "examples"
+USER = {
+    "model": "digits_cnn:make",
+    "model_dir": str(EXAMPLES),
+    "pack_by": "channels",
+    "dataset": FileSource(str(EXAMPLES / "data" / "digits_images.npz")).to_config(),
+    "epochs": 3,
+    "channels": 4,
+    "batch_size": 64,
+}
+USER_MEMBERS = [
+    {**USER, "member_id": "u0", "seed": 1, "lr": 0.1},
+    {**USER, "member_id": "u1", "seed": 0, "lr": 0.05, "channels": 6},
+    {**USER, "member_id": "u2", "seed": 2, "lr": 0.02},
+    {**USER, "member_id": "u3", "seed": 3, "lr": 0.3, "beta": 0.5, "channels": 6},
+]
+
+
 @pytest.mark.ray
+@pytest.mark.parametrize("network", ["built-in MLP", "user CNN"])
 def test_a_restarted_pack_continues_from_its_checkpoint_bit_identically(
-    ray_local: None, tmp_path: Path
+    ray_local: None, tmp_path: Path, network: str
 ) -> None:
     """Ray restarts the failed pack (FailureConfig) with its epoch-2 checkpoint: it goes on
     from epoch 3, the member that diverged and the one stopped before the checkpoint stay out,
     and every epoch's report is the uninterrupted run's."""
     from ray import tune
 
-    members = [{**m, "epochs": 4, "checkpoint_every": 1} for m in MEMBERS]
+    chosen = MEMBERS if network == "built-in MLP" else USER_MEMBERS
+    members = [{**m, "epochs": 4, "checkpoint_every": 1} for m in chosen]
     pack = {"members": members, "early_stopping": {"reduction_factor": 2}}
     collected: list[dict[str, Any]] = []
 
