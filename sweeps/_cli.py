@@ -17,8 +17,9 @@ from sweeps._packing import group_key
 from sweeps._points import Point
 from sweeps._progress import Progress
 from sweeps._ray_session import prepare_ray_environment
-from sweeps._spec import CoarseToFineStrategy, PandaStrategy, Sweep, TpeStrategy, load_spec
+from sweeps._spec import Sweep, load_spec
 from sweeps._stop import Terminated, install_sigterm_handler
+from sweeps._strategies import behaviour
 
 __all__ = ["main"]
 
@@ -175,7 +176,7 @@ def _validate(sweep: Sweep, *, explain: bool) -> int:
     for name, domain in sweep.space.domains.items():
         print(f"  search {name}: {_describe(domain.to_dict())}", file=out)
     points = plan_points(sweep)
-    print(f"strategy: {_strategy_line(sweep, len(points))}", file=out)
+    print(f"strategy: {_strategy_line(sweep)}", file=out)
     if spec.early_stopping is not None:
         asha = spec.early_stopping
         print(
@@ -192,7 +193,7 @@ def _validate(sweep: Sweep, *, explain: bool) -> int:
             print(line, file=out)
         print(f"results: {_sweep_location(spec.results, spec.name)}", file=out)
         shown = planned[:5]
-        if isinstance(spec.strategy, CoarseToFineStrategy | TpeStrategy):
+        if behaviour(spec.strategy).adaptive:
             print(
                 "later configurations are chosen from the results as they come; the rounds' "
                 "bounds are recorded in `rounds/` and drawn by `caviar report`",
@@ -339,52 +340,20 @@ def _log_line(text: str) -> None:
 
 
 def _first_round(sweep: Sweep, start: int) -> list[Point]:
-    """Round 1 of coarse-to-fine depends on nothing run yet, so it can be shown exactly."""
+    """The first points an adaptive strategy proposes depend on nothing run yet (coarse-to-
+    fine's round 1), so they can be shown exactly."""
+    spec = sweep.spec
+    preview = behaviour(spec.strategy).preview(
+        spec.strategy, sweep.space, spec.seed, spec.objective.resolved_mode
+    )
+    return [Point(start + i, c, spec.strategy.kind) for i, c in enumerate(preview)]
+
+
+def _strategy_line(sweep: Sweep) -> str:
     strategy = sweep.spec.strategy
-    if not isinstance(strategy, CoarseToFineStrategy):
-        return []
-    from search_spaces import CoarseToFine
-
-    search = CoarseToFine(
-        sweep.space, strategy.rounds, strategy.per_round, sweep.spec.seed,
-        sweep.spec.objective.resolved_mode, strategy.sampler,
-    )  # fmt: skip
-    return [Point(start + i, c, "coarse_to_fine") for i, c in enumerate(search.ask())]
-
-
-def _strategy_line(sweep: Sweep, planned: int) -> str:
-    strategy, initial = sweep.spec.strategy, len(sweep.spec.initial)
-    if isinstance(strategy, CoarseToFineStrategy):
-        total = strategy.rounds * strategy.per_round + initial
-        barrier = (
-            "each round waits for the last"
-            if strategy.start_next_at >= 1
-            else f"next round starts once {strategy.start_next_at:.0%} of a round is recorded"
-        )
-        return (
-            f"coarse_to_fine, {strategy.rounds} rounds x {strategy.per_round} "
-            f"({strategy.sampler} sampler) + {initial} from `initial` = {total} configurations; "
-            f"round 1 samples the whole space, each next round a box narrowed around the best "
-            f"so far; {barrier}"
-        )
-    if isinstance(strategy, TpeStrategy):
-        return (
-            f"tpe (Optuna through Ray), {strategy.samples} + {initial} from `initial` = "
-            f"{strategy.samples + initial} configurations, {strategy.startup} random first"
-        )
-    if isinstance(strategy, PandaStrategy):
-        from sweeps._panda import start_points
-
-        starts = "; ".join(
-            ", ".join(f"{k}={_fmt(v)}" for k, v in point.items()) for point in start_points(sweep)
-        )
-        return (
-            f"panda, {strategy.models} model(s) judged every {strategy.period} epochs "
-            f"(raise lr x{strategy.raise_factor:g} when better, roll back and x"
-            f"{strategy.lower_factor:g} when worse, stop after {strategy.patience} rollbacks "
-            f"in a row); start: {starts}"
-        )
-    return f"{strategy.kind}, {planned} configurations ({initial} from `initial`)"
+    return behaviour(strategy).describe(
+        strategy, sweep.space, sweep.spec.seed, len(sweep.spec.initial)
+    )
 
 
 def _describe(d: dict[str, object]) -> str:

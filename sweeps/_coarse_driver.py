@@ -191,6 +191,10 @@ class CoarseToFineProposer:
         shown = min(self._search.round + (1 if self._search.awaiting else 0), self._search.rounds)
         return f"round {max(shown, 1)}/{self._search.rounds}"
 
+    @property
+    def batch(self) -> int:
+        return self._strategy.per_round
+
     def propose(self) -> PlannedPoint | None:
         if not self._queue and not self._search.finished and self._may_ask():
             self._ask()

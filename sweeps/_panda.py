@@ -21,7 +21,7 @@ from typing import cast
 import pandas as pd
 
 from analysis import ObjectPath, ResultsPath, ResultsStore, load_table
-from search_spaces import ChoiceDomain, RandomSampler
+from search_spaces import ChoiceDomain
 from sweeps._babysitter import PandaRules, SitterState
 from sweeps._errors import Problem, RunError
 from sweeps._lock import sweep_lock
@@ -34,6 +34,7 @@ from sweeps._resources import check_resources
 from sweeps._resume import choose_run
 from sweeps._runs import RunManifest, write_manifest
 from sweeps._spec import PandaStrategy, Sweep
+from sweeps._strategies import panda_start_points
 from sweeps._trials import build_tuner
 from trainables import HYPERPARAMETERS
 
@@ -49,11 +50,7 @@ def start_points(sweep: Sweep) -> list[dict[str, object]]:
 
     The random points are drawn from the spec's seed, so a resumed run rebuilds the same ones.
     """
-    strategy = _strategy(sweep)
-    space = sweep.space
-    first = {**space.from_unit([0.5] * len(space)), **strategy.start}
-    others = RandomSampler(seed=sweep.spec.seed).sample(space, strategy.models - 1)
-    return [first, *others]
+    return panda_start_points(_strategy(sweep), sweep.space, sweep.spec.seed)
 
 
 def panda_rules(sweep: Sweep) -> PandaRules:

@@ -10,8 +10,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from search_spaces import RandomSampler, SobolSampler, grid_points
-from sweeps._spec import GridStrategy, RandomStrategy, SobolStrategy, Sweep
+from sweeps._spec import Sweep
+from sweeps._strategies import behaviour
 
 __all__ = ["Point", "plan_points", "trial_seed"]
 
@@ -34,14 +34,7 @@ def plan_points(sweep: Sweep) -> list[Point]:
     spec = sweep.spec
     points = [Point(i, dict(cfg), "initial") for i, cfg in enumerate(spec.initial)]
     strategy = spec.strategy
-    if isinstance(strategy, GridStrategy):
-        drawn = grid_points(sweep.space, strategy.points)
-    elif isinstance(strategy, RandomStrategy):
-        drawn = RandomSampler(seed=spec.seed).sample(sweep.space, strategy.samples)
-    elif isinstance(strategy, SobolStrategy):
-        drawn = SobolSampler(seed=spec.seed).sample(sweep.space, strategy.samples)
-    else:
-        return points
+    drawn = behaviour(strategy).fixed_points(strategy, sweep.space, spec.seed)
     start = len(points)
     points += [Point(start + i, params, strategy.kind) for i, params in enumerate(drawn)]
     return points

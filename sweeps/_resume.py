@@ -19,8 +19,9 @@ from analysis import ResultsPath, ResultsStore, arrow_filesystem, arrow_path, lo
 from sweeps._errors import Problem, SpecError
 from sweeps._runs import latest_run, new_run_id
 from sweeps._search_state import load_search_state
-from sweeps._spec import CoarseToFineStrategy, Sweep
+from sweeps._spec import Sweep
 from sweeps._spec_edit import check_continuation
+from sweeps._strategies import behaviour
 
 __all__ = ["RunChoice", "choose_run", "remove_orphan_epochs"]
 
@@ -49,7 +50,7 @@ def choose_run(
     if previous is None:
         raise SpecError([Problem("--resume", sweep.name, "no earlier run of this sweep to resume")])
     edited = previous.digest != sweep.digest
-    if edited and not isinstance(sweep.spec.strategy, CoarseToFineStrategy):
+    if edited and not behaviour(sweep.spec.strategy).continues_after_edit:
         raise SpecError(
             [
                 Problem(

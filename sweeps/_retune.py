@@ -38,7 +38,8 @@ from sweeps._retune_plan import (
     resolve_budget,
 )
 from sweeps._runs import new_run_id
-from sweeps._spec import PandaStrategy, RetuneSpec, Sweep
+from sweeps._spec import RetuneSpec, Sweep
+from sweeps._strategies import behaviour
 from trainables import dataset_fingerprint, load_dataset
 
 __all__ = [
@@ -113,7 +114,7 @@ def run_retune(
     from sweeps._resources import check_resources, trial_slots
     from sweeps._trials import run_trials
 
-    if isinstance(sweep.spec.strategy, PandaStrategy):
+    if not behaviour(sweep.spec.strategy).retunes:
         message = "re-tuning samples configurations; a panda sweep babysits one model"
         raise SpecError([Problem("strategy.kind", "panda", message)])
     check_retune_results(results_dir)

@@ -18,16 +18,8 @@ import pandas as pd
 
 from search_spaces import SearchSpace, SearchSpaceError
 from sweeps._errors import Problem, SpecError
-from sweeps._spec import (
-    CoarseToFineStrategy,
-    GridStrategy,
-    RandomStrategy,
-    RetuneSpec,
-    SobolStrategy,
-    SpecModel,
-    TpeStrategy,
-    grid_size_bound,
-)
+from sweeps._spec import RetuneSpec, SpecModel
+from sweeps._strategies import behaviour
 
 __all__ = [
     "INCUMBENT",
@@ -47,14 +39,7 @@ INCUMBENT, LOCAL, EXPLORE = "incumbent", "retune", "explore"  # the `origin` of 
 def full_budget(spec: SpecModel, space: SearchSpace) -> int | None:
     """Configurations a full sweep of this spec evaluates (its strategy's count); None for a
     strategy without a fixed count (a time budget), where only a count of trials can be given."""
-    strategy = spec.strategy
-    if isinstance(strategy, RandomStrategy | SobolStrategy | TpeStrategy):
-        return strategy.samples
-    if isinstance(strategy, CoarseToFineStrategy):
-        return strategy.rounds * strategy.per_round
-    if isinstance(strategy, GridStrategy):
-        return grid_size_bound(space, strategy.points)
-    return None
+    return behaviour(spec.strategy).budget(spec.strategy, space)
 
 
 def resolve_budget(settings: RetuneSpec, full: int | None) -> int:

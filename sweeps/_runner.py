@@ -18,7 +18,8 @@ from sweeps._proposer import Proposer
 from sweeps._resources import check_resources, trial_slots
 from sweeps._resume import RunChoice, choose_run, remove_orphan_epochs
 from sweeps._runs import RunManifest, write_manifest
-from sweeps._spec import AutoStrategy, CoarseToFineStrategy, PandaStrategy, Sweep, TpeStrategy
+from sweeps._spec import Sweep
+from sweeps._strategies import behaviour
 from sweeps._trials import run_trials
 
 __all__ = ["run_sweep"]
@@ -41,7 +42,8 @@ def run_sweep(
     """
     from sweeps._ray_session import ray_session
 
-    if isinstance(sweep.spec.strategy, AutoStrategy):
+    strategy = behaviour(sweep.spec.strategy)
+    if strategy.decides:
         from sweeps._auto import decide_auto  # panda or caviar: the concrete sweep to run
 
         check_results_dir(results_dir)  # before Ray starts: a bad --results fails at once
@@ -50,7 +52,7 @@ def run_sweep(
             return run_sweep(
                 concrete, results_dir, address=address, resume=resume, show=show, run_id=run_id
             )
-    if isinstance(sweep.spec.strategy, PandaStrategy):
+    if strategy.own_loop:
         from sweeps._panda import run_panda  # babysitting has its own loop; see docs/panda.md
 
         return run_panda(
@@ -78,7 +80,7 @@ def run_sweep(
             record_space(store, sweep)
             try:
                 slots = trial_slots(sweep, session)
-                if isinstance(sweep.spec.strategy, CoarseToFineStrategy | TpeStrategy):
+                if strategy.adaptive:
                     proposer = _proposer(sweep, store, choice, points)
                     outcome = run_trials(
                         sweep, store, run_id, proposer, show=show, parallel_trials=slots
@@ -100,15 +102,19 @@ def run_sweep(
 def _proposer(
     sweep: Sweep, store: ResultsStore, choice: RunChoice, points: list[Point]
 ) -> Proposer:
-    if isinstance(sweep.spec.strategy, TpeStrategy):
+    """The driver of an adaptive strategy (`StrategyBehaviour.adaptive`), by kind."""
+    kind = sweep.spec.strategy.kind
+    if kind == "tpe":
         from sweeps._tpe_driver import TpeProposer
 
         return TpeProposer(sweep, points, choice.recorded)
-    from sweeps._coarse_driver import CoarseToFineProposer
+    if kind == "coarse_to_fine":
+        from sweeps._coarse_driver import CoarseToFineProposer
 
-    return CoarseToFineProposer.open(
-        sweep, store, choice.run_id, points, choice.recorded, edited=choice.edited
-    )
+        return CoarseToFineProposer.open(
+            sweep, store, choice.run_id, points, choice.recorded, edited=choice.edited
+        )
+    raise ValueError(f"strategy {kind!r} is adaptive but has no driver")
 
 
 def _now() -> str:

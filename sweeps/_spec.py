@@ -31,7 +31,7 @@ from pydantic import (
 )
 
 from analysis import results_uri_problem
-from search_spaces import ChoiceDomain, IntDomain, SearchSpace, SearchSpaceError
+from search_spaces import SearchSpace, SearchSpaceError
 from sweeps._data_spec import resolve_file_dataset
 from sweeps._errors import MISSING, Problem, SpecError
 from sweeps._function_spec import check_function_spec, function_columns
@@ -43,6 +43,19 @@ from sweeps._model_spec import (
     model_hyperparameters,
     resolve_factory,
     structural_keywords,
+)
+from sweeps._strategies import STRATEGIES, behaviour
+from sweeps._strategy_specs import (
+    MAX_TRIALS,
+    AutoStrategy,
+    CoarseToFineStrategy,
+    GridStrategy,
+    PandaStrategy,
+    RandomStrategy,
+    SobolStrategy,
+    Strategy,
+    TpeStrategy,
+    parse_time_budget,
 )
 from sweeps._yaml import MAX_SPEC_BYTES, load_yaml
 from trainables import (
@@ -69,7 +82,6 @@ __all__ = [
     "SpecModel",
     "Sweep",
     "TpeStrategy",
-    "grid_size_bound",
     "load_spec",
     "parse_spec",
     "parse_time_budget",
@@ -84,7 +96,6 @@ RESERVED_COLUMNS = frozenset(
         "train_loss", "val_loss", "val_accuracy", "best_val_accuracy", "best_val_loss", "epoch",
     }
 )  # fmt: skip
-MAX_TRIALS = 100_000
 _STRICT = ConfigDict(extra="forbid", strict=True, frozen=True)
 # Custom resource names as a node declares them; Ray's own names are asked for by their fields.
 _CUSTOM_RESOURCE = re.compile(r"[A-Za-z][A-Za-z0-9_-]{0,63}")
@@ -153,114 +164,6 @@ class TrainableSpec(BaseModel):
         if self.data_version is None:
             data.pop("data_version", None)
         return data
-
-
-class RandomStrategy(BaseModel):
-    model_config = _STRICT
-    kind: Literal["random"]
-    samples: Annotated[int, Field(ge=1, le=MAX_TRIALS)] = 64
-
-
-class SobolStrategy(BaseModel):
-    model_config = _STRICT
-    kind: Literal["sobol"]
-    samples: Annotated[int, Field(ge=1, le=MAX_TRIALS)] = 64
-
-
-class GridStrategy(BaseModel):
-    model_config = _STRICT
-    kind: Literal["grid"]
-    points: Annotated[int, Field(ge=2, le=1_000)] = 5
-
-
-class CoarseToFineStrategy(BaseModel):
-    """Rounds of `per_round` configurations, each round's bounds narrowed around the best so far.
-
-    `start_next_at` is the share of a round that must be recorded before the next round is
-    asked: below 1 the cluster never idles waiting for one straggler (late results still inform
-    the rounds after); 1 makes rounds strict barriers.
-    """
-
-    model_config = _STRICT
-    kind: Literal["coarse_to_fine"]
-    rounds: Annotated[int, Field(ge=1, le=1_000)] = 4
-    per_round: Annotated[int, Field(ge=1, le=MAX_TRIALS)] = 64
-    sampler: Literal["random", "sobol", "model"] = "random"
-    start_next_at: Annotated[float, Field(gt=0.0, le=1.0)] = 0.75
-
-
-class TpeStrategy(BaseModel):
-    """Optuna's TPE through Ray Tune, for comparing against coarse-to-fine on one's own problem."""
-
-    model_config = _STRICT
-    kind: Literal["tpe"]
-    samples: Annotated[int, Field(ge=1, le=MAX_TRIALS)] = 64
-    startup: Annotated[int, Field(ge=1, le=MAX_TRIALS)] = 10
-
-
-class PandaStrategy(BaseModel):
-    """Babysit a few models: judge every `period` epochs, raise the lr or roll back and lower it."""
-
-    model_config = _STRICT
-    kind: Literal["panda"]
-    period: Annotated[int, Field(ge=1, le=10_000)] = 2
-    start: dict[str, Any] = Field(default_factory=dict)
-    models: Annotated[int, Field(ge=1, le=64)] = 1
-    raise_factor: Annotated[float, Field(ge=1.0, le=100.0)] = 1.0
-    lower_factor: Annotated[float, Field(gt=0.0, lt=1.0)] = 0.5
-    patience: Annotated[int, Field(ge=1, le=1_000)] = 3
-
-
-_TIME_BUDGET = re.compile(r"(\d+(?:\.\d+)?)\s*(s|m|h|d)")
-_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-
-
-def parse_time_budget(value: str | int | float) -> float:
-    """Seconds in a budget written `90`, `90s`, `30m`, `2h` or `1.5d`."""
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        seconds = float(value)
-    else:
-        match = _TIME_BUDGET.fullmatch(str(value).strip())
-        if match is None:
-            raise ValueError("must be seconds or a number with s, m, h or d, e.g. 30m or 2h")
-        seconds = float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
-    if not 1 <= seconds <= 365 * 86400:
-        raise ValueError("must be between 1 second and 365 days")
-    return seconds
-
-
-class AutoStrategy(BaseModel):
-    """Panda or caviar, decided from the cluster, a cost probe and `time_budget` (docs/auto.md).
-
-    `sampler` is coarse-to-fine's if caviar is chosen; `start` and `max_models` panda's.
-    """
-
-    model_config = _STRICT
-    kind: Literal["auto"]
-    time_budget: str | int | float
-    sampler: Literal["random", "sobol", "model"] = "random"
-    start: dict[str, Any] = Field(default_factory=dict)
-    max_models: Annotated[int, Field(ge=1, le=64)] = 4
-
-    @field_validator("time_budget", mode="before")
-    @classmethod
-    def _budget(cls, value: object) -> object:
-        if isinstance(value, bool) or not isinstance(value, str | int | float):
-            raise ValueError("must be seconds or a number with s, m, h or d, e.g. 30m or 2h")
-        parse_time_budget(value)
-        return value
-
-
-Strategy = Annotated[
-    RandomStrategy
-    | SobolStrategy
-    | GridStrategy
-    | CoarseToFineStrategy
-    | TpeStrategy
-    | PandaStrategy
-    | AutoStrategy,
-    Field(discriminator="kind"),
-]
 
 
 class AshaSpec(BaseModel):
@@ -535,8 +438,8 @@ def parse_spec(text: str, source: str = "<spec>") -> Sweep:
         _check_initial(model, space)
         + _check_size(model, space)
         + _check_pack(model, factory)
-        + _check_tpe(model)
-        + _check_panda(model, space)
+        + _check_requirements(model)
+        + _check_strategy(model, space)
     )
     notes: tuple[str, ...] = ()
     digest = _digest(model)
@@ -579,7 +482,9 @@ def _parse_function_spec(
         function, base, fields_set=set(t.model_fields_set), fixed=t.fixed, space=space,
         strategy_kind=model.strategy.kind, pack=model.pack,
     )  # fmt: skip
-    problems += _check_initial(model, space) + _check_size(model, space) + _check_tpe(model)
+    problems += (
+        _check_initial(model, space) + _check_size(model, space) + _check_requirements(model)
+    )
     problems += _clashing_names(model, space)
     if problems:
         raise SpecError(problems, source=source)
@@ -622,86 +527,40 @@ def _check_initial(model: SpecModel, space: SearchSpace) -> list[Problem]:
     return problems
 
 
-def _check_panda(model: SpecModel, space: SearchSpace) -> list[Problem]:
-    """`start` must be a point of the space, and there must be a learning rate to nudge.
+def _check_strategy(model: SpecModel, space: SearchSpace) -> list[Problem]:
+    """What the strategy itself asks of the rest of the spec (panda's start point and lr)."""
+    return behaviour(model.strategy).problems(
+        model.strategy,
+        space,
+        fixed=model.trainable.fixed,
+        initial=model.initial,
+        early_stopping=None if model.early_stopping is None else model.early_stopping.kind,
+    )
 
-    Parameters `start` leaves out begin at the centre of the space (in the warped coordinates),
-    so the check is made on that completed point: only `start`'s own keys can be at fault.
-    """
-    strategy = model.strategy
-    if not isinstance(strategy, PandaStrategy | AutoStrategy):
+
+def _check_requirements(model: SpecModel) -> list[Problem]:
+    """A strategy's optional module (TPE's optuna), found missing here, before anything is
+    written."""
+    kind, required = model.strategy.kind, behaviour(model.strategy).requires
+    if required is None or importlib.util.find_spec(required):
         return []
-    problems: list[Problem] = []
-    centre = space.from_unit([0.5] * len(space))
-    try:
-        space.check_config({**centre, **strategy.start})
-    except SearchSpaceError as exc:
-        problems += [_prefixed("strategy.start", p) for p in exc.problems]
-    if "lr" not in space.names and "lr" not in model.trainable.fixed:
-        message = "panda nudges the learning rate: search it (or fix it in trainable.fixed)"
-        problems.append(Problem("search_space.lr", MISSING, message))
-    if isinstance(strategy, AutoStrategy):  # `initial` and early stopping serve caviar then
-        return problems
-    if model.initial:
-        message = "panda starts from strategy.start; `initial` is for sampling strategies"
-        problems.append(Problem("initial", model.initial, message))
-    if model.early_stopping is not None:
-        message = "does not apply to panda, which stops by itself (strategy.patience)"
-        problems.append(Problem("early_stopping", model.early_stopping.kind, message))
-    return problems
-
-
-def _check_tpe(model: SpecModel) -> list[Problem]:
-    """TPE needs the optional optuna; found missing here, before anything is written."""
-    if not isinstance(model.strategy, TpeStrategy) or importlib.util.find_spec("optuna"):
-        return []
-    return [Problem("strategy.kind", "tpe", "needs optuna: pip install 'caviar[tpe]'")]
+    return [Problem("strategy.kind", kind, f"needs {required}: pip install 'caviar[{kind}]'")]
 
 
 def _check_pack(model: SpecModel, factory: ModelFactory | None) -> list[Problem]:
     """Packs need points decided in batches: fixed plans, or coarse-to-fine's rounds. (Whether
     a user's network can be vectorized is tried once the rest of the spec is known good.)"""
-    packable = RandomStrategy | SobolStrategy | GridStrategy | CoarseToFineStrategy
-    if model.pack == 1 or isinstance(model.strategy, packable):
+    if model.pack == 1 or behaviour(model.strategy).packs:
         return []
-    kind = model.strategy.kind
-    message = f"packing runs random, sobol, grid and coarse_to_fine; strategy {kind!r} needs 1"
+    kinds = [kind for kind, b in STRATEGIES.items() if b.packs]
+    packable = f"{', '.join(kinds[:-1])} and {kinds[-1]}"
+    message = f"packing runs {packable}; strategy {model.strategy.kind!r} needs 1"
     return [Problem("pack", model.pack, message)]
 
 
 def _check_size(model: SpecModel, space: SearchSpace) -> list[Problem]:
-    strategy = model.strategy
-    if isinstance(strategy, CoarseToFineStrategy):
-        total = strategy.rounds * strategy.per_round
-        if total + len(model.initial) > MAX_TRIALS:
-            message = f"rounds x per_round = {total}, more than the limit of {MAX_TRIALS}"
-            return [Problem("strategy.per_round", strategy.per_round, message)]
-        return []
-    if not isinstance(strategy, GridStrategy):
-        return []
-    size = grid_size_bound(space, strategy.points)
-    if size + len(model.initial) > MAX_TRIALS:
-        return [
-            Problem(
-                "strategy.points",
-                strategy.points,
-                f"the grid has {size} points, more than the limit of {MAX_TRIALS}",
-            )
-        ]
-    return []
-
-
-def grid_size_bound(space: SearchSpace, points: int) -> int:
-    """The grid's size at most, computed without building it (a huge grid is the error)."""
-    size = 1
-    for domain in space.domains.values():
-        if isinstance(domain, ChoiceDomain):
-            size *= len(domain.values)
-        elif isinstance(domain, IntDomain):
-            size *= min(points, domain.high - domain.low + 1)
-        else:
-            size *= points
-    return size
+    problem = behaviour(model.strategy).size_problem(model.strategy, space, len(model.initial))
+    return [] if problem is None else [problem]
 
 
 def _prefixed(prefix: str, problem: object) -> Problem:

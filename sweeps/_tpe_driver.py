@@ -76,6 +76,10 @@ class TpeProposer:
     def label(self) -> str:
         return "tpe"
 
+    @property
+    def batch(self) -> int:
+        return 1  # each proposal sees every result before it
+
     def propose(self) -> PlannedPoint | None:
         if self._queue:
             return self._queue.pop(0)

@@ -17,7 +17,7 @@ from sweeps._points import Point, trial_seed
 from sweeps._progress import Progress
 from sweeps._proposer import Proposer
 from sweeps._search_state import PlannedPoint
-from sweeps._spec import CoarseToFineStrategy, SpecModel, Sweep
+from sweeps._spec import SpecModel, Sweep
 
 if TYPE_CHECKING:
     from sweeps._tune_adapter import Packing
@@ -77,7 +77,7 @@ def run_trials(
         searcher, samples = PointsSearcher(configs), len(configs)
     else:
         progress = Progress(total=todo.total, metric=metric, mode=mode, label=todo.label)
-        packing = _round_packing(sweep, parallel_trials) if spec.pack != 1 else None
+        packing = _round_packing(sweep, todo.batch, parallel_trials) if spec.pack != 1 else None
         if packing is not None:
             trainable, packed = run_pack, True
         searcher = ProposerSearcher(_Labelled(todo, progress), make_config, metric, packing)
@@ -140,8 +140,9 @@ def build_tuner(
     )
 
 
-def _round_packing(sweep: Sweep, parallel_trials: int) -> Packing:
-    """Coarse-to-fine rounds in packs: a round's points of one shape share a Ray trial."""
+def _round_packing(sweep: Sweep, batch: int, parallel_trials: int) -> Packing:
+    """An adaptive strategy's batches in packs (coarse-to-fine's rounds): a batch's points of
+    one shape share a Ray trial."""
     from sweeps._packing import Pack, group_key, pack_trial_config
     from sweeps._tune_adapter import (
         DRIVER_KEYS,
@@ -154,11 +155,9 @@ def _round_packing(sweep: Sweep, parallel_trials: int) -> Packing:
     from trainables import pack_size_auto
 
     spec = sweep.spec
-    strategy = spec.strategy
-    assert isinstance(strategy, CoarseToFineStrategy)  # _check_pack allows no other
     device = "cuda" if spec.resources.gpu > 0 else "cpu"
     size = (
-        pack_size_auto(device, strategy.per_round, parallel_trials=parallel_trials)
+        pack_size_auto(device, batch, parallel_trials=parallel_trials)
         if spec.pack == "auto"
         else int(spec.pack)
     )
@@ -169,7 +168,7 @@ def _round_packing(sweep: Sweep, parallel_trials: int) -> Packing:
         pack = Pack(f"p{configs[0][INDEX_KEY]:05d}", configs)
         return pack_trial_config(pack, strip=DRIVER_KEYS, describe=describe, early_stopping=halving)
 
-    log.info("coarse-to-fine rounds run in packs of up to %d configurations", size)
+    log.info("batches of %d proposed points run in packs of up to %d", batch, size)
     return Packing(size, lambda config: group_key(config, DRIVER_KEYS), trial_config)
 
 
@@ -220,6 +219,10 @@ class _Labelled:
     @property
     def finished(self) -> bool:
         return self._proposer.finished
+
+    @property
+    def batch(self) -> int:
+        return self._proposer.batch
 
     @property
     def label(self) -> str:

@@ -1,0 +1,122 @@
+"""The strategy registry: every kind a spec admits has one behaviour, and nothing else in
+`sweeps/` tells strategies apart by their type."""
+
+from __future__ import annotations
+
+import ast
+import typing
+from pathlib import Path
+
+import pytest
+
+from search_spaces import SearchSpace
+from sweeps import SpecError, load_spec
+from sweeps._strategies import STRATEGIES, behaviour
+from sweeps._strategy_specs import (
+    MAX_TRIALS,
+    CoarseToFineStrategy,
+    GridStrategy,
+    PandaStrategy,
+    RandomStrategy,
+    StrategyModel,
+)
+
+SWEEPS = Path(__file__).parents[2] / "sweeps"
+# A strategy's own driver may narrow the spec's strategy to its model, and nothing else may.
+DRIVERS = {
+    "_auto": "AutoStrategy",
+    "_coarse_driver": "CoarseToFineStrategy",
+    "_panda": "PandaStrategy",
+    "_tpe_driver": "TpeStrategy",
+}
+
+
+def test_every_kind_a_spec_admits_is_registered_once() -> None:
+    kinds = [
+        typing.get_args(model.model_fields["kind"].annotation)[0]
+        for model in typing.get_args(StrategyModel)
+    ]
+    assert sorted(kinds) == sorted(STRATEGIES)
+    assert all(STRATEGIES[kind].kind == kind for kind in kinds)
+
+
+def _strategy_type_checks(path: Path) -> set[str]:
+    """Names of *Strategy classes that `isinstance` calls in `path` test against."""
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "isinstance":
+            for name in ast.walk(node.args[1]):
+                if isinstance(name, ast.Name) and name.id.endswith("Strategy"):
+                    found.add(name.id)
+    return found
+
+
+def test_only_a_strategys_own_driver_tests_for_its_type() -> None:
+    offenders = {}
+    for path in sorted(SWEEPS.glob("*.py")):
+        allowed = {DRIVERS[path.stem]} if path.stem in DRIVERS else set()
+        if extra := _strategy_type_checks(path) - allowed:
+            offenders[path.name] = sorted(extra)
+    assert offenders == {}
+
+
+def test_the_rule_sees_a_type_chain(tmp_path: Path) -> None:
+    module = tmp_path / "m.py"
+    module.write_text("def f(s):\n    return isinstance(s, RandomStrategy | GridStrategy)\n")
+    assert _strategy_type_checks(module) == {"RandomStrategy", "GridStrategy"}
+
+
+SPACE = SearchSpace.from_dict(
+    {"lr": {"type": "float", "low": 1e-3, "high": 1.0, "scale": "log"},
+     "depth": {"type": "int", "low": 1, "high": 3},
+     "act": {"type": "choice", "values": ["relu", "tanh"]}}
+)  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("strategy", "budget", "fixed"),
+    [
+        (RandomStrategy(kind="random", samples=7), 7, 7),
+        (GridStrategy(kind="grid", points=4), 4 * 3 * 2, 4 * 3 * 2),
+        (CoarseToFineStrategy(kind="coarse_to_fine", rounds=3, per_round=5), 15, 0),
+        (PandaStrategy(kind="panda"), None, 0),
+    ],
+)
+def test_budgets_and_planned_points(
+    strategy: StrategyModel, budget: int | None, fixed: int
+) -> None:
+    b = behaviour(strategy)
+    assert b.budget(strategy, SPACE) == budget
+    points = b.fixed_points(strategy, SPACE, 0)
+    assert len(points) == fixed
+    for point in points:
+        SPACE.check_config(point)  # raises for a point outside the space
+    assert b.fixed_points(strategy, SPACE, 0) == points  # seeded: a resume replans the same
+
+
+def test_coarse_to_fine_previews_its_first_round_exactly() -> None:
+    strategy = CoarseToFineStrategy(kind="coarse_to_fine", rounds=2, per_round=4)
+    preview = behaviour(strategy).preview(strategy, SPACE, 3, "max")
+    assert len(preview) == 4
+    assert preview == behaviour(strategy).preview(strategy, SPACE, 3, "max")
+    assert (
+        behaviour(RandomStrategy(kind="random")).preview(
+            RandomStrategy(kind="random"), SPACE, 3, "max"
+        )
+        == []
+    )
+
+
+def test_a_plan_over_the_limit_with_initial_points_is_one_line(tmp_path: Path) -> None:
+    spec = tmp_path / "big.yaml"
+    spec.write_text(
+        "name: big\n"
+        "search_space:\n  lr: {type: float, low: 1.0e-3, high: 1.0, scale: log}\n"
+        f"strategy: {{kind: random, samples: {MAX_TRIALS}}}\n"
+        "initial:\n  - {lr: 0.1}\n"
+    )
+    with pytest.raises(SpecError) as caught:
+        load_spec(spec)
+    [problem] = caught.value.problems
+    assert problem.field == "strategy.kind" and problem.value == "random"
+    assert f"plans {MAX_TRIALS} configurations and `initial` 1 more" in problem.message
