@@ -22,7 +22,7 @@ from analysis import ResultsPath, ResultsStore, write_text_atomically
 from sweeps._errors import Problem, SpecError
 from sweeps._preflight import check_results_dir
 from sweeps._ray_session import RaySession
-from sweeps._record import events_schema
+from sweeps._record import AUTO_EVENT, events_schema
 from sweeps._resources import check_resources
 from sweeps._runs import latest_run, new_run_id
 from sweeps._spec import (
@@ -161,6 +161,7 @@ def _record_event(store: ResultsStore, run_id: str, decision: AutoDecision) -> N
         "sweep": store.sweep,
         "run_id": run_id,
         "round": 0,
+        "kind": AUTO_EVENT,
         "action": f"auto:{decision.mode}",
         "reason": decision.reasons,
         "recorded_at": datetime.now(UTC),

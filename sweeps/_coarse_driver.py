@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 
@@ -26,6 +25,7 @@ from search_spaces import CoarseToFine
 from sweeps._points import Point
 from sweeps._search_state import PlannedPoint, SearchState, load_search_state, save_search_state
 from sweeps._spec import CoarseToFineStrategy, Sweep
+from sweeps._trial_outcome import recorded_score
 
 __all__ = ["CoarseToFineProposer", "rounds_schema"]
 
@@ -322,9 +322,7 @@ def _scores(sweep: Sweep, recorded: pd.DataFrame) -> dict[str, float | None]:
     metric = sweep.spec.objective.metric
     out: dict[str, float | None] = {}
     for row in recorded.to_dict("records"):
-        value = row.get(metric)
-        usable = row.get("status") in ("ok", "stopped") and isinstance(value, float)
-        out[str(row["trial_id"])] = float(value) if usable and math.isfinite(value) else None
+        out[str(row["trial_id"])] = recorded_score(row, metric)
     return out
 
 

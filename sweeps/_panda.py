@@ -35,6 +35,7 @@ from sweeps._resume import choose_run
 from sweeps._runs import RunManifest, write_manifest
 from sweeps._spec import PandaStrategy, Sweep
 from sweeps._strategies import panda_start_points
+from sweeps._trial_outcome import babysat_status
 from sweeps._trials import build_tuner
 from trainables import HYPERPARAMETERS
 
@@ -251,7 +252,7 @@ def _record_trials(
             model_columns=sweep.model_columns,
         )
         if stop is not None:
-            row["status"] = "ok" if stop.best_metric is not None else "diverged"
+            row["status"] = babysat_status(stop.best_metric)
         row.update(
             config_index=index,
             origin="start" if index == 0 else "random",

@@ -22,7 +22,7 @@ import pyarrow.parquet as pq
 
 from analysis import ResultsPath, ResultsStore, arrow_filesystem, arrow_path, load_table
 from sweeps._babysitter import Decision
-from sweeps._record import branch_columns, epochs_schema
+from sweeps._record import PANDA_EVENT, branch_columns, epochs_schema
 
 __all__ = [
     "decision_from_row",
@@ -41,14 +41,17 @@ def panda_epochs_schema() -> pa.Schema:
 def recorded_decisions(store: ResultsStore, run_id: str) -> pd.DataFrame:
     """Every decision row of `run_id`, ordered by model and decision (empty frame: none yet).
 
-    Rows without a model (`auto`'s choice of panda, a re-tune's record) are not decisions.
+    Rows of other kinds (`auto`'s choice of panda, a re-tune's record) are not decisions;
+    rows written before `events` had a `kind` are told apart by having a model.
     """
     if not store.table_dir("events").is_dir():
         return pd.DataFrame()
     events = load_table(store.root, "events", store.sweep)
     if "run_id" not in events.columns:
         return pd.DataFrame()
-    events = events[(events["run_id"] == run_id) & events["trial_id"].notna()]
+    kind = events["kind"] if "kind" in events.columns else pd.Series(None, index=events.index)
+    decisions = kind.eq(PANDA_EVENT) | (kind.isna() & events["trial_id"].notna())
+    events = events[(events["run_id"] == run_id) & decisions]
     return events.sort_values(["trial_id", "decision"]).reset_index(drop=True)
 
 
@@ -104,7 +107,7 @@ def remove_undecided_epochs(store: ResultsStore, run_id: str, events: pd.DataFra
 def event_row(
     ids: dict[str, object], decision: Decision, node: object, now: datetime
 ) -> dict[str, object]:
-    row = {**ids, **asdict(decision)}
+    row = {**ids, "kind": PANDA_EVENT, **asdict(decision)}
     row["decision"] = row.pop("index")
     row["node_id"] = node if isinstance(node, str) else None
     row["recorded_at"] = now

@@ -9,10 +9,15 @@ from typing import cast
 
 import pyarrow as pa
 
+from sweeps._trial_outcome import trial_status
 from trainables import BUILTIN_ONLY, HYPERPARAMETERS, FileSource, is_factory_reference
 
 __all__ = [
+    "AUTO_EVENT",
     "EPOCH_METRICS",
+    "EVENT_KINDS",
+    "PANDA_EVENT",
+    "RETUNE_EVENT",
     "branch_columns",
     "epoch_row",
     "epochs_schema",
@@ -88,14 +93,23 @@ def branch_columns() -> list[tuple[str, pa.DataType]]:
     return [("decision", pa.int64()), ("abandoned", pa.bool_())]
 
 
+# What an `events` row records (its `kind`); the table is shared, its schema only grows.
+PANDA_EVENT = "panda"  # a babysitter's decision (this schema)
+AUTO_EVENT = "auto"  # auto's choice of panda or caviar (this schema, no model)
+RETUNE_EVENT = "retune"  # one `caviar retune` (`_retune.retune_events_schema`)
+EVENT_KINDS = (PANDA_EVENT, AUTO_EVENT, RETUNE_EVENT)
+
+
 def events_schema() -> pa.Schema:
     """One row per panda decision, with the babysitter's whole state after it (see
-    docs/panda.md): `--resume` continues from the last row of each model."""
+    docs/panda.md): `--resume` continues from the last row of each model. Auto's decision
+    uses it too, without a model."""
     return pa.schema(
         [
             ("sweep", pa.string()),
             ("run_id", pa.string()),
             ("round", pa.int32()),
+            ("kind", pa.string()),
             ("trial_id", pa.string()),
             ("decision", pa.int64()),
             ("epoch", pa.int64()),
@@ -164,11 +178,7 @@ def trial_row(
     row["epochs"] = config.get("epochs")
     row["seed"] = config.get("seed")
     last = history[-1] if history else {}
-    diverged = bool(last.get("diverged", False))
-    row["status"] = "error" if error else ("diverged" if diverged else "ok")
-    epochs = config.get("epochs")
-    if row["status"] == "ok" and isinstance(epochs, int) and 0 < len(history) < epochs:
-        row["status"] = "stopped"  # early stopping (ASHA) ended it before its epoch budget
+    row["status"] = trial_status(last, len(history), config.get("epochs"), failed=bool(error))
     for metric in EPOCH_METRICS:
         row[metric] = _float(last.get(metric))
     finite = [r for r in history if not r.get("diverged")]

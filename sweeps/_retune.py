@@ -29,6 +29,7 @@ from sweeps._lock import LockHeldError, hold_lock, sweep_lock
 from sweeps._points import Point
 from sweeps._preflight import check_results_dir
 from sweeps._progress import Progress
+from sweeps._record import RETUNE_EVENT
 from sweeps._retune_plan import (
     INCUMBENT,
     Judgement,
@@ -54,7 +55,6 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 EX_TEMPFAIL = 75  # sysexits.h: "try again later"; cron wrappers know it
-RETUNE_KIND = "retune"
 RETUNE_LOCK = ".retune.lock"
 
 
@@ -226,7 +226,7 @@ def _decide(
         "sweep": sweep.name,
         "run_id": run_id,
         "round": 0,
-        "kind": RETUNE_KIND,
+        "kind": RETUNE_EVENT,
         "data_version": _version(sweep),
         "data_fingerprint": fingerprint,
         "incumbent_run_id": incumbent.run_id,
@@ -326,7 +326,7 @@ def _retune_events(store: ResultsStore) -> pd.DataFrame:
     events = load_table(store.root, "events", store.sweep)
     if "kind" not in events.columns:
         return pd.DataFrame()
-    return events[events["kind"] == RETUNE_KIND].reset_index(drop=True)
+    return events[events["kind"] == RETUNE_EVENT].reset_index(drop=True)
 
 
 def _version(sweep: Sweep) -> str | None:

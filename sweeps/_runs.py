@@ -11,17 +11,20 @@ import secrets
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
+from typing import Literal
 
 from analysis import ResultsPath, write_text_atomically
 
-__all__ = ["RunManifest", "latest_run", "new_run_id", "write_manifest"]
+__all__ = ["RunManifest", "RunStatus", "latest_run", "new_run_id", "write_manifest"]
+
+RunStatus = Literal["running", "complete", "failed"]
 
 
 @dataclass(frozen=True)
 class RunManifest:
     run_id: str
     digest: str
-    status: str  # running | complete | failed
+    status: RunStatus
     planned: int
     started_at: str
     updated_at: str

@@ -9,7 +9,6 @@ so points lost in a crash are replaced by new proposals.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 
 import pandas as pd
@@ -18,6 +17,7 @@ from sweeps._errors import Problem, SpecError
 from sweeps._points import Point
 from sweeps._search_state import PlannedPoint
 from sweeps._spec import Sweep, TpeStrategy
+from sweeps._trial_outcome import recorded_score
 
 __all__ = ["TpeProposer"]
 
@@ -49,7 +49,7 @@ class TpeProposer:
         )
         rows = recorded.to_dict("records") if not recorded.empty else []
         for row in rows:
-            score = _score(row, self._metric)
+            score = recorded_score(row, self._metric)
             params = self._searcher_safe({n: _plain(row[n]) for n in sweep.space.names})
             # With error=True Optuna records a failed trial and takes no value.
             self._optuna.add_evaluated_point(params, score, error=score is None)  # type: ignore[arg-type]
@@ -117,13 +117,6 @@ class TpeProposer:
             else:
                 out[name] = value
         return out
-
-
-def _score(row: dict[str, object], metric: str) -> float | None:
-    value = row.get(metric)
-    if row.get("status") not in ("ok", "stopped") or not isinstance(value, float):
-        return None
-    return value if math.isfinite(value) else None
 
 
 def _plain(value: object) -> object:

@@ -23,6 +23,7 @@ from sweeps._progress import Progress
 from sweeps._proposer import Proposer
 from sweeps._record import epoch_row, epochs_schema, trial_row, trials_schema, with_own_metrics
 from sweeps._search_state import PlannedPoint
+from sweeps._trial_outcome import ended_by_itself, reported_score
 
 __all__ = [
     "Packing",
@@ -158,13 +159,7 @@ class ProposerSearcher(Searcher):
         members = self._members.pop(trial_id, {})
         for point in points:
             last = members.get(point.trial_id) if self._packing is not None else result
-            # A member stopped or diverged before its pack failed keeps that outcome.
-            ended = bool(last and (last.get("stopped") or last.get("diverged")))
-            score = None
-            if last and (not error or ended) and not last.get("diverged"):
-                value = last.get(self._objective)
-                score = float(value) if isinstance(value, int | float) else None
-            self._proposer.record(point, score)
+            self._proposer.record(point, reported_score(last, self._objective, failed=error))
 
     def save(self, checkpoint_path: str) -> None:
         Path(checkpoint_path).write_text(json.dumps({"state": "kept by caviar in _search/"}))
@@ -287,7 +282,7 @@ class ResultsCallback(tune.Callback):
             config = trial.config["members"][i] if packed else trial.config
             last = history[-1] if history else {}
             # A member that diverged or was stopped before its pack failed keeps that outcome.
-            ended = bool(last.get("diverged") or last.get("stopped"))
+            ended = ended_by_itself(last)
             ids = {
                 "sweep": self._store.sweep,
                 "run_id": self._run_id,

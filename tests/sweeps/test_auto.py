@@ -68,6 +68,9 @@ def test_auto_runs_panda_on_a_one_slot_cluster_and_records_why(
     assert len(why) == 1 and "fewer than 2 slots" in why["reason"].iloc[0]
     assert why["run_id"].iloc[0] == outcome.run_id
     assert (events["action"] != "auto:panda").sum() >= 1  # panda's own decisions follow
+    # Every row says what it records: auto's choice, then the babysitter's decisions.
+    assert why["kind"].tolist() == ["auto"]
+    assert set(events.loc[events["action"] != "auto:panda", "kind"]) == {"panda"}
     saved = json.loads(next((tmp_path / "auto" / "_auto").glob("*.json")).read_text())
     assert saved["mode"] == "panda" and saved["slots"] == 1
 
