@@ -14,8 +14,7 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Callable
-from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import cast
 
 import pandas as pd
@@ -24,15 +23,11 @@ from analysis import ObjectPath, ResultsPath, ResultsStore, load_table
 from search_spaces import ChoiceDomain
 from sweeps._babysitter import PandaRules, SitterState
 from sweeps._errors import Problem, RunError
-from sweeps._lock import sweep_lock
-from sweeps._outcome import SweepOutcome, best_row, record_space
+from sweeps._lifecycle import open_run
+from sweeps._outcome import SweepOutcome, best_row
 from sweeps._points import trial_seed
-from sweeps._preflight import check_results_dir
 from sweeps._progress import Progress
 from sweeps._record import trial_row, trials_schema
-from sweeps._resources import check_resources
-from sweeps._resume import choose_run
-from sweeps._runs import RunManifest, write_manifest
 from sweeps._spec import PandaStrategy, Sweep
 from sweeps._strategies import panda_start_points
 from sweeps._trial_outcome import babysat_status
@@ -94,48 +89,33 @@ def run_panda(
 ) -> SweepOutcome:
     """Babysit `strategy.models` models to the end; nothing is written until Ray is up."""
     from sweeps._panda_record import last_decisions, recorded_decisions, remove_undecided_epochs
-    from sweeps._ray_session import ray_session
 
-    check_results_dir(results_dir)
-    store = ResultsStore(results_dir, sweep.name)
-    choice = choose_run(sweep, store, resume, run_id=run_id)  # a bad --resume fails before Ray
     configs = model_configs(sweep)
-    with ray_session(address) as session:
-        check_resources(sweep.spec, session)
-        with sweep_lock(store.sweep_dir):
-            # Again under the lock: another resume may have recorded models since.
-            choice = choose_run(sweep, store, resume, run_id=choice.run_id)
-            run_id, done = choice.run_id, set(choice.done)
-            events = recorded_decisions(store, run_id) if resume else pd.DataFrame()
-            if resume and remove_undecided_epochs(store, run_id, events):
-                log.info("removed epochs files whose decisions were never recorded")
-            states = {
-                trial_id: SitterState.after(decision)
-                for trial_id, decision in last_decisions(events).items()
-            }
-            now = _now()
-            manifest = RunManifest(run_id, sweep.digest, "running", len(configs), now, now)
-            write_manifest(store.sweep_dir, manifest)
-            record_space(store, sweep)
-            todo = {
-                trial_id: states.get(trial_id, SitterState(lr=_start_lr(config)))
-                for trial_id, config in configs.items()
-                if trial_id not in done
-            }
-            progress = Progress(
-                total=sum(1 for state in todo.values() if not state.stopped),
-                metric=sweep.spec.objective.metric,
-                mode=sweep.spec.objective.resolved_mode,
-            )
-            try:
-                errors = _babysit_on_tune(sweep, store, run_id, configs, todo, progress, show)
-                finished = _record_trials(sweep, store, run_id, configs, todo, errors, now)
-            except BaseException:
-                write_manifest(
-                    store.sweep_dir, replace(manifest, status="failed", updated_at=_now())
-                )
-                raise
-            write_manifest(store.sweep_dir, replace(manifest, status="complete", updated_at=_now()))
+    with open_run(
+        sweep, results_dir, address=address, resume=resume, run_id=run_id, planned=len(configs)
+    ) as run:
+        store, run_id, done = run.store, run.run_id, set(run.choice.done)
+        events = recorded_decisions(store, run_id) if resume else pd.DataFrame()
+        if resume and remove_undecided_epochs(store, run_id, events):
+            log.info("removed epochs files whose decisions were never recorded")
+        states = {
+            trial_id: SitterState.after(decision)
+            for trial_id, decision in last_decisions(events).items()
+        }
+        todo = {
+            trial_id: states.get(trial_id, SitterState(lr=_start_lr(config)))
+            for trial_id, config in configs.items()
+            if trial_id not in done
+        }
+        progress = Progress(
+            total=sum(1 for state in todo.values() if not state.stopped),
+            metric=sweep.spec.objective.metric,
+            mode=sweep.spec.objective.resolved_mode,
+        )
+        errors = _babysit_on_tune(sweep, store, run_id, configs, todo, progress, show)
+        finished = _record_trials(
+            sweep, store, run_id, configs, todo, errors, run.manifest.started_at
+        )
     statuses = list(finished.values())
     if statuses and statuses.count("error") == len(statuses):
         raise RunError([Problem("trials", len(statuses), "every model failed; see `error`")])
@@ -275,7 +255,3 @@ def _keep_only(directory: ResultsPath, final: str | None) -> None:
     for path in directory.iterdir():
         if path.name != final:
             path.unlink(missing_ok=True)
-
-
-def _now() -> str:
-    return datetime.now(UTC).isoformat()

@@ -110,8 +110,8 @@ def run_retune(
     show: Callable[[Progress], None] | None = None,
 ) -> RetuneOutcome:
     """Re-evaluate the incumbent, search around history's good region, record, decide."""
-    from sweeps._ray_session import ray_session
-    from sweeps._resources import check_resources, trial_slots
+    from sweeps._lifecycle import cluster
+    from sweeps._resources import trial_slots
     from sweeps._trials import run_trials
 
     if not behaviour(sweep.spec.strategy).retunes:
@@ -142,8 +142,7 @@ def run_retune(
         log.info("re-tune %s: %d trials (incumbent %s from run %s, %s = %.4f then)",
                  run_id, len(points), incumbent.trial_id, incumbent.run_id, metric,
                  incumbent.score)  # fmt: skip
-        with ray_session(address) as session:
-            check_resources(sweep.spec, session)
+        with cluster(sweep, address) as session:
             slots = trial_slots(sweep, session)
             outcome = run_trials(sweep, store, run_id, points, show=show, parallel_trials=slots)
         rows = _run_rows(sweep, local_results, run_id)

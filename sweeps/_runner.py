@@ -5,19 +5,17 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import replace
-from datetime import UTC, datetime
 
 from analysis import ResultsPath, ResultsStore
 from sweeps._errors import Problem, RunError
-from sweeps._lock import sweep_lock
-from sweeps._outcome import SweepOutcome, best_row, record_space
+from sweeps._lifecycle import open_run
+from sweeps._outcome import SweepOutcome, best_row
 from sweeps._points import Point, plan_points
 from sweeps._preflight import check_results_dir
 from sweeps._progress import Progress
 from sweeps._proposer import Proposer
-from sweeps._resources import check_resources, trial_slots
-from sweeps._resume import RunChoice, choose_run, remove_orphan_epochs
-from sweeps._runs import RunManifest, write_manifest
+from sweeps._resources import trial_slots
+from sweeps._resume import RunChoice, remove_orphan_epochs
 from sweeps._spec import Sweep
 from sweeps._strategies import behaviour
 from sweeps._trials import run_trials
@@ -59,44 +57,23 @@ def run_sweep(
             sweep, results_dir, address=address, resume=resume, show=show, run_id=run_id
         )
 
-    check_results_dir(results_dir)
-    store = ResultsStore(results_dir, sweep.name)
     points = plan_points(sweep)
-    choice = choose_run(sweep, store, resume, run_id=run_id)  # a bad --resume fails before Ray
-    with ray_session(address) as session:
-        check_resources(sweep.spec, session)
-        log.info("Ray: %s, %g CPUs, %g GPUs, %d node(s)", session.address, session.cpus,
-                 session.gpus, session.nodes)  # fmt: skip
-        with sweep_lock(store.sweep_dir):
-            # Again under the lock: another resume may have recorded trials since.
-            choice = choose_run(sweep, store, resume, run_id=choice.run_id)
-            run_id, done = choice.run_id, choice.done
-            todo = [p for p in points if p.trial_id not in done]
-            if resume and remove_orphan_epochs(store, run_id, done):
-                log.info("removed epochs files whose trials were never recorded")
-            now = _now()
-            manifest = RunManifest(run_id, sweep.digest, "running", len(points), now, now)
-            write_manifest(store.sweep_dir, manifest)
-            record_space(store, sweep)
-            try:
-                slots = trial_slots(sweep, session)
-                if strategy.adaptive:
-                    proposer = _proposer(sweep, store, choice, points)
-                    outcome = run_trials(
-                        sweep, store, run_id, proposer, show=show, parallel_trials=slots
-                    )
-                else:
-                    outcome = run_trials(
-                        sweep, store, run_id, todo, show=show, parallel_trials=slots
-                    )
-            except BaseException:
-                failed = replace(manifest, status="failed", updated_at=_now())
-                write_manifest(store.sweep_dir, failed)
-                raise
-            write_manifest(store.sweep_dir, replace(manifest, status="complete", updated_at=_now()))
+    with open_run(
+        sweep, results_dir, address=address, resume=resume, run_id=run_id, planned=len(points)
+    ) as run:
+        store, choice = run.store, run.choice
+        done = choice.done
+        todo = [p for p in points if p.trial_id not in done]
+        if resume and remove_orphan_epochs(store, run.run_id, done):
+            log.info("removed epochs files whose trials were never recorded")
+        slots = trial_slots(sweep, run.session)
+        work: list[Point] | Proposer = (
+            _proposer(sweep, store, choice, points) if strategy.adaptive else todo
+        )
+        outcome = run_trials(sweep, store, run.run_id, work, show=show, parallel_trials=slots)
     if outcome.evaluated and outcome.errors == outcome.evaluated:
         raise RunError([Problem("trials", outcome.errors, "every trial failed; see `error`")])
-    return replace(outcome, skipped=len(done), best=best_row(sweep, store, run_id))
+    return replace(outcome, skipped=len(done), best=best_row(sweep, store, run.run_id))
 
 
 def _proposer(
@@ -115,7 +92,3 @@ def _proposer(
             sweep, store, choice.run_id, points, choice.recorded, edited=choice.edited
         )
     raise ValueError(f"strategy {kind!r} is adaptive but has no driver")
-
-
-def _now() -> str:
-    return datetime.now(UTC).isoformat()

@@ -183,12 +183,12 @@ def test_two_resumes_one_after_the_other_record_each_configuration_once(
     everything: it must re-read under the lock instead of running the configurations again."""
     import shutil
 
-    import sweeps._ray_session as ray_sessions
+    import sweeps._lifecycle as lifecycle
 
     sweep = parse_spec(SPEC)
     run_sweep(sweep, tmp_path)
     shutil.rmtree(tmp_path / "tiny" / "trials")  # an interrupted run: nothing recorded yet
-    real = ray_sessions.ray_session
+    real = lifecycle.ray_session
     raced = []
 
     def another_resume_first(address: str | None = None) -> object:
@@ -197,7 +197,8 @@ def test_two_resumes_one_after_the_other_record_each_configuration_once(
             run_sweep(sweep, tmp_path, resume=True)
         return real(address)
 
-    monkeypatch.setattr(ray_sessions, "ray_session", another_resume_first)
+    # Where the run's frame starts Ray: after its first look at the run, before the lock.
+    monkeypatch.setattr(lifecycle, "ray_session", another_resume_first)
     second = run_sweep(sweep, tmp_path, resume=True)
 
     trials = load_trials(tmp_path, "tiny")
