@@ -36,7 +36,7 @@ from analysis._next_search import next_bounds
 from analysis._rounds import round_bounds
 from analysis._scales import Scale, infer_scale, resolve_scales
 from analysis._store import TABLES, ResultsStore
-from analysis._summary import best, best_so_far, round_summary
+from analysis._summary import Mode, best, best_so_far, round_summary
 
 # Figures and the report need matplotlib, which takes a second to import; `sweeps` imports this
 # package for every `caviar` command, so those names load on first use (PEP 562).
@@ -68,6 +68,7 @@ def __dir__() -> list[str]:
 
 __all__ = [
     "TABLES",
+    "Mode",
     "ObjectPath",
     "ResultsError",
     "ResultsLike",

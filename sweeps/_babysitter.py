@@ -13,6 +13,8 @@ import math
 from dataclasses import dataclass, replace
 from typing import Literal
 
+from analysis import Mode
+
 __all__ = [
     "ACTIONS",
     "Decision",
@@ -40,7 +42,7 @@ class PandaRules:
     lower_factor: float
     patience: int
     epochs: int
-    mode: Literal["max", "min"]
+    mode: Mode
     lr_low: float
     lr_high: float
 

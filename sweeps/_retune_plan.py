@@ -11,11 +11,11 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Literal
 
 import numpy as np
 import pandas as pd
 
+from analysis import Mode
 from search_spaces import SearchSpace, SearchSpaceError
 from sweeps._errors import Problem, SpecError
 from sweeps._spec import RetuneSpec, SpecModel
@@ -32,7 +32,6 @@ __all__ = [
     "resolve_budget",
 ]
 
-Mode = Literal["max", "min"]
 INCUMBENT, LOCAL, EXPLORE = "incumbent", "retune", "explore"  # the `origin` of each trial
 
 

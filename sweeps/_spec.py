@@ -30,7 +30,7 @@ from pydantic import (
     model_serializer,
 )
 
-from analysis import results_uri_problem
+from analysis import Mode, results_uri_problem
 from search_spaces import SearchSpace, SearchSpaceError
 from sweeps._data_spec import resolve_file_dataset
 from sweeps._errors import MISSING, Problem, SpecError
@@ -107,10 +107,10 @@ _RAY_BUILTIN_RESOURCES = frozenset(
 class Objective(BaseModel):
     model_config = _STRICT
     metric: Literal["val_accuracy", "val_loss", "train_loss"] = "val_accuracy"
-    mode: Literal["max", "min"] | None = None
+    mode: Mode | None = None
 
     @property
-    def resolved_mode(self) -> Literal["max", "min"]:
+    def resolved_mode(self) -> Mode:
         if self.mode is not None:
             return self.mode
         return "max" if self.metric == "val_accuracy" else "min"

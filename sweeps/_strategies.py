@@ -14,8 +14,9 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from typing import Any, ClassVar, Generic, Literal, TypeVar
+from typing import Any, ClassVar, Generic, TypeVar
 
+from analysis import Mode
 from search_spaces import (
     ChoiceDomain,
     CoarseToFine,
@@ -48,7 +49,6 @@ __all__ = [
 ]
 
 S = TypeVar("S", bound=StrategyModel)
-Mode = Literal["min", "max"]
 
 
 class StrategyBehaviour(Generic[S]):
