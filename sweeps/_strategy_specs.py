@@ -125,18 +125,7 @@ class AutoStrategy(BaseModel):
         return value
 
 
-Strategy = Annotated[
-    RandomStrategy
-    | SobolStrategy
-    | GridStrategy
-    | CoarseToFineStrategy
-    | TpeStrategy
-    | PandaStrategy
-    | AutoStrategy,
-    Field(discriminator="kind"),
-]
-
-
+# Every strategy model; the spec field is this union, told apart by `kind`.
 StrategyModel = (
     RandomStrategy
     | SobolStrategy
@@ -146,3 +135,4 @@ StrategyModel = (
     | PandaStrategy
     | AutoStrategy
 )
+Strategy = Annotated[StrategyModel, Field(discriminator="kind")]
