@@ -15,7 +15,7 @@ import logging
 import math
 from collections.abc import Callable, Collection, Hashable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import torch
 
@@ -27,6 +27,7 @@ from trainables._packed_stack import PackedStack, StackedData, stack_sizes
 from trainables._train import EpochResult, Network, initial_model
 
 logger = logging.getLogger(__name__)
+T = TypeVar("T")
 
 # Members per stack on a CPU: enough that each step's batched matmuls dwarf the per-step
 # overhead, few enough that a stack's weights, gradients and moments stay in the caches
@@ -261,10 +262,11 @@ def _prepare(
     return datasets, StackedData.from_datasets(datasets), data_index, stack_size
 
 
-def _chunks(indices: list[int], stack_size: int | None) -> list[list[int]]:
+def _chunks(items: list[T], stack_size: int | None) -> list[list[T]]:
+    """`items` in order, cut into the balanced stacks `stack_sizes` gives."""
     out, start = [], 0
-    for size in stack_sizes(len(indices), stack_size):
-        out.append(indices[start : start + size])
+    for size in stack_sizes(len(items), stack_size):
+        out.append(items[start : start + size])
         start += size
     return out
 
@@ -324,10 +326,7 @@ def _without(stacks: list[Stack], done: set[int], stack_size: int | None) -> lis
             for row, member in enumerate(stack.members)
             if member not in done
         ]
-        start = 0
-        for size in stack_sizes(len(rows), stack_size) if rows else []:
-            chunk = rows[start : start + size]
-            start += size
+        for chunk in _chunks(rows, stack_size) if rows else []:
             parts: dict[int, tuple[Any, list[int]]] = {}
             for stack, row in chunk:
                 parts.setdefault(id(stack), (stack, []))[1].append(row)
