@@ -21,7 +21,6 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import (
     BaseModel,
-    ConfigDict,
     Field,
     SerializerFunctionWrapHandler,
     ValidationError,
@@ -47,6 +46,7 @@ from sweeps._model_spec import (
 from sweeps._strategies import STRATEGIES, behaviour
 from sweeps._strategy_specs import (
     MAX_TRIALS,
+    STRICT,
     AutoStrategy,
     CoarseToFineStrategy,
     GridStrategy,
@@ -96,7 +96,6 @@ RESERVED_COLUMNS = frozenset(
         "train_loss", "val_loss", "val_accuracy", "best_val_accuracy", "best_val_loss", "epoch",
     }
 )  # fmt: skip
-_STRICT = ConfigDict(extra="forbid", strict=True, frozen=True)
 # Custom resource names as a node declares them; Ray's own names are asked for by their fields.
 _CUSTOM_RESOURCE = re.compile(r"[A-Za-z][A-Za-z0-9_-]{0,63}")
 _RAY_BUILTIN_RESOURCES = frozenset(
@@ -105,7 +104,7 @@ _RAY_BUILTIN_RESOURCES = frozenset(
 
 
 class Objective(BaseModel):
-    model_config = _STRICT
+    model_config = STRICT
     metric: Literal["val_accuracy", "val_loss", "train_loss"] = "val_accuracy"
     mode: Mode | None = None
 
@@ -117,7 +116,7 @@ class Objective(BaseModel):
 
 
 class TrainableSpec(BaseModel):
-    model_config = _STRICT
+    model_config = STRICT
     # A user's whole training loop, train(config, report) (sweeps/_function_spec.py)
     function: Annotated[str, Field(pattern=r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")] | None = None
     # "bn_mlp", or a user's factory "module:function" (sweeps/_model_spec.py)
@@ -169,7 +168,7 @@ class TrainableSpec(BaseModel):
 class AshaSpec(BaseModel):
     """Asynchronous successive halving: stop a trial whose curve trails its peers at a rung."""
 
-    model_config = _STRICT
+    model_config = STRICT
     kind: Literal["asha"] = "asha"
     grace_period: Annotated[int, Field(ge=1, le=10_000)] = 2
     reduction_factor: Annotated[float, Field(gt=1.0, le=100.0)] = 3.0
@@ -179,7 +178,7 @@ class Resources(BaseModel):
     """Per trial. `custom` names Ray custom resources a node declares (`ray start --resources`),
     e.g. an accelerator kind, so trials land only on the nodes that have it."""
 
-    model_config = _STRICT
+    model_config = STRICT
     cpu: Annotated[float, Field(gt=0.0, le=1024)] = 1.0
     gpu: Annotated[float, Field(ge=0.0, le=64)] = 0.0
     custom: dict[str, float] = Field(default_factory=dict)
@@ -230,7 +229,7 @@ class RetuneSpec(BaseModel):
     score today by more than `min_improvement`, so noise does not churn the current best.
     """
 
-    model_config = _STRICT
+    model_config = STRICT
     budget: float | int = 0.25
     margin: Annotated[float, Field(ge=0.0, le=0.5, allow_inf_nan=False)] = 0.1
     explore: Annotated[float, Field(ge=0.0, le=1.0, allow_inf_nan=False)] = 0.25
@@ -255,7 +254,7 @@ class RetuneSpec(BaseModel):
 class SpecModel(BaseModel):
     """The YAML, typed. Field order is the order `caviar validate --explain` prints."""
 
-    model_config = _STRICT
+    model_config = STRICT
     spec_version: Literal[1] = 1
     name: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]*$", max_length=64)]
     objective: Objective = Field(default_factory=Objective)

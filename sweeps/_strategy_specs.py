@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 __all__ = [
     "MAX_TRIALS",
+    "STRICT",
     "AutoStrategy",
     "CoarseToFineStrategy",
     "GridStrategy",
@@ -26,23 +27,24 @@ __all__ = [
 ]
 
 MAX_TRIALS = 100_000  # configurations one sweep may plan
-_STRICT = ConfigDict(extra="forbid", strict=True, frozen=True)
+# Every spec model: unknown keys, coerced types and mutation are errors.
+STRICT = ConfigDict(extra="forbid", strict=True, frozen=True)
 
 
 class RandomStrategy(BaseModel):
-    model_config = _STRICT
+    model_config = STRICT
     kind: Literal["random"]
     samples: Annotated[int, Field(ge=1, le=MAX_TRIALS)] = 64
 
 
 class SobolStrategy(BaseModel):
-    model_config = _STRICT
+    model_config = STRICT
     kind: Literal["sobol"]
     samples: Annotated[int, Field(ge=1, le=MAX_TRIALS)] = 64
 
 
 class GridStrategy(BaseModel):
-    model_config = _STRICT
+    model_config = STRICT
     kind: Literal["grid"]
     points: Annotated[int, Field(ge=2, le=1_000)] = 5
 
@@ -55,7 +57,7 @@ class CoarseToFineStrategy(BaseModel):
     the rounds after); 1 makes rounds strict barriers.
     """
 
-    model_config = _STRICT
+    model_config = STRICT
     kind: Literal["coarse_to_fine"]
     rounds: Annotated[int, Field(ge=1, le=1_000)] = 4
     per_round: Annotated[int, Field(ge=1, le=MAX_TRIALS)] = 64
@@ -66,7 +68,7 @@ class CoarseToFineStrategy(BaseModel):
 class TpeStrategy(BaseModel):
     """Optuna's TPE through Ray Tune, for comparing against coarse-to-fine on one's own problem."""
 
-    model_config = _STRICT
+    model_config = STRICT
     kind: Literal["tpe"]
     samples: Annotated[int, Field(ge=1, le=MAX_TRIALS)] = 64
     startup: Annotated[int, Field(ge=1, le=MAX_TRIALS)] = 10
@@ -75,7 +77,7 @@ class TpeStrategy(BaseModel):
 class PandaStrategy(BaseModel):
     """Babysit a few models: judge every `period` epochs, raise the lr or roll back and lower it."""
 
-    model_config = _STRICT
+    model_config = STRICT
     kind: Literal["panda"]
     period: Annotated[int, Field(ge=1, le=10_000)] = 2
     start: dict[str, Any] = Field(default_factory=dict)
@@ -109,7 +111,7 @@ class AutoStrategy(BaseModel):
     `sampler` is coarse-to-fine's if caviar is chosen; `start` and `max_models` panda's.
     """
 
-    model_config = _STRICT
+    model_config = STRICT
     kind: Literal["auto"]
     time_budget: str | int | float
     sampler: Literal["random", "sobol", "model"] = "random"
