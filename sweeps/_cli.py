@@ -248,11 +248,7 @@ def _pack_lines(sweep: Sweep, planned: list[Point]) -> list[str]:
         )
     else:
         searched = [n for n in sweep.space.names if n in factory.params]
-        structural = (
-            list(factory.params)
-            if sweep.pack_by == "*"
-            else [n for n in sweep.pack_by.split(",") if n]
-        )
+        structural = list(factory.params) if sweep.structural is None else sweep.structural
         keys = _and(["batch_size", "optimizer", *[n for n in structural if n in searched]])
         lines.append(f"  configurations share a pack when they agree on {keys}")
         if searched:

@@ -14,7 +14,7 @@ import json
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
-from functools import partial
+from functools import cache, partial
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -311,8 +311,8 @@ class Sweep:
     function_dir: str = ""  # where a user's training function is imported from
     notes: tuple[str, ...] = ()  # what the user should hear before a run: a pack fallback
     # A user's network: the searched factory keywords that change its structure, so split
-    # packs ('*': not probed, all of them; see `structural_keywords`).
-    pack_by: str = "*"
+    # packs (None: not probed, and every keyword splits; see `structural_keywords`).
+    structural: tuple[str, ...] | None = None
 
     @property
     def model_columns(self) -> dict[str, str]:
@@ -322,6 +322,11 @@ class Sweep:
         if self.factory is None:
             return {}
         return {name: hp.kind for name, hp in self.factory.params.items()}
+
+    @property
+    def pack_by(self) -> str:
+        """`structural` as the trial setting `pack_by` carries it to the trainables."""
+        return "*" if self.structural is None else ",".join(self.structural)
 
     @property
     def dataset(self) -> str:
@@ -441,14 +446,16 @@ def parse_spec(text: str, source: str = "<spec>") -> Sweep:
         + _check_strategy(model, space)
     )
     notes: tuple[str, ...] = ()
+    structural: tuple[str, ...] | None = None
     digest = _digest(model)
     if not problems and factory is not None:
         t = model.trainable
-        data = partial(
+        # Loaded (and split) once, on first use, for the checks below that need it.
+        data = cache(partial(
             load_model_data, data_file.to_config() if data_file else str(t.dataset),
             seed=model.seed, val_fraction=t.val_fraction,
             data_version="" if t.data_version is None else str(t.data_version),
-        )  # fmt: skip
+        ))  # fmt: skip
         problems = check_factory_builds(factory, t.fixed, data)
         why = None if problems or model.pack == 1 else factory_pack_problem(factory, t.fixed, data)
         if why is not None and model.pack != "auto":
@@ -464,13 +471,13 @@ def parse_spec(text: str, source: str = "<spec>") -> Sweep:
                 f"pack: auto runs one configuration per trial: {factory.reference} cannot be "
                 f"trained as one vectorized model ({why})",
             )
+        if not problems and model.pack != 1:
+            structural = structural_keywords(factory, t.fixed, space.domains, data)
     if problems:
         raise SpecError(problems, source=source)
-    pack_by = "*"
-    if factory is not None and model.pack != 1:
-        t = model.trainable
-        pack_by = ",".join(structural_keywords(factory, t.fixed, space.domains, data))
-    return Sweep(model, space, digest, source, data_file, factory, notes=notes, pack_by=pack_by)
+    return Sweep(
+        model, space, digest, source, data_file, factory, notes=notes, structural=structural
+    )
 
 
 def _parse_function_spec(
