@@ -3,12 +3,13 @@
 
 from sweeps._errors import CaviarError, Problem, RunError, SpecError
 from sweeps._outcome import SweepOutcome
-from sweeps._points import Point, plan_points
+from sweeps._points import Origin, Point, plan_points
 from sweeps._runner import run_sweep
 from sweeps._spec import Sweep, load_spec, parse_spec
 
 __all__ = [
     "CaviarError",
+    "Origin",
     "Point",
     "Problem",
     "RunError",

@@ -7,13 +7,33 @@ can skip the ones already recorded.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 
 from sweeps._spec import Sweep
 from sweeps._strategies import behaviour
 
-__all__ = ["Point", "plan_points", "trial_seed"]
+__all__ = ["Origin", "Point", "plan_points", "trial_seed"]
+
+# Where a trial's configuration came from (the `origin` column of `trials`): "initial" for the
+# spec's `initial` list; the strategy's kind for its own points; panda's "start" (the first
+# model) and "random" (the models it adds); retune's "incumbent" (re-run), "retune" (from the
+# good region) and "explore" (from the whole space).
+Origin = Literal[
+    "initial",
+    "random",
+    "sobol",
+    "grid",
+    "coarse_to_fine",
+    "tpe",
+    "panda",
+    "auto",
+    "start",
+    "incumbent",
+    "retune",
+    "explore",
+]
 
 
 @dataclass(frozen=True)
@@ -22,7 +42,7 @@ class Point:
 
     index: int
     params: dict[str, object]
-    origin: str  # "initial" or the strategy kind
+    origin: Origin
 
     @property
     def trial_id(self) -> str:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Final
 
 import numpy as np
 import pandas as pd
@@ -18,6 +19,7 @@ import pandas as pd
 from analysis import Mode
 from search_spaces import SearchSpace, SearchSpaceError
 from sweeps._errors import Problem, SpecError
+from sweeps._points import Origin
 from sweeps._spec import RetuneSpec, SpecModel
 from sweeps._strategies import behaviour
 
@@ -32,7 +34,10 @@ __all__ = [
     "resolve_budget",
 ]
 
-INCUMBENT, LOCAL, EXPLORE = "incumbent", "retune", "explore"  # the `origin` of each trial
+# The `origin` of each trial of a re-tune.
+INCUMBENT: Final = "incumbent"
+LOCAL: Final = "retune"
+EXPLORE: Final = "explore"
 
 
 def full_budget(spec: SpecModel, space: SearchSpace) -> int | None:
@@ -131,10 +136,10 @@ def plan_retune(
     *,
     metric: str,
     mode: Mode,
-) -> list[tuple[dict[str, object], str]]:
+) -> list[tuple[dict[str, object], Origin]]:
     """(params, origin) for every trial: the incumbent first, then `explore` of the rest from
     the whole space and the others from the good region."""
-    plan: list[tuple[dict[str, object], str]] = [(point_in_space(space, incumbent), INCUMBENT)]
+    plan: list[tuple[dict[str, object], Origin]] = [(point_in_space(space, incumbent), INCUMBENT)]
     newcomers = budget - 1
     explore = round(settings.explore * newcomers)
     local = newcomers - explore

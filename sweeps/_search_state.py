@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from analysis import ResultsPath, write_text_atomically
+from sweeps._points import Origin
 
 __all__ = ["PlannedPoint", "SearchState", "load_search_state", "save_search_state"]
 
@@ -26,7 +27,7 @@ class PlannedPoint:
     index: int
     round: int
     params: dict[str, object]
-    origin: str
+    origin: Origin
 
     @property
     def trial_id(self) -> str:
