@@ -394,7 +394,7 @@ def test_every_example_spec_is_valid() -> None:
 def test_adaptive_strategies_and_early_stopping_parse() -> None:
     c2f = parse_spec(_replace("kind: random, samples: 8", "kind: coarse_to_fine, rounds: 3"))
     assert (c2f.spec.strategy.rounds, c2f.spec.strategy.per_round) == (3, 64)
-    assert c2f.spec.strategy.start_next_at == 0.75 and c2f.spec.strategy.sampler == "random"
+    assert c2f.spec.strategy.start_next_at == 0.75 and c2f.spec.strategy.sampler == "model"
     asha = parse_spec(GOOD + "early_stopping: asha\n").spec.early_stopping
     assert asha is not None and (asha.grace_period, asha.reduction_factor) == (2, 3.0)
     assert parse_spec(GOOD).spec.early_stopping is None
@@ -411,7 +411,7 @@ def test_validate_explains_coarse_to_fine_rounds_and_shows_round_one(
     )
     assert main(["validate", str(spec), "--explain"]) == 0
     out = capsys.readouterr().out
-    assert "coarse_to_fine, 3 rounds x 4 (random sampler) + 1 from `initial` = 13" in out
+    assert "coarse_to_fine, 3 rounds x 4 (model sampler) + 1 from `initial` = 13" in out
     assert "t00000 [initial]" in out
     shown = [line for line in out.splitlines() if "[coarse_to_fine]" in line]
     assert len(shown) == 4  # round 1 depends on nothing run yet, so it is shown exactly
