@@ -2,10 +2,10 @@
 `search_spaces`, `trainables` and `analysis`."""
 
 from sweeps._errors import CaviarError, Problem, RunError, SpecError
-from sweeps._outcome import SweepOutcome
-from sweeps._points import Origin, Point, plan_points
-from sweeps._runner import run_sweep
-from sweeps._spec import Sweep, load_spec, parse_spec
+from sweeps.run._outcome import SweepOutcome
+from sweeps.run._runner import run_sweep
+from sweeps.spec._spec import Sweep, load_spec, parse_spec
+from sweeps.strategies._points import Origin, Point, plan_points
 
 __all__ = [
     "CaviarError",

@@ -13,13 +13,13 @@ from pathlib import Path
 
 from analysis import ResultsError, ResultsPath, results_path
 from sweeps._errors import CaviarError
-from sweeps._packing import group_key
-from sweeps._points import Point
-from sweeps._progress import Progress
-from sweeps._ray_session import prepare_ray_environment
-from sweeps._spec import Sweep, load_spec
-from sweeps._stop import Terminated, install_sigterm_handler
-from sweeps._strategies import behaviour
+from sweeps.run._progress import Progress
+from sweeps.run._ray_session import prepare_ray_environment
+from sweeps.run._stop import Terminated, install_sigterm_handler
+from sweeps.spec._spec import Sweep, load_spec
+from sweeps.strategies._points import Point
+from sweeps.strategies._strategies import behaviour
+from sweeps.tune._packing import group_key
 
 __all__ = ["main"]
 
@@ -160,7 +160,7 @@ def _report(args: argparse.Namespace) -> int:
 
 
 def _validate(sweep: Sweep, *, explain: bool) -> int:
-    from sweeps._points import plan_points
+    from sweeps.strategies._points import plan_points
 
     spec = sweep.spec
     out = sys.stdout
@@ -208,7 +208,7 @@ def _validate(sweep: Sweep, *, explain: bool) -> int:
 
 
 def _submit(sweep: Sweep, args: argparse.Namespace) -> int:
-    from sweeps._submit import jobs_api_address, submit_sweep, wait_for_job
+    from sweeps.cluster._submit import jobs_api_address, submit_sweep, wait_for_job
 
     address = jobs_api_address(args.address)
     text = Path(sweep.source).read_text(encoding="utf-8")
@@ -283,7 +283,7 @@ def _pack_lines(sweep: Sweep, planned: list[Point]) -> list[str]:
 
 def _retune(sweep: Sweep, args: argparse.Namespace) -> int:
     """A few plain, timestamped lines: what cron mails when something needs a look."""
-    from sweeps._retune import check_retune_results, run_retune
+    from sweeps.retune._retune import check_retune_results, run_retune
 
     results = _results(args, sweep)
     check_retune_results(results)
@@ -312,7 +312,7 @@ def _retune(sweep: Sweep, args: argparse.Namespace) -> int:
 def _best(sweep: Sweep, args: argparse.Namespace) -> int:
     import json
 
-    from sweeps._best import current_best
+    from sweeps.record._best import current_best
 
     results = _results(args, sweep)
     print(json.dumps(current_best(sweep, results), indent=1))
@@ -365,7 +365,7 @@ def _fmt(value: object) -> str:
 
 
 def _run(sweep: Sweep, args: argparse.Namespace) -> int:
-    from sweeps._runner import run_sweep
+    from sweeps.run._runner import run_sweep
 
     results = _results(args, sweep)
     printer = _ProgressPrinter()

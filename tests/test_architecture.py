@@ -136,3 +136,19 @@ def test_the_rules_see_imports_inside_functions(tmp_path: Path) -> None:
     module = tmp_path / "m.py"
     module.write_text("def f():\n    import ray.tune\n    from analysis import x\n")
     assert _imports(module) == {"ray", "analysis"}
+
+
+def test_every_package_folder_is_packaged() -> None:
+    """A folder of modules missing from `[tool.setuptools] packages` installs nowhere: the
+    editable install the suite runs with would still find it, a wheel would not."""
+    import tomllib
+
+    listed = set(
+        tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"]
+    )
+    folders = {
+        ".".join(init.parent.relative_to(ROOT).parts)
+        for package in PACKAGES
+        for init in (ROOT / package).rglob("__init__.py")
+    }
+    assert folders - listed == set()

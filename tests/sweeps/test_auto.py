@@ -11,7 +11,7 @@ from _procs import run_caviar, user_env
 
 from analysis import load_table, load_trials
 from sweeps import parse_spec, run_sweep
-from sweeps._auto import decide
+from sweeps.strategies._auto import decide
 
 SPEC = textwrap.dedent(
     """
@@ -79,7 +79,7 @@ def test_auto_runs_panda_on_a_one_slot_cluster_and_records_why(
 def test_auto_runs_coarse_to_fine_with_room_and_resume_keeps_the_decision(
     ray_local: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import sweeps._auto as auto
+    import sweeps.strategies._auto as auto
 
     # A fixed probe makes the decision exact: 2 slots x 33 s / (2 x 0.5 s + 1 s) = 32 configs
     monkeypatch.setattr(auto, "probe_epoch_seconds", lambda sweep: 0.5)

@@ -7,7 +7,13 @@ import math
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sweeps._babysitter import PandaRules, SitterState, checkpoint_name, judge, period_length
+from sweeps.strategies._babysitter import (
+    PandaRules,
+    SitterState,
+    checkpoint_name,
+    judge,
+    period_length,
+)
 
 
 def _rules(**overrides: object) -> PandaRules:

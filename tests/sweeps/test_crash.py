@@ -171,7 +171,7 @@ def test_kill_mid_round_then_resume(
 
 
 def test_a_second_run_of_the_same_sweep_is_refused(tmp_path: Path) -> None:
-    from sweeps._lock import sweep_lock
+    from sweeps.run._lock import sweep_lock
 
     (tmp_path / "spec.yaml").write_text(SPEC)
     with sweep_lock(tmp_path / "out" / "crash"):
@@ -191,7 +191,7 @@ def test_sigterm_stops_like_ctrl_c_then_resume(
 ) -> None:
     """What cron's `timeout`, systemd and Kubernetes send: one line saying how to resume,
     exit 143, Ray stopped by caviar itself, the lock released, the run resumable."""
-    from sweeps._lock import sweep_lock
+    from sweeps.run._lock import sweep_lock
 
     out, spec, n = tmp_path / "out", SPEC.replace("samples: 10", "samples: 40"), 40
     proc = launch(spec=spec)  # long enough that the signal comes mid-run on a fast machine

@@ -82,9 +82,11 @@ def test_no_strategy_imports_ray_before_its_environment_is_prepared() -> None:
     """Ray reads RAY_AUTH_MODE and its token when first imported; every module a strategy's
     entry point imports before `ray_session` prepares the environment must leave Ray alone."""
     modules = [
-        "sweeps._cli", "sweeps._runner", "sweeps._panda", "sweeps._panda_record",
-        "sweeps._auto", "sweeps._retune", "sweeps._submit", "sweeps._coarse_driver",
-        "sweeps._tpe_driver", "sweeps._resume", "trainables", "search_spaces", "analysis",
+        "sweeps._cli", "sweeps.run._runner", "sweeps.strategies._panda",
+        "sweeps.record._panda_record", "sweeps.strategies._auto", "sweeps.retune._retune",
+        "sweeps.cluster._submit", "sweeps.strategies._coarse_driver",
+        "sweeps.strategies._tpe_driver", "sweeps.run._resume", "trainables", "search_spaces",
+        "analysis",
     ]  # fmt: skip
     code = f"import sys\nfor m in {modules!r}: __import__(m)\nprint('ray' in sys.modules)"
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)

@@ -13,7 +13,7 @@ from _procs import assert_refused, run_caviar, user_env
 
 from analysis import load_table, load_trials
 from sweeps import load_spec, run_sweep
-from sweeps._points import plan_points
+from sweeps.strategies._points import plan_points
 
 EXAMPLES = Path(__file__).parents[2] / "sweeps" / "examples"
 

@@ -10,8 +10,8 @@ from typing import NamedTuple
 import pytest
 
 from sweeps import RunError, SpecError
-from sweeps._lock import LockHeldError, sweep_lock
-from sweeps._preflight import MIN_FREE_BYTES, check_results_dir
+from sweeps.run._lock import LockHeldError, sweep_lock
+from sweeps.run._preflight import MIN_FREE_BYTES, check_results_dir
 
 
 class _Usage(NamedTuple):

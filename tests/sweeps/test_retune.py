@@ -21,8 +21,8 @@ from analysis._report_retunes import retune_section
 from sweeps import parse_spec, run_sweep
 from sweeps._cli import main
 from sweeps._errors import RunError
-from sweeps._lock import sweep_lock
-from sweeps._retune import retune_lock, run_retune
+from sweeps.retune._retune import retune_lock, run_retune
+from sweeps.run._lock import sweep_lock
 
 SPEC = textwrap.dedent(
     """
@@ -128,7 +128,8 @@ def _fake_history(results: Path, lrs: list[float], scores: list[float]) -> None:
 def _kill_holder(sweep_dir: Path) -> None:
     """A process that takes the re-tune lock, then dies by SIGKILL while holding it."""
     code = (
-        "import sys, time; from pathlib import Path; from sweeps._retune import retune_lock\n"
+        "import sys, time; from pathlib import Path\n"
+        "from sweeps.retune._retune import retune_lock\n"
         "with retune_lock(Path(sys.argv[1])):\n    print('locked', flush=True); time.sleep(60)"
     )
     proc = subprocess.Popen([sys.executable, "-c", code, str(sweep_dir)],
@@ -183,7 +184,7 @@ def test_a_failed_retune_leaves_best_json_byte_identical(
     def failing(*args: object, **kwargs: object) -> list[tuple[dict[str, object], str]]:
         return [({"lr": -1.0}, "incumbent"), ({"lr": -2.0}, "retune")]
 
-    monkeypatch.setattr("sweeps._retune.plan_retune", failing)
+    monkeypatch.setattr("sweeps.retune._retune.plan_retune", failing)
     with pytest.raises(RunError, match="no re-tune trial succeeded"):
         run_retune(parse_spec(SPEC.format(version=1)), results)
     assert best.read_bytes() == before

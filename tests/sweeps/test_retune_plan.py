@@ -11,7 +11,7 @@ import pytest
 from search_spaces import SearchSpace
 from sweeps import parse_spec
 from sweeps._errors import SpecError
-from sweeps._retune_plan import (
+from sweeps.retune._retune_plan import (
     EXPLORE,
     INCUMBENT,
     LOCAL,
@@ -22,7 +22,7 @@ from sweeps._retune_plan import (
     point_in_space,
     resolve_budget,
 )
-from sweeps._spec import RetuneSpec
+from sweeps.spec._spec import RetuneSpec
 
 SPACE = SearchSpace.from_dict(
     {

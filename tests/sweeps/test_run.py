@@ -88,7 +88,7 @@ def test_resume_runs_only_what_is_missing(ray_local: None, tmp_path: Path) -> No
 
 
 def test_resume_refuses_a_changed_spec(tmp_path: Path) -> None:
-    from sweeps._runs import RunManifest, write_manifest
+    from sweeps.run._runs import RunManifest, write_manifest
 
     sweep = parse_spec(SPEC)
     write_manifest(tmp_path / "tiny", RunManifest("r0", "other-digest", "running", 4, "", ""))
@@ -183,7 +183,7 @@ def test_two_resumes_one_after_the_other_record_each_configuration_once(
     everything: it must re-read under the lock instead of running the configurations again."""
     import shutil
 
-    import sweeps._lifecycle as lifecycle
+    import sweeps.run._lifecycle as lifecycle
 
     sweep = parse_spec(SPEC)
     run_sweep(sweep, tmp_path)

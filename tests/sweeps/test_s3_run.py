@@ -17,10 +17,10 @@ from _procs import kill_session
 
 from analysis import ObjectPath, load_epochs, load_trials, results_path
 from sweeps import parse_spec
-from sweeps._babysitter import SitterState
 from sweeps._cli import main
-from sweeps._panda import model_configs, panda_rules
-from sweeps._panda_trial import PandaJob, PeriodReport, babysit
+from sweeps.strategies._babysitter import SitterState
+from sweeps.strategies._panda import model_configs, panda_rules
+from sweeps.strategies._panda_trial import PandaJob, PeriodReport, babysit
 
 SPEC = textwrap.dedent(
     """
@@ -210,7 +210,7 @@ def test_panda_checkpoints_go_to_the_bucket_and_rollbacks_read_them_back(
 
 def test_submit_hands_an_s3_location_to_the_job_as_it_is() -> None:
     from sweeps import SpecError
-    from sweeps._submit import _cluster_results
+    from sweeps.cluster._submit import _cluster_results
 
     assert _cluster_results("s3://bucket/sweeps") == ("s3://bucket/sweeps", "s3://bucket/sweeps")
     with pytest.raises(SpecError, match=r"results: only a local path or s3://"):

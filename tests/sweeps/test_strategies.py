@@ -11,8 +11,7 @@ import pytest
 
 from search_spaces import SearchSpace
 from sweeps import SpecError, load_spec
-from sweeps._strategies import STRATEGIES, behaviour
-from sweeps._strategy_specs import (
+from sweeps.spec._strategy_specs import (
     MAX_TRIALS,
     CoarseToFineStrategy,
     GridStrategy,
@@ -20,6 +19,7 @@ from sweeps._strategy_specs import (
     RandomStrategy,
     StrategyModel,
 )
+from sweeps.strategies._strategies import STRATEGIES, behaviour
 
 SWEEPS = Path(__file__).parents[2] / "sweeps"
 # A strategy's own driver may narrow the spec's strategy to its model, and nothing else may.
@@ -53,7 +53,7 @@ def _strategy_type_checks(path: Path) -> set[str]:
 
 def test_only_a_strategys_own_driver_tests_for_its_type() -> None:
     offenders = {}
-    for path in sorted(SWEEPS.glob("*.py")):
+    for path in sorted(SWEEPS.rglob("*.py")):
         allowed = {DRIVERS[path.stem]} if path.stem in DRIVERS else set()
         if extra := _strategy_type_checks(path) - allowed:
             offenders[path.name] = sorted(extra)

@@ -24,7 +24,7 @@ from _ray_nodes import ray_cluster
 from analysis import load_trials
 from sweeps import load_spec
 from sweeps._cli import main
-from sweeps._submit import JOB_SPEC_DIR, _stage_working_dir
+from sweeps.cluster._submit import JOB_SPEC_DIR, _stage_working_dir
 from trainables import SHIPPED_ENV
 
 VENV_BIN = Path(sys.executable).parent

@@ -8,8 +8,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from sweeps._record import trial_row
-from sweeps._trial_outcome import (
+from sweeps.record._record import trial_row
+from sweeps.tune._trial_outcome import (
     STATUSES,
     babysat_status,
     ended_by_itself,

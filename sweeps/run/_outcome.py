@@ -1,0 +1,64 @@
+"""What a run ends with: its outcome, its best row, and the space recorded beside the results.
+
+Shared by every strategy's run (sweep, panda, retune), so the rule for "the best row" and what
+an outcome holds are written once.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+from analysis import ResultsPath, ResultsStore, best, load_trials, write_text_atomically
+from sweeps.run._progress import Progress
+from sweeps.spec._spec import Sweep
+
+__all__ = ["SweepOutcome", "best_row", "outcome_of", "record_space"]
+
+
+@dataclass(frozen=True)
+class SweepOutcome:
+    run_id: str
+    sweep_dir: ResultsPath
+    evaluated: int
+    skipped: int
+    errors: int
+    diverged: int
+    best: dict[str, object] | None  # the best `trials` row of this run, all runs' attempts included
+
+
+def record_space(store: ResultsStore, sweep: Sweep) -> None:
+    """The space beside the results, so analysis knows each parameter's scale (log, 1-beta)."""
+    text = json.dumps(sweep.space.to_dict(), indent=1)
+    write_text_atomically(store.sweep_dir / "_space.json", text)
+
+
+def best_row(sweep: Sweep, store: ResultsStore, run_id: str) -> dict[str, object] | None:
+    """The run's best `trials` row by the spec's objective, under `analysis.best`'s rule (ok
+    rows with a finite objective; ties keep trial order); None before any such row."""
+    if not (store.sweep_dir / "trials").is_dir():
+        return None
+    trials = load_trials(store.root, sweep.name)
+    objective = sweep.spec.objective
+    if not {"run_id", objective.metric} <= set(trials.columns):
+        return None
+    top = best(
+        trials[trials["run_id"] == run_id],
+        k=1,
+        objective=objective.metric,
+        mode=objective.resolved_mode,
+    )
+    return None if top.empty else top.iloc[0].to_dict()
+
+
+def outcome_of(run_id: str, store: ResultsStore, progress: Progress) -> SweepOutcome:
+    """The outcome of trials run under `progress`; `skipped` and `best` are the caller's."""
+    return SweepOutcome(
+        run_id=run_id,
+        sweep_dir=store.sweep_dir,
+        evaluated=progress.done,
+        skipped=0,
+        errors=progress.errors,
+        diverged=progress.diverged,
+        best=None,
+    )

@@ -1,0 +1,149 @@
+"""Which Ray the sweep runs on: an embedded local instance it owns, or a cluster it only joins."""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+import signal
+import socket
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sweeps._errors import Problem, RunError
+from sweeps.run._stop import install_sigterm_handler
+
+__all__ = ["RaySession", "prepare_ray_environment", "ray_session"]
+
+log = logging.getLogger(__name__)
+_CONNECT_TIMEOUT_S = 10.0
+
+
+@dataclass(frozen=True)
+class RaySession:
+    address: str  # "embedded" for the instance this process started
+    cpus: float
+    gpus: float
+    nodes: int
+    node_resources: tuple[tuple[float, float], ...]  # (CPU, GPU) of each alive node
+    embedded: bool  # started here: no autoscaler will ever add a node
+    node_custom: tuple[dict[str, float], ...] = ()  # every resource of each alive node
+
+    def fits(self, cpu: float, gpu: float) -> bool:
+        """Whether one node can hold one trial (a trial never spans nodes)."""
+        return any(c >= cpu and g >= gpu for c, g in self.node_resources)
+
+    def fits_custom(self, custom: dict[str, float]) -> bool:
+        """Whether one node has every custom resource a trial asks for, in that amount."""
+        if not custom:
+            return True
+        return any(
+            all(node.get(name, 0.0) >= amount for name, amount in custom.items())
+            for node in self.node_custom
+        )
+
+
+def prepare_ray_environment(address: str | None) -> None:
+    """Settings Ray reads from the environment, so they must be in place before it is imported.
+
+    An embedded instance uses token auth (secure by default, as Ray's own default for new local
+    clusters). Without a token of the user's, it gets one made for this run and passed through
+    the environment, so nothing is written to the home directory.
+    """
+    # Ray's result loggers write JSON/CSV/TensorBoard per trial; our Parquet is the record.
+    os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    # Tune turns Ctrl-C into a quiet early end of `fit`, which would look like a finished
+    # sweep; caviar stops on it instead and says how to resume (sweeps/run/_stop.py).
+    os.environ.setdefault("TUNE_DISABLE_SIGINT_HANDLER", "1")
+    if address or os.environ.get("RAY_ADDRESS"):
+        return
+    os.environ.setdefault("RAY_AUTH_MODE", "token")
+    has_token = (
+        os.environ.get("RAY_AUTH_TOKEN")
+        or os.environ.get("RAY_AUTH_TOKEN_PATH")
+        or (Path.home() / ".ray" / "auth_token").exists()
+    )
+    if os.environ["RAY_AUTH_MODE"].lower() == "token" and not has_token:
+        os.environ["RAY_AUTH_TOKEN"] = secrets.token_hex(32)
+
+
+@contextmanager
+def ray_session(address: str | None = None) -> Iterator[RaySession]:
+    """Start (and later stop) an embedded Ray, or connect to ``address`` / ``RAY_ADDRESS``.
+
+    ``address="local"`` makes Ray start a fresh instance even when another cluster, live or
+    dead, left its address file on this machine; only the processes started here are stopped.
+    If this process is already connected (a notebook, a test fixture), that connection is used
+    and left open.
+    """
+    prepare_ray_environment(address)
+    import ray
+
+    owned = False
+    before = signal.getsignal(signal.SIGTERM)
+    if not ray.is_initialized():
+        target = address or os.environ.get("RAY_ADDRESS") or None
+        common: dict[str, Any] = {"log_to_driver": False, "logging_level": logging.WARNING}
+        if target:
+            _check_reachable(target)
+        try:
+            if target:
+                ray.init(address=target, **common)
+            else:
+                ray.init(
+                    address="local",
+                    include_dashboard=False,
+                    _node_ip_address="127.0.0.1",
+                    **common,
+                )
+        except (ConnectionError, RuntimeError, ValueError) as exc:
+            where = target or "embedded"
+            message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise RunError([Problem("address", where, f"cannot start Ray: {message}")]) from None
+        owned = True
+        install_sigterm_handler()  # ray.init replaced it with its own
+    try:
+        resources = ray.cluster_resources()
+        alive = [n for n in ray.nodes() if n.get("Alive")]
+        target = address or os.environ.get("RAY_ADDRESS")
+        yield RaySession(
+            address=target or "embedded",
+            cpus=float(resources.get("CPU", 0.0)),
+            gpus=float(resources.get("GPU", 0.0)),
+            nodes=len(alive),
+            node_resources=tuple(
+                (float(n["Resources"].get("CPU", 0.0)), float(n["Resources"].get("GPU", 0.0)))
+                for n in alive
+            ),
+            embedded=owned and not target,
+            node_custom=tuple({k: float(v) for k, v in n["Resources"].items()} for n in alive),
+        )
+    finally:
+        if owned:
+            ray.shutdown()
+            if before is not None and threading.current_thread() is threading.main_thread():
+                signal.signal(signal.SIGTERM, before)
+
+
+def _check_reachable(address: str) -> None:
+    """Ray retries an unreachable address for minutes; a plain TCP connect fails in seconds."""
+    if address in ("auto", "local"):
+        return
+    hostport = address.split("://", 1)[-1].rstrip("/")
+    host, _, port = hostport.rpartition(":")
+    if not host or not port.isdigit():
+        raise RunError([Problem("address", address, "expected HOST:PORT or ray://HOST:PORT")])
+    try:
+        with socket.create_connection((host, int(port)), timeout=_CONNECT_TIMEOUT_S):
+            pass
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+        raise RunError(
+            [Problem("address", address, f"no Ray cluster reachable: {reason}")]
+        ) from None

@@ -1,0 +1,123 @@
+"""Optuna's TPE behind the same Proposer interface as coarse-to-fine, for comparisons.
+
+Ray's `OptunaSearch` does the modelling. It only understands Ray's stock samplers, so the space
+goes over in its searcher-safe form (a reverse-log `beta` becomes a log-uniform `one_minus_beta`)
+and proposals come back through `SearchSpace.from_tune`. Resuming needs no state of its own:
+every recorded result is added to a fresh study, and the budget counts recorded trials only,
+so points lost in a crash are replaced by new proposals.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pandas as pd
+
+from sweeps._errors import Problem, SpecError
+from sweeps.spec._spec import Sweep, TpeStrategy
+from sweeps.strategies._points import Point
+from sweeps.strategies._search_state import PlannedPoint
+from sweeps.tune._trial_outcome import recorded_score
+
+__all__ = ["TpeProposer"]
+
+
+class TpeProposer:
+    def __init__(self, sweep: Sweep, initial: list[Point], recorded: pd.DataFrame) -> None:
+        strategy = sweep.spec.strategy
+        if not isinstance(strategy, TpeStrategy):
+            raise TypeError(f"not a tpe sweep: {strategy.kind}")
+        try:
+            import optuna
+            from ray.tune.search.optuna import OptunaSearch
+        except ImportError:
+            message = "needs optuna: pip install 'caviar[tpe]'"
+            raise SpecError([Problem("strategy.kind", "tpe", message)]) from None
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
+        self._sweep = sweep
+        self._metric = sweep.spec.objective.metric
+        sampler = optuna.samplers.TPESampler(
+            n_startup_trials=strategy.startup, seed=sweep.spec.seed
+        )
+        self._optuna = OptunaSearch(
+            # A Tune search space, which OptunaSearch converts; its annotation lists only
+            # Optuna's own forms.
+            space=sweep.space.to_tune(searcher_safe=True),  # type: ignore[arg-type]
+            metric=self._metric,
+            mode=sweep.spec.objective.resolved_mode,
+            sampler=sampler,
+        )
+        rows = recorded.to_dict("records") if not recorded.empty else []
+        for row in rows:
+            score = recorded_score(row, self._metric)
+            params = self._searcher_safe({n: _plain(row[n]) for n in sweep.space.names})
+            # With error=True Optuna records a failed trial and takes no value.
+            self._optuna.add_evaluated_point(params, score, error=score is None)  # type: ignore[arg-type]
+        done = {str(row["trial_id"]) for row in rows}
+        self._queue = [
+            PlannedPoint(p.index, 0, dict(p.params), "initial")
+            for p in initial
+            if p.trial_id not in done
+        ]
+        self._remaining = strategy.samples - sum(row.get("origin") == "tpe" for row in rows)
+        indexes = [int(row["config_index"]) for row in rows] + [p.index for p in initial]
+        self._next_index = max(indexes, default=-1) + 1
+        self._total = len(self._queue) + max(self._remaining, 0)
+
+    @property
+    def total(self) -> int:
+        return self._total
+
+    @property
+    def finished(self) -> bool:
+        return not self._queue and self._remaining <= 0
+
+    @property
+    def label(self) -> str:
+        return "tpe"
+
+    @property
+    def batch(self) -> int:
+        return 1  # each proposal sees every result before it
+
+    def propose(self) -> PlannedPoint | None:
+        if self._queue:
+            return self._queue.pop(0)
+        if self._remaining <= 0:
+            return None
+        index = self._next_index
+        suggestion = self._optuna.suggest(f"t{index:05d}")
+        if not isinstance(suggestion, dict):
+            return None
+        self._next_index += 1
+        self._remaining -= 1
+        return PlannedPoint(index, 0, self._sweep.space.from_tune(suggestion), "tpe")
+
+    def take_queued(self, match: Callable[[PlannedPoint], bool]) -> PlannedPoint | None:
+        return None  # TPE runs unpacked: each proposal should see every result before it
+
+    def record(self, point: PlannedPoint, score: float | None) -> None:
+        if point.origin == "tpe":
+            result = None if score is None else {self._metric: score}
+            self._optuna.on_trial_complete(point.trial_id, result, error=score is None)
+        else:
+            params = self._searcher_safe(point.params)
+            # A None score goes with error=True, as above.
+            self._optuna.add_evaluated_point(params, score, error=score is None)  # type: ignore[arg-type]
+
+    def _searcher_safe(self, config: dict[str, object]) -> dict[str, object]:
+        """The inverse of `SearchSpace.from_tune`: beta as one_minus_beta."""
+        safe = self._sweep.space.to_tune(searcher_safe=True)
+        out: dict[str, object] = {}
+        for name, value in config.items():
+            key = f"one_minus_{name}"
+            if key in safe and name not in safe:
+                # Why the type ignore below: a searched beta: a number the space validated
+                out[key] = 1.0 - float(value)  # type: ignore[arg-type]
+            else:
+                out[name] = value
+        return out
+
+
+def _plain(value: object) -> object:
+    return value.item() if hasattr(value, "item") else value
