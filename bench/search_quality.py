@@ -2,11 +2,13 @@
 
     .venv/bin/python bench/search_quality.py                  # BBOB function suite, 20 seeds
     .venv/bin/python bench/search_quality.py --suite digits   # BatchNorm MLP on digits, 10 seeds
+    .venv/bin/python bench/search_quality.py --suite tasks    # three real tuning tasks, 10 seeds
 
 Every method evaluates batches of `--batch` (16) configurations chosen before any of them is
 scored, and seed s of every method runs on the same problem instance (BBOB instance s + 1, or
-digits split/initialisation s): paired seeds. Prints the tables and writes them, with the raw
-per-seed results, to bench/search_quality_<suite>.{md,json}; docs/search-quality.md quotes them.
+the split and initialisation s of a training task): paired seeds. Prints the tables and writes
+them, with the raw per-seed results, to bench/search_quality_<suite>.{md,json};
+docs/search-quality.md quotes them.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ from search_quality_problems import (  # noqa: E402
     FUNCTION_SUITE,
     digits_objective,
 )
+from search_quality_tasks import TASKS  # noqa: E402
 
 from search_spaces import SearchSpace  # noqa: E402
 
@@ -53,6 +56,9 @@ def _task(args: tuple) -> tuple:
     if suite == "functions":
         problem = FUNCTION_SUITE[problem_index]
         space, objective = problem.space(), problem.objective(instance=seed + 1)
+    elif suite == "tasks":
+        task = TASKS[problem_index]
+        space, objective = SearchSpace.from_dict(dict(task.space)), task.objective(seed)
     else:
         space, objective = SearchSpace.from_dict(DIGITS_SPACE), digits_objective(seed, epochs)
     run = METHODS[method]
@@ -139,28 +145,133 @@ def _summaries(results: dict, names: list[str], methods: list[str], budgets: lis
     return tables
 
 
-def _retabulate(path: Path) -> None:
-    saved = json.loads(path.read_text())
+def _sign_test(ours: list[float], theirs: list[float]) -> str:
+    """Paired sign test (losses, lower is better): wins/losses/ties and the two-sided p-value."""
+    from scipy.stats import binomtest
+
+    diff = np.asarray(ours) - np.asarray(theirs)
+    wins, losses = int(np.sum(diff < 0)), int(np.sum(diff > 0))
+    ties = len(diff) - wins - losses
+    p = binomtest(wins, wins + losses).pvalue if wins + losses else 1.0
+    return f"{wins}/{losses}/{ties} (p={p:.2f})"
+
+
+def _task_tables(results: dict, names: list[str], methods: list[str], budgets: list[int]):
+    """Per task: median best score, ratio to random, mean rank and a sign test against TPE."""
+    tables = []
+    header = ["method"] + [f"{b} evals" for b in budgets]
+    overall_ranks = {(m, b): [] for m in methods for b in budgets}
+    overall_ratio = {(m, b): [] for m in methods for b in budgets}
+    for name in names:
+        task = next(t for t in TASKS if t.name == name)
+        accuracy = task.metric == "val_accuracy"
+        offset = 1.0 if accuracy else 0.0  # error = 1 - accuracy = 1 + loss
+
+        def best(m: str, b: int, name: str = name) -> np.ndarray:
+            return np.asarray(results[name][m][str(b)], dtype=np.float64)
+
+        rows = []
+        for m in methods:
+            row = [m]
+            for b in budgets:
+                median = float(np.median(best(m, b)))
+                ratio = (offset + median) / (offset + float(np.median(best("random", b))))
+                overall_ratio[m, b].append(ratio)
+                table = np.array([best(n, b) for n in methods])
+                ranks = np.array([rankdata(column) for column in table.T])  # seeds x methods
+                rank = ranks[:, methods.index(m)]
+                overall_ranks[m, b].extend(rank.tolist())
+                shown = -median if accuracy else median
+                row.append(f"{shown:.4f} / {ratio:.3f} / {np.mean(rank):.2f}")
+            rows.append(row)
+        what = "validation accuracy (higher is better)" if accuracy else "validation loss"
+        tables.append(
+            f"**{name}**: {task.note}; {task.epochs} epochs. Median best {what} / its "
+            f"{'error' if accuracy else 'loss'} over random search's / mean rank\n\n"
+            + _markdown(header, rows)
+        )
+        if "tpe" in methods:
+            rows = [
+                [m] + [_sign_test(list(best(m, b)), list(best("tpe", b))) for b in budgets]
+                for m in methods
+                if m != "tpe"
+            ]
+            tables.append(
+                f"Sign test against TPE on {name} (wins/losses/ties over the paired seeds)\n\n"
+                + _markdown(header, rows)
+            )
+    rows = [
+        [m]
+        + [
+            f"{np.mean(overall_ranks[m, b]):.2f} / {np.median(overall_ratio[m, b]):.3f}"
+            for b in budgets
+        ]
+        for m in methods
+    ]
+    tables.append(
+        "**All tasks**: mean rank over tasks and seeds / median over tasks of the ratio to "
+        "random search\n\n" + _markdown(header, rows)
+    )
+    return tables
+
+
+def _tables(results: dict, names: list[str], methods: list[str], budgets: list[int], suite: str):
+    if suite == "tasks":
+        return _task_tables(results, names, methods, budgets)
+    return _summaries(results, names, methods, budgets, suite)
+
+
+def _retabulate(paths: list[Path], out: Path | None) -> None:
+    """Tables of earlier runs; several runs of one suite merge into the first: a run of other
+    methods adds them, a run of later seeds (`--first-seed`) appends its seeds to every method."""
+    saved = json.loads(paths[0].read_text())
     results, budgets = saved["results"], saved["budgets"]
+    for extra in paths[1:]:
+        other = json.loads(extra.read_text())
+        more = other["results"]
+        later_seeds = "from seed" in other["setup"]
+        for name in results:
+            for method, by_budget in more.get(name, {}).items():
+                if later_seeds:
+                    for budget, values in by_budget.items():
+                        results[name][method][budget] = results[name][method][budget] + values
+                else:
+                    results[name][method] = by_budget
+        if later_seeds:
+            saved["seeds"] += other["seeds"]
+            saved["setup"] = saved["setup"].replace(
+                f"{saved['seeds'] - other['seeds']} paired seeds", f"{saved['seeds']} paired seeds"
+            )
+        saved["timing"] += "; then " + other["timing"]
     names = list(results)
     methods = list(results[names[0]])
     suite = saved["setup"].split(":")[0]
-    tables = _summaries(results, names, methods, budgets, suite)
+    tables = _tables(results, names, methods, budgets, suite)
     text = "\n\n".join([saved["setup"], *tables, saved["timing"]]) + "\n"
     print(text)
-    path.with_suffix(".md").write_text(text)
+    if len(paths) > 1:  # a merged run is written to --out, never over one of its inputs
+        if out is None:
+            raise SystemExit("error: --out: required to merge several runs of --tables-from")
+        out.with_suffix(".json").write_text(json.dumps(saved, indent=1))
+    (out or paths[0]).with_suffix(".md").write_text(text)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--suite", choices=["functions", "digits"], default="functions")
-    parser.add_argument("--seeds", type=int, default=None, help="default 20 (digits: 10)")
+    parser.add_argument("--suite", choices=["functions", "digits", "tasks"], default="functions")
+    parser.add_argument("--seeds", type=int, default=None, help="default 20 (digits, tasks: 10)")
     parser.add_argument(
         "--budgets",
         type=int,
         nargs="+",
         default=None,
-        help="default 32 64 128 256 (digits: 32 64 128)",
+        help="default 32 64 128 256 (digits, tasks: 32 64 128)",
+    )
+    parser.add_argument(
+        "--first-seed",
+        type=int,
+        default=0,
+        help="run seeds first-seed, first-seed + 1, ... (to add seeds to an earlier run)",
     )
     parser.add_argument("--batch", type=int, default=16, help="concurrent evaluations per round")
     parser.add_argument("--methods", nargs="+", choices=list(METHODS), default=list(METHODS))
@@ -173,27 +284,50 @@ def main() -> None:
         default=None,
         help="indices into the function suite (default: all)",
     )
+    parser.add_argument(
+        "--tasks",
+        nargs="+",
+        choices=[t.name for t in TASKS],
+        default=None,
+        help="which training tasks (default: all)",
+    )
+    parser.add_argument(
+        "--no-random",
+        action="store_true",
+        help="do not add random search (for a run merged into an earlier one by --tables-from)",
+    )
     parser.add_argument("--out", type=Path, default=None)
     parser.add_argument(
         "--tables-from",
         type=Path,
+        nargs="+",
         default=None,
-        help="recompute the tables of an earlier run from its JSON, without running anything",
+        help="recompute the tables of earlier runs from their JSON (runs of other methods on "
+        "the same suite and seeds merge into the first), without running anything",
     )
     args = parser.parse_args()
     if args.tables_from is not None:
-        _retabulate(args.tables_from)
+        _retabulate(args.tables_from, args.out)
         return
-    digits = args.suite == "digits"
-    seeds = args.seeds or (10 if digits else 20)
-    budgets = sorted(args.budgets or ([32, 64, 128] if digits else [32, 64, 128, 256]))
-    indices = [0] if digits else (args.problems or list(range(len(FUNCTION_SUITE))))
-    names = ["digits"] if digits else [FUNCTION_SUITE[i].name for i in indices]
-    methods = args.methods if "random" in args.methods else ["random", *args.methods]
+    trained = args.suite in ("digits", "tasks")
+    seeds = args.seeds or (10 if trained else 20)
+    budgets = sorted(args.budgets or ([32, 64, 128] if trained else [32, 64, 128, 256]))
+    if args.suite == "digits":
+        indices, names = [0], ["digits"]
+    elif args.suite == "tasks":
+        chosen = args.tasks or [t.name for t in TASKS]
+        indices = [i for i, t in enumerate(TASKS) if t.name in chosen]
+        names = [TASKS[i].name for i in indices]
+    else:
+        indices = args.problems or list(range(len(FUNCTION_SUITE)))
+        names = [FUNCTION_SUITE[i].name for i in indices]
+    methods = list(args.methods)
+    if "random" not in methods and not args.no_random:
+        methods.insert(0, "random")  # every table is relative to random search
     tasks = [
         (args.suite, i, s, m, budgets, args.batch, args.epochs)
         for i in indices
-        for s in range(seeds)
+        for s in range(args.first_seed, args.first_seed + seeds)
         for m in methods
     ]
     # Slow tasks first, so the pool does not end on one straggler.
@@ -207,15 +341,18 @@ def main() -> None:
         for k, (i, s, m, best, took) in enumerate(pool.imap_unordered(_task, tasks), 1):
             name = names[indices.index(i)]
             for b, value in best.items():
-                results[name][m][str(b)][s] = value
+                results[name][m][str(b)][s - args.first_seed] = value
             seconds[m] += took
             if k % max(1, len(tasks) // 20) == 0:
                 print(f"  {k}/{len(tasks)} tasks, {time.perf_counter() - started:.0f}s", flush=True)
     wall = time.perf_counter() - started
-    tables = _summaries(results, names, methods, budgets, args.suite)
+    tables = _tables(results, names, methods, budgets, args.suite) if "random" in methods else []
     setup = (
-        f"{args.suite}: {len(names)} problem(s) x {seeds} paired seeds, batches of "
-        f"{args.batch}, budgets {budgets}" + (f", {args.epochs} epochs" if digits else "")
+        f"{args.suite}: {len(names)} problem(s) x {seeds} paired seeds"
+        + (f" (from seed {args.first_seed})" if args.first_seed else "")
+        + ", batches of "
+        f"{args.batch}, budgets {budgets}"
+        + (f", {args.epochs} epochs" if args.suite == "digits" else "")
     )
     timing = (
         f"wall time {wall:.0f} s with {args.jobs} worker(s) on {os.cpu_count()} cores "

@@ -129,3 +129,94 @@ METHODS = {
     "tpe": run_tpe,
 }
 BUDGET_DEPENDENT = {"naive"}  # run once per budget; the others once at the largest budget
+
+
+# --- candidate changes to the model sampler, tried on the benchmark before adopting one -------
+
+
+def _mixed_batch(share: float):
+    """Thompson sampling for all but `share` of a round; the rest Sobol points in the box."""
+    from scipy.stats import qmc
+
+    from search_spaces import _surrogate
+    from search_spaces._box_sampling import cube_to_box
+
+    original = _surrogate.thompson_batch
+
+    def thompson_batch(space, points, losses, box, n, rng):
+        spread = round(share * n)
+        model = original(space, points, losses, box, n - spread, rng)
+        if spread == 0:
+            return model
+        engine = qmc.Sobol(len(space), scramble=True, seed=rng)
+        cube = engine.random_base2(max(0, math.ceil(math.log2(spread))))[:spread]
+        return np.vstack([model, cube_to_box(space, box, cube)])
+
+    return _surrogate, "thompson_batch", thompson_batch
+
+
+def _late_model(results: int):
+    """The model only once `results` finite results are in (Sobol before)."""
+    from search_spaces import _box_sampling
+
+    def model_ready(space, losses):
+        return int(np.isfinite(losses).sum()) >= max(results, 2 * len(space))
+
+    return _box_sampling, "model_ready", model_ready
+
+
+def _wide_pool(share: float):
+    """Thompson candidates: `share` of them from the whole space, the rest from the box, so
+    the model can send points outside a box narrowed on little data."""
+    from search_spaces import _surrogate
+    from search_spaces._narrowing import full_box
+
+    original_cube_to_box = _surrogate.cube_to_box
+
+    def cube_to_box(space, box, cube):
+        outside = round(share * len(cube))
+        inner = original_cube_to_box(space, box, cube[outside:])
+        if outside == 0:
+            return inner
+        return np.vstack([original_cube_to_box(space, full_box(space), cube[:outside]), inner])
+
+    return _surrogate, "cube_to_box", cube_to_box
+
+
+def _global_until(results: int):
+    """No narrowing until `results` results are in: the model searches the whole space first."""
+    from search_spaces import _coarse_to_fine
+
+    original = _coarse_to_fine.next_region
+
+    def next_region(tr, points, losses, settings, box=None):
+        if int(np.isfinite(losses).sum()) < results:
+            return tr
+        return original(tr, points, losses, settings, box)
+
+    return _coarse_to_fine, "next_region", next_region
+
+
+def _variant(*patches_of):
+    def run(*args):
+        patches = [make() for make in patches_of]
+        saved = [(module, name, getattr(module, name)) for module, name, _ in patches]
+        for module, name, value in patches:
+            setattr(module, name, value)
+        try:
+            return run_coarse_to_fine(*args, sampler="model")
+        finally:
+            for module, name, value in saved:
+                setattr(module, name, value)
+
+    return run
+
+
+VARIANTS = {
+    "c2f-model-mix": _variant(lambda: _mixed_batch(0.25)),
+    "c2f-model-late": _variant(lambda: _late_model(32)),
+    "c2f-model-wide": _variant(lambda: _wide_pool(0.5)),
+    "c2f-model-g32": _variant(lambda: _global_until(32)),
+    "c2f-model-g64": _variant(lambda: _global_until(64)),
+}
+METHODS.update(VARIANTS)
