@@ -23,6 +23,7 @@ from analysis._fs import (
     write_text_atomically,
 )
 from analysis._importance import importance
+from analysis._layout import SweepLayout
 from analysis._load import (
     load_epochs,
     load_rounds,
@@ -75,6 +76,7 @@ __all__ = [
     "ResultsPath",
     "ResultsStore",
     "Scale",
+    "SweepLayout",
     "arrow_filesystem",
     "arrow_path",
     "best",

@@ -42,8 +42,6 @@ from analysis._store import ResultsStore
 
 __all__ = ["compact"]
 
-_LOCK_DIR = "_locks"
-
 
 def compact(
     results_dir: ResultsLike,
@@ -68,7 +66,7 @@ def compact(
     if not table_dir.is_dir():
         return []
     written = []
-    with _exclusive_lock(sweep_dir / _LOCK_DIR / f"compact-{table}.lock"):
+    with _exclusive_lock(Path(str(store.layout.compact_lock(table)))):
         for partition in _partitions(table_dir, run_id, round_index):
             merged = _compact_partition(partition, store.stored_schema(table), table)
             if merged is not None:

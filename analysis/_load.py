@@ -26,6 +26,7 @@ import pyarrow.parquet as pq
 
 from analysis._errors import ResultsError
 from analysis._fs import ResultsLike, ResultsPath, arrow_filesystem, arrow_path, results_path
+from analysis._layout import SweepLayout
 from analysis._parts import Listing, list_live_parts
 from analysis._store import ResultsStore
 
@@ -41,7 +42,7 @@ __all__ = [
 
 _log = logging.getLogger(__name__)
 
-SPACE_FILE = "_space.json"
+SPACE_FILE = SweepLayout.SPACE_FILE
 _ATTEMPTS = 20
 # The hive key `run` duplicates the stored `run_id` column and is not read. `round` is stored in
 # every file the store writes, and the file's column wins: a table may keep several rounds in one
@@ -87,7 +88,7 @@ def load_rounds(results_dir: ResultsLike, sweep: str | None = None) -> pd.DataFr
 
 def load_space(results_dir: ResultsLike, sweep: str) -> dict[str, dict[str, Any]] | None:
     """The spec's ``search_space`` mapping stored beside the results, or None if absent."""
-    path = results_path(results_dir) / sweep / SPACE_FILE
+    path = SweepLayout(results_path(results_dir) / sweep).space
     if not path.is_file():
         return None
     try:

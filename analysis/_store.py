@@ -29,11 +29,11 @@ from analysis._fs import (
     write_bytes_atomically,
     write_text_atomically,
 )
+from analysis._layout import SweepLayout
 
 __all__ = ["TABLES", "ResultsStore"]
 
 TABLES = ("trials", "epochs", "rounds", "events")
-_SCHEMA_DIR = "_schema"
 
 
 class ResultsStore:
@@ -43,11 +43,12 @@ class ResultsStore:
         self.root = results_path(results_dir)
         self.sweep = sweep
         self.sweep_dir = self.root / sweep
+        self.layout = SweepLayout(self.sweep_dir)
 
     def table_dir(self, table: str) -> ResultsPath:
         if table not in TABLES:
             raise ValueError(f"unknown table {table!r}; valid tables: {', '.join(TABLES)}")
-        return self.sweep_dir / table
+        return self.layout.table(table)
 
     def write(
         self,
@@ -74,7 +75,7 @@ class ResultsStore:
         return path
 
     def stored_schema(self, table: str) -> pa.Schema | None:
-        path = self.sweep_dir / _SCHEMA_DIR / f"{table}.json"
+        path = self.layout.schema(table)
         if not path.exists():
             return None
         return schema_from_json(path.read_text())
@@ -97,7 +98,7 @@ class ResultsStore:
             merged = pa.schema([*stored, *extra])
             if not extra:
                 return merged
-        path = self.sweep_dir / _SCHEMA_DIR / f"{table}.json"
+        path = self.layout.schema(table)
         path.parent.mkdir(parents=True, exist_ok=True)
         write_text_atomically(path, schema_to_json(merged))
         return merged

@@ -152,3 +152,28 @@ def test_every_package_folder_is_packaged() -> None:
         for init in (ROOT / package).rglob("__init__.py")
     }
     assert folders - listed == set()
+
+
+def test_the_results_layout_is_spelled_only_by_sweep_layout() -> None:
+    """Every name under `<results>/<sweep>/` lives in `analysis/_layout.py`; a module that
+    spells one itself can drift from what the others read."""
+    from analysis import SweepLayout
+
+    layout = SweepLayout(ROOT / "r" / "s")
+    paths = [
+        layout.schema("trials"), layout.space, layout.runs, layout.search_state("x"),
+        layout.auto_decision("x"), layout.panda_checkpoints("x", "y"), layout.ray,
+        layout.compact_lock("trials"), layout.best,
+    ]  # fmt: skip
+    names = {p.relative_to(layout.sweep_dir).parts[0] for p in paths}
+    names |= {SweepLayout.RUN_LOCK, SweepLayout.RETUNE_LOCK}
+    assert len(names) == 11  # distinct: no two kinds of file share a name
+    spelled = {
+        f"{path.relative_to(ROOT)}:{node.lineno}": node.value
+        for package in PACKAGES
+        for path in _modules(package)
+        if path != ROOT / "analysis" / "_layout.py"
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
+        if isinstance(node, ast.Constant) and node.value in names
+    }
+    assert spelled == {}

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from analysis import ResultsPath, load_trials, write_text_atomically
+from analysis import ResultsPath, SweepLayout, load_trials, write_text_atomically
 from sweeps._errors import Problem, RunError
 from sweeps.spec._spec import Sweep
 from trainables import HYPERPARAMETERS
@@ -31,7 +31,7 @@ __all__ = [
     "write_best",
 ]
 
-BEST_FILE = "best.json"
+BEST_FILE = SweepLayout.BEST_FILE
 
 
 def read_best(sweep: Sweep, results_dir: ResultsPath) -> dict[str, Any] | None:
@@ -40,7 +40,7 @@ def read_best(sweep: Sweep, results_dir: ResultsPath) -> dict[str, Any] | None:
     A record chosen under another objective (the spec changed its metric or mode) says nothing
     about this one, so it is treated as absent rather than trusted.
     """
-    path = results_dir / sweep.name / BEST_FILE
+    path = SweepLayout(results_dir / sweep.name).best
     if not path.is_file():
         return None
     try:
@@ -57,7 +57,7 @@ def read_best(sweep: Sweep, results_dir: ResultsPath) -> dict[str, Any] | None:
 
 
 def write_best(results_dir: ResultsPath, sweep: Sweep, record: Mapping[str, Any]) -> ResultsPath:
-    path = results_dir / sweep.name / BEST_FILE
+    path = SweepLayout(results_dir / sweep.name).best
     write_text_atomically(path, json.dumps(record, indent=1, sort_keys=False) + "\n")
     return path
 

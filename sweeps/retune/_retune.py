@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from analysis import ObjectPath, ResultsPath, ResultsStore, load_table, load_trials
+from analysis import ObjectPath, ResultsPath, ResultsStore, SweepLayout, load_table, load_trials
 from sweeps._errors import Problem, RunError, SpecError
 from sweeps.record._best import best_row, ok_history, read_best, record_from_row, write_best
 from sweeps.record._record import RETUNE_EVENT
@@ -55,7 +55,7 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 EX_TEMPFAIL = 75  # sysexits.h: "try again later"; cron wrappers know it
-RETUNE_LOCK = ".retune.lock"
+RETUNE_LOCK = SweepLayout.RETUNE_LOCK
 
 
 class RetuneBusyError(LockHeldError):

@@ -16,14 +16,14 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
-from analysis import ObjectPath, ResultsPath
+from analysis import ObjectPath, ResultsPath, SweepLayout
 from sweeps._errors import Problem, RunError
 
 __all__ = ["LockHeldError", "hold_lock", "sweep_lock"]
 
 log = logging.getLogger(__name__)
 
-RUN_LOCK = ".lock"
+RUN_LOCK = SweepLayout.RUN_LOCK
 
 
 class LockHeldError(RunError):

@@ -30,13 +30,13 @@ class SweepOutcome:
 def record_space(store: ResultsStore, sweep: Sweep) -> None:
     """The space beside the results, so analysis knows each parameter's scale (log, 1-beta)."""
     text = json.dumps(sweep.space.to_dict(), indent=1)
-    write_text_atomically(store.sweep_dir / "_space.json", text)
+    write_text_atomically(store.layout.space, text)
 
 
 def best_row(sweep: Sweep, store: ResultsStore, run_id: str) -> dict[str, object] | None:
     """The run's best `trials` row by the spec's objective, under `analysis.best`'s rule (ok
     rows with a finite objective; ties keep trial order); None before any such row."""
-    if not (store.sweep_dir / "trials").is_dir():
+    if not store.table_dir("trials").is_dir():
         return None
     trials = load_trials(store.root, sweep.name)
     objective = sweep.spec.objective

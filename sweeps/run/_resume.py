@@ -61,7 +61,7 @@ def choose_run(
             ]
         )
     recorded = pd.DataFrame()
-    if (store.sweep_dir / "trials").is_dir():
+    if store.table_dir("trials").is_dir():
         trials = load_trials(store.root, sweep.name)
         # A trials directory whose only files were lost reads as a frame with no columns.
         if {"run_id", "trial_id"} <= set(trials.columns):

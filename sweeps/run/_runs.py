@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import Literal
 
-from analysis import ResultsPath, write_text_atomically
+from analysis import ResultsPath, SweepLayout, write_text_atomically
 
 __all__ = ["RunManifest", "RunStatus", "latest_run", "new_run_id", "write_manifest"]
 
@@ -36,7 +36,7 @@ def new_run_id() -> str:
 
 
 def _runs_dir(sweep_dir: ResultsPath) -> ResultsPath:
-    return sweep_dir / "_runs"
+    return SweepLayout(sweep_dir).runs
 
 
 def write_manifest(sweep_dir: ResultsPath, manifest: RunManifest) -> None:

@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from analysis import ResultsPath, ResultsStore, write_text_atomically
+from analysis import ResultsPath, ResultsStore, SweepLayout, write_text_atomically
 from sweeps._errors import Problem, SpecError
 from sweeps.record._record import AUTO_EVENT, events_schema
 from sweeps.run._preflight import check_results_dir
@@ -196,7 +196,7 @@ def probe_epoch_seconds(sweep: Sweep) -> float:
 
 
 def _path(sweep_dir: ResultsPath, digest: str) -> ResultsPath:
-    return sweep_dir / "_auto" / f"{digest}.json"
+    return SweepLayout(sweep_dir).auto_decision(digest)
 
 
 def save_decision(sweep_dir: ResultsPath, digest: str, decision: AutoDecision) -> None:

@@ -76,7 +76,7 @@ def panda_rules(sweep: Sweep) -> PandaRules:
 def checkpoint_dir(store: ResultsStore, run_id: str, trial_id: str) -> ResultsPath:
     """Beside the results (in the bucket for s3:// results, so any node can restore a model);
     absolute, because Ray runs trials in another working directory."""
-    return (store.sweep_dir / "_panda" / run_id / trial_id).resolve()
+    return store.layout.panda_checkpoints(run_id, trial_id).resolve()
 
 
 def run_panda(

@@ -14,7 +14,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from analysis import ResultsPath, write_text_atomically
+from analysis import ResultsPath, SweepLayout, write_text_atomically
 from sweeps.strategies._points import Origin
 
 __all__ = ["PlannedPoint", "SearchState", "load_search_state", "save_search_state"]
@@ -48,7 +48,7 @@ class SearchState:
 
 
 def _path(sweep_dir: ResultsPath, run_id: str) -> ResultsPath:
-    return sweep_dir / "_search" / f"{run_id}.json"
+    return SweepLayout(sweep_dir).search_state(run_id)
 
 
 def save_search_state(sweep_dir: ResultsPath, state: SearchState) -> None:

@@ -115,7 +115,7 @@ def build_tuner(
     from sweeps.tune._tune_adapter import trial_dirname
 
     resources = {"cpu": spec.resources.cpu, "gpu": spec.resources.gpu, **spec.resources.custom}
-    storage = (store.sweep_dir / "_ray").resolve()
+    storage = store.layout.ray.resolve()
     # Ray's ResultGrid looks for the per-trial JSON/CSV files we turned off; its warning
     # about them is noise here.
     logging.getLogger("ray.tune.analysis.experiment_analysis").setLevel(logging.ERROR)

@@ -1,0 +1,76 @@
+"""Every path under `<results>/<sweep>/`, named in one place.
+
+A sweep's directory holds the Parquet tables and the files that make a run resumable and a
+re-tune safe. The modules that write and read them ask `SweepLayout` for a path instead of
+spelling its name, so the whole layout reads here (docs/results.md describes it for users), a
+new file cannot take an old one's name, and `tests/test_architecture.py` checks that no other
+module spells these names::
+
+    <results>/<sweep>/
+        trials/ epochs/ rounds/ events/    the tables (hive-partitioned Parquet, `_store`)
+        _schema/<table>.json              each table's stored schema
+        _space.json                       the searched space, for analysis (scales)
+        _runs/<run_id>.json               run manifests
+        _search/<run_id>.json             an adaptive strategy's state, per run
+        _auto/<digest>.json               auto's decision, per spec digest
+        _panda/<run_id>/<trial_id>/       panda's model checkpoints
+        _ray/                             Ray Tune's own storage
+        _locks/compact-<table>.lock       a table compaction's lock
+        best.json                         the current best, read by training jobs
+        .lock, .retune.lock               the run and re-tune locks (local results only)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+from analysis._fs import ResultsPath
+
+__all__ = ["SweepLayout"]
+
+
+@dataclass(frozen=True)
+class SweepLayout:
+    """The paths of one sweep's results, below `sweep_dir` (local or on an object store)."""
+
+    sweep_dir: ResultsPath
+
+    RUN_LOCK: ClassVar[str] = ".lock"
+    RETUNE_LOCK: ClassVar[str] = ".retune.lock"
+    BEST_FILE: ClassVar[str] = "best.json"
+    SPACE_FILE: ClassVar[str] = "_space.json"
+
+    def table(self, name: str) -> ResultsPath:
+        return self.sweep_dir / name
+
+    def schema(self, table: str) -> ResultsPath:
+        return self.sweep_dir / "_schema" / f"{table}.json"
+
+    @property
+    def space(self) -> ResultsPath:
+        return self.sweep_dir / self.SPACE_FILE
+
+    @property
+    def runs(self) -> ResultsPath:
+        return self.sweep_dir / "_runs"
+
+    def search_state(self, run_id: str) -> ResultsPath:
+        return self.sweep_dir / "_search" / f"{run_id}.json"
+
+    def auto_decision(self, digest: str) -> ResultsPath:
+        return self.sweep_dir / "_auto" / f"{digest}.json"
+
+    def panda_checkpoints(self, run_id: str, trial_id: str) -> ResultsPath:
+        return self.sweep_dir / "_panda" / run_id / trial_id
+
+    @property
+    def ray(self) -> ResultsPath:
+        return self.sweep_dir / "_ray"
+
+    def compact_lock(self, table: str) -> ResultsPath:
+        return self.sweep_dir / "_locks" / f"compact-{table}.lock"
+
+    @property
+    def best(self) -> ResultsPath:
+        return self.sweep_dir / self.BEST_FILE
