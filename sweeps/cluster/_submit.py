@@ -258,7 +258,7 @@ def _stage_working_dir(
 
 
 def _project_root() -> Path | None:
-    root = Path(__file__).resolve().parents[1]
+    root = Path(__file__).resolve().parents[2]  # sweeps/cluster/_submit.py -> the checkout
     return root if (root / "pyproject.toml").is_file() else None
 
 

@@ -245,7 +245,7 @@ def test_the_job_carries_the_project_and_the_spec_but_no_environment_or_results(
     stage, shipped = _stage_working_dir(tmp_path / "t", load_spec(spec), SPEC, "results")
 
     assert (stage / JOB_SPEC_DIR / "s.yaml").read_text() == SPEC
-    assert (stage / "sweeps" / "_submit.py").is_file()
+    assert (stage / "sweeps" / "cluster" / "_submit.py").is_file()
     assert (stage / "pyproject.toml").is_file()
     for skipped in (".venv", ".git", "results", ".gitignore"):
         assert not (stage / skipped).exists()
