@@ -19,10 +19,13 @@ import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 from search_quality_problems import Objective
+
+if TYPE_CHECKING:
+    from trainables import Dataset
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "sweeps" / "examples"
 
@@ -45,7 +48,7 @@ class TrainingTask:
     model: str | None = None
     note: str = field(default="", compare=False)
 
-    def data(self, seed: int):  # -> trainables.Dataset
+    def data(self, seed: int) -> Dataset:
         from trainables import FileSource, load_dataset
 
         if self.dataset == "breast_cancer":
@@ -94,9 +97,6 @@ class TrainingTask:
             return np.asarray(out, dtype=np.float64)
 
         return loss
-
-    def validation_samples(self) -> int:
-        return int(self.data(0).y_val.shape[0])
 
 
 @functools.cache
