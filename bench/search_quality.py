@@ -69,6 +69,13 @@ def _task(args: tuple) -> tuple:
     return problem_index, seed, method, best, time.perf_counter() - started
 
 
+def _seed_ranks(results: dict, problem: str, methods: list[str], budget: int) -> np.ndarray:
+    """Rank of each method (columns) on each paired seed (rows) of one problem; 1 = best, ties
+    share."""
+    table = np.array([results[problem][m][str(budget)] for m in methods], dtype=np.float64)
+    return np.array([rankdata(column) for column in table.T])
+
+
 def _markdown(header: list[str], rows: list[list[str]]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(row) + " |" for row in rows]
@@ -90,10 +97,9 @@ def _summaries(results: dict, names: list[str], methods: list[str], budgets: lis
     ranks = {(m, b): [] for m in methods for b in budgets}
     for p in names:
         for b in budgets:
-            table = np.array([results[p][m][str(b)] for m in methods])  # methods x seeds
-            for column in table.T:
-                for m, r in zip(methods, rankdata(column), strict=True):
-                    ranks[m, b].append(r)
+            by_method = _seed_ranks(results, p, methods, b).T
+            for m, method_ranks in zip(methods, by_method, strict=True):
+                ranks[m, b].extend(method_ranks.tolist())
     if suite == "functions":
         rows = [
             [m] + [f"{np.median([per_problem[p, m, b] for p in names]):.3f}" for b in budgets]
@@ -170,6 +176,7 @@ def _task_tables(results: dict, names: list[str], methods: list[str], budgets: l
         def best(m: str, b: int, name: str = name) -> np.ndarray:
             return np.asarray(results[name][m][str(b)], dtype=np.float64)
 
+        seed_ranks = {b: _seed_ranks(results, name, methods, b) for b in budgets}
         rows = []
         for m in methods:
             row = [m]
@@ -177,9 +184,7 @@ def _task_tables(results: dict, names: list[str], methods: list[str], budgets: l
                 median = float(np.median(best(m, b)))
                 ratio = (offset + median) / (offset + float(np.median(best("random", b))))
                 overall_ratio[m, b].append(ratio)
-                table = np.array([best(n, b) for n in methods])
-                ranks = np.array([rankdata(column) for column in table.T])  # seeds x methods
-                rank = ranks[:, methods.index(m)]
+                rank = seed_ranks[b][:, methods.index(m)]
                 overall_ranks[m, b].extend(rank.tolist())
                 shown = -median if accuracy else median
                 row.append(f"{shown:.4f} / {ratio:.3f} / {np.mean(rank):.2f}")
@@ -229,7 +234,7 @@ def _retabulate(paths: list[Path], out: Path | None) -> None:
     for extra in paths[1:]:
         other = json.loads(extra.read_text())
         more = other["results"]
-        later_seeds = "from seed" in other["setup"]
+        later_seeds = other.get("first_seed", 0) > 0
         for name in results:
             for method, by_budget in more.get(name, {}).items():
                 if later_seeds:
@@ -371,6 +376,7 @@ def main() -> None:
                 "wall_seconds": wall,
                 "budgets": budgets,
                 "seeds": seeds,
+                "first_seed": args.first_seed,
                 "batch": args.batch,
                 "results": results,
             },

@@ -132,37 +132,7 @@ BUDGET_DEPENDENT = {"naive"}  # run once per budget; the others once at the larg
 
 
 # --- candidate changes to the model sampler, tried on the benchmark before adopting one -------
-
-
-def _mixed_batch(share: float):
-    """Thompson sampling for all but `share` of a round; the rest Sobol points in the box."""
-    from scipy.stats import qmc
-
-    from search_spaces import _surrogate
-    from search_spaces._box_sampling import cube_to_box
-
-    original = _surrogate.thompson_batch
-
-    def thompson_batch(space, points, losses, box, n, rng):
-        spread = round(share * n)
-        model = original(space, points, losses, box, n - spread, rng)
-        if spread == 0:
-            return model
-        engine = qmc.Sobol(len(space), scramble=True, seed=rng)
-        cube = engine.random_base2(max(0, math.ceil(math.log2(spread))))[:spread]
-        return np.vstack([model, cube_to_box(space, box, cube)])
-
-    return _surrogate, "thompson_batch", thompson_batch
-
-
-def _late_model(results: int):
-    """The model only once `results` finite results are in (Sobol before)."""
-    from search_spaces import _box_sampling
-
-    def model_ready(space, losses):
-        return int(np.isfinite(losses).sum()) >= max(results, 2 * len(space))
-
-    return _box_sampling, "model_ready", model_ready
+# (docs/search-quality.md, "Choosing the default sampler"; none was adopted)
 
 
 def _wide_pool(share: float):
@@ -213,8 +183,6 @@ def _variant(*patches_of):
 
 
 VARIANTS = {
-    "c2f-model-mix": _variant(lambda: _mixed_batch(0.25)),
-    "c2f-model-late": _variant(lambda: _late_model(32)),
     "c2f-model-wide": _variant(lambda: _wide_pool(0.5)),
     "c2f-model-g32": _variant(lambda: _global_until(32)),
     "c2f-model-g64": _variant(lambda: _global_until(64)),

@@ -27,9 +27,10 @@ from pathlib import Path  # noqa: E402
 import numpy as np  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from search_quality_methods import run_coarse_to_fine, run_random  # noqa: E402
 from search_quality_tasks import TASKS  # noqa: E402
 
-from search_spaces import CoarseToFine, SearchSpace  # noqa: E402
+from search_spaces import SearchSpace  # noqa: E402
 
 
 def _second_rounds(args: tuple[int, int]) -> tuple[int, int, np.ndarray, np.ndarray]:
@@ -38,14 +39,9 @@ def _second_rounds(args: tuple[int, int]) -> tuple[int, int, np.ndarray, np.ndar
     task = TASKS[index]
     space = SearchSpace.from_dict(dict(task.space))
     objective = task.objective(seed)
-    random = objective(space.sample(np.random.default_rng(seed), 32))[16:]
-    search = CoarseToFine(space, rounds=2, per_round=16, seed=seed, sampler="model")
-    losses = np.empty(0)
-    while not search.finished:
-        configs = search.ask()
-        losses = objective(configs)
-        search.tell(configs, losses.tolist())
-    return index, seed, random, losses
+    random = run_random(space, objective, 32, seed, 16)[16:]
+    model = run_coarse_to_fine(space, objective, 32, seed, 16, sampler="model")[16:]
+    return index, seed, random, model
 
 
 def main() -> None:
