@@ -31,7 +31,6 @@ from analysis._parts import Listing, list_live_parts
 from analysis._store import ResultsStore
 
 __all__ = [
-    "SPACE_FILE",
     "load_epochs",
     "load_rounds",
     "load_space",
@@ -42,7 +41,6 @@ __all__ = [
 
 _log = logging.getLogger(__name__)
 
-SPACE_FILE = SweepLayout.SPACE_FILE
 _ATTEMPTS = 20
 # The hive key `run` duplicates the stored `run_id` column and is not read. `round` is stored in
 # every file the store writes, and the file's column wins: a table may keep several rounds in one

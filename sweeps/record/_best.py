@@ -23,15 +23,12 @@ from sweeps.spec._spec import Sweep
 from trainables import HYPERPARAMETERS
 
 __all__ = [
-    "BEST_FILE",
     "current_best",
     "ok_history",
     "read_best",
     "record_from_row",
     "write_best",
 ]
-
-BEST_FILE = SweepLayout.BEST_FILE
 
 
 def read_best(sweep: Sweep, results_dir: ResultsPath) -> dict[str, Any] | None:
@@ -46,7 +43,7 @@ def read_best(sweep: Sweep, results_dir: ResultsPath) -> dict[str, Any] | None:
     try:
         record = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise RunError([Problem(BEST_FILE, str(path), f"unreadable: {exc}")]) from None
+        raise RunError([Problem(SweepLayout.BEST_FILE, str(path), f"unreadable: {exc}")]) from None
     objective = sweep.spec.objective
     if not isinstance(record, dict) or (record.get("metric"), record.get("mode")) != (
         objective.metric,

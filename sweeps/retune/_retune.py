@@ -55,7 +55,6 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 EX_TEMPFAIL = 75  # sysexits.h: "try again later"; cron wrappers know it
-RETUNE_LOCK = SweepLayout.RETUNE_LOCK
 
 
 class RetuneBusyError(LockHeldError):
@@ -95,7 +94,9 @@ def retune_lock(sweep_dir: Path) -> Iterator[None]:
     re-tune writes. Either lock held elsewhere is a `RetuneBusyError` (exit 75)."""
     with contextlib.ExitStack() as locks:
         try:
-            locks.enter_context(hold_lock(sweep_dir, RETUNE_LOCK, "another re-tune of this sweep"))
+            locks.enter_context(
+                hold_lock(sweep_dir, SweepLayout.RETUNE_LOCK, "another re-tune of this sweep")
+            )
             locks.enter_context(sweep_lock(sweep_dir))
         except LockHeldError as exc:
             raise RetuneBusyError(exc.problems, exc.holder) from None

@@ -23,8 +23,6 @@ __all__ = ["LockHeldError", "hold_lock", "sweep_lock"]
 
 log = logging.getLogger(__name__)
 
-RUN_LOCK = SweepLayout.RUN_LOCK
-
 
 class LockHeldError(RunError):
     """Another process holds the lock; `holder` is its pid as it wrote it."""
@@ -64,5 +62,5 @@ def sweep_lock(sweep_dir: ResultsPath) -> Iterator[None]:
         log.info("%s: no lock on an object store; run one writer per sweep", sweep_dir)
         yield
         return
-    with hold_lock(sweep_dir, RUN_LOCK, "another `caviar run` of this sweep"):
+    with hold_lock(sweep_dir, SweepLayout.RUN_LOCK, "another `caviar run` of this sweep"):
         yield
