@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import fnmatch
 import os
+import re
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
@@ -36,6 +37,7 @@ __all__ = [
     "arrow_filesystem",
     "arrow_path",
     "fsync_file",
+    "interrupted_writes",
     "list_files",
     "results_path",
     "results_uri_problem",
@@ -230,13 +232,42 @@ def write_bytes_atomically(path: ResultsPath, data: bytes | memoryview) -> None:
     if isinstance(path, ObjectPath):
         path.write_bytes(data)
         return
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+    tmp = path.with_name(_temporary_name(path.name, uuid.uuid4().hex))
     try:
         tmp.write_bytes(data)
         fsync_file(tmp)
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def _temporary_name(target: str, token: str) -> str:
+    return f".{target}.{token}.tmp"
+
+
+_TEMPORARY = re.compile(r"\.(?P<target>.+)\.[0-9a-f]{32}\.tmp")
+
+
+def interrupted_writes(
+    directory: ResultsPath, *, targets: tuple[str, ...] = (), recursive: bool = False
+) -> list[Path]:
+    """The temporaries `write_bytes_atomically` left in `directory` when its process died
+    between write and rename (SIGKILL, OOM, power loss): nothing else ever removes them.
+
+    Only the caller knows whether their writers are gone (it holds the lock they wrote under),
+    so this finds and does not delete. `targets`, when given, keeps only temporaries of those
+    file names: a directory other writers share (a report next to best.json) is not ours to
+    sweep. An object store has none: its uploads need no temporary.
+    """
+    if isinstance(directory, ObjectPath) or not directory.is_dir():
+        return []
+    candidates = directory.rglob(".*.tmp") if recursive else directory.glob(".*.tmp")
+    found = []
+    for path in sorted(candidates):
+        match = _TEMPORARY.fullmatch(path.name)
+        if match and path.is_file() and (not targets or match["target"] in targets):
+            found.append(path)
+    return found
 
 
 def write_text_atomically(path: ResultsPath, text: str) -> None:

@@ -74,3 +74,12 @@ class SweepLayout:
     @property
     def best(self) -> ResultsPath:
         return self.sweep_dir / self.BEST_FILE
+
+    def written_under_run_lock(self, tables: tuple[str, ...]) -> tuple[ResultsPath, ...]:
+        """The folders only a run holding the run lock writes (with `tables`, the table names).
+
+        A temporary left in them belongs to a run that died: the next holder may remove it.
+        The sweep folder itself is not among them: a report is written there too.
+        """
+        folders = ("_schema", "_runs", "_search", "_auto", "_panda")
+        return (*(self.table(t) for t in tables), *(self.sweep_dir / f for f in folders))

@@ -16,7 +16,7 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
-from analysis import ObjectPath, ResultsPath, SweepLayout
+from analysis import TABLES, ObjectPath, ResultsPath, SweepLayout, interrupted_writes
 from sweeps._errors import Problem, RunError
 
 __all__ = ["LockHeldError", "hold_lock", "sweep_lock"]
@@ -63,4 +63,24 @@ def sweep_lock(sweep_dir: ResultsPath) -> Iterator[None]:
         yield
         return
     with hold_lock(sweep_dir, SweepLayout.RUN_LOCK, "another `caviar run` of this sweep"):
+        _remove_interrupted_writes(sweep_dir)
         yield
+
+
+def _remove_interrupted_writes(sweep_dir: Path) -> None:
+    """Temporaries of writes a killed run began and never renamed into place.
+
+    Readers skip them already ("."-prefixed); they are removed so that a sweep killed many times
+    does not collect them. Holding the run lock makes them safe to remove: every writer of
+    these files works for the lock's holder, and the previous holder is gone.
+    """
+    layout = SweepLayout(sweep_dir)
+    leftovers = interrupted_writes(sweep_dir, targets=(layout.BEST_FILE, layout.SPACE_FILE))
+    for folder in layout.written_under_run_lock(TABLES):
+        leftovers += interrupted_writes(folder, recursive=True)
+    for path in leftovers:
+        path.unlink(missing_ok=True)
+    if leftovers:
+        log.info(
+            "%s: removed %d file(s) an interrupted run left half-written", sweep_dir, len(leftovers)
+        )

@@ -185,6 +185,36 @@ def test_a_second_run_of_the_same_sweep_is_refused(tmp_path: Path) -> None:
     assert len(proc.stderr.strip().splitlines()) == 1
 
 
+def test_taking_the_lock_removes_what_a_killed_run_left_half_written(tmp_path: Path) -> None:
+    """A SIGKILL between an atomic write's write and rename leaves its temporary; the next run
+    removes those, and only those: a report is not written under the run lock."""
+    from analysis import write_text_atomically
+    from sweeps.run._lock import sweep_lock
+
+    sweep = tmp_path / "crash"
+    token = "0123456789abcdef0123456789abcdef"
+    left = [
+        sweep / "_runs" / f".20261203T103809Z-1426bb.json.{token}.tmp",
+        sweep / "trials" / "run=r1" / "round=0" / f".part-1.parquet.{token}.tmp",
+        sweep / "_schema" / f".trials.json.{token}.tmp",
+        sweep / "_panda" / "r1" / "t00000" / f".epoch-3.pt.{token}.tmp",
+        sweep / f".best.json.{token}.tmp",
+    ]
+    kept = [
+        sweep / f".report.html.{token}.tmp",  # a report being written meanwhile
+        sweep / "_runs" / ".notes.tmp",  # not a name our writer makes
+        sweep / "trials" / f"part-{token}.parquet",
+    ]
+    for path in left + kept:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("half")
+    with sweep_lock(sweep):
+        assert [p for p in left if p.exists()] == []
+        assert all(p.exists() for p in kept)
+        write_text_atomically(sweep / "best.json", "{}")  # the writer's own names still match
+    assert sorted(p.name for p in sweep.rglob("*.tmp")) == sorted(p.name for p in kept[:2])
+
+
 @pytest.mark.ray
 def test_sigterm_stops_like_ctrl_c_then_resume(
     launch: Callable[..., subprocess.Popen[str]], tmp_path: Path
