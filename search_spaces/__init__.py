@@ -4,6 +4,7 @@ coarse-to-fine search (`CoarseToFine`, plain ask/tell).
 Nothing here imports Ray until `SearchSpace.to_tune` is called.
 """
 
+from ._box_sampling import SamplerName
 from ._coarse_to_fine import CoarseToFine
 from ._domains import ChoiceDomain, Domain, FloatDomain, IntDomain, domain_from_dict
 from ._errors import Problem, SearchSpaceError
@@ -19,6 +20,7 @@ __all__ = [
     "Problem",
     "RandomSampler",
     "Sampler",
+    "SamplerName",
     "SearchSpace",
     "SearchSpaceError",
     "SobolSampler",

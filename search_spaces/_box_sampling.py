@@ -18,6 +18,7 @@ from ._domains import ChoiceDomain, Domain, FloatDomain, IntDomain
 from ._narrowing import Box
 from ._space import SearchSpace
 
+# The spec admits exactly these (sweeps/spec/_strategy_specs.py uses this type).
 SamplerName = Literal["random", "sobol", "model"]
 
 

@@ -6,15 +6,16 @@ import logging
 from collections.abc import Callable
 from dataclasses import replace
 
-from analysis import ResultsPath, ResultsStore
+from analysis import ResultsPath
 from sweeps._errors import Problem, RunError
 from sweeps.run._lifecycle import open_run
 from sweeps.run._outcome import SweepOutcome, best_row
 from sweeps.run._preflight import check_results_dir
 from sweeps.run._progress import Progress
 from sweeps.run._resources import trial_slots
-from sweeps.run._resume import RunChoice, remove_orphan_epochs
+from sweeps.run._resume import remove_orphan_epochs
 from sweeps.spec._spec import Sweep
+from sweeps.strategies._drivers import open_driver
 from sweeps.strategies._points import Point, plan_points
 from sweeps.strategies._proposer import Proposer
 from sweeps.strategies._strategies import behaviour
@@ -72,27 +73,11 @@ def run_sweep(
             log.info("removed epochs files whose trials were never recorded")
         slots = trial_slots(sweep, run.session)
         work: list[Point] | Proposer = (
-            _proposer(sweep, store, choice, points) if strategy.adaptive else todo
+            open_driver(sweep, store, choice.run_id, points, choice.recorded, edited=choice.edited)
+            if strategy.adaptive
+            else todo
         )
         outcome = run_trials(sweep, store, run.run_id, work, show=show, parallel_trials=slots)
     if outcome.evaluated and outcome.errors == outcome.evaluated:
         raise RunError([Problem("trials", outcome.errors, "every trial failed; see `error`")])
     return replace(outcome, skipped=len(done), best=best_row(sweep, store, run.run_id))
-
-
-def _proposer(
-    sweep: Sweep, store: ResultsStore, choice: RunChoice, points: list[Point]
-) -> Proposer:
-    """The driver of an adaptive strategy (`StrategyBehaviour.adaptive`), by kind."""
-    kind = sweep.spec.strategy.kind
-    if kind == "tpe":
-        from sweeps.strategies._tpe_driver import TpeProposer
-
-        return TpeProposer(sweep, points, choice.recorded)
-    if kind == "coarse_to_fine":
-        from sweeps.strategies._coarse_driver import CoarseToFineProposer
-
-        return CoarseToFineProposer.open(
-            sweep, store, choice.run_id, points, choice.recorded, edited=choice.edited
-        )
-    raise ValueError(f"strategy {kind!r} is adaptive but has no driver")

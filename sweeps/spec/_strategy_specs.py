@@ -11,6 +11,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from search_spaces import SamplerName
+
 __all__ = [
     "MAX_TRIALS",
     "STRICT",
@@ -61,7 +63,7 @@ class CoarseToFineStrategy(BaseModel):
     kind: Literal["coarse_to_fine"]
     rounds: Annotated[int, Field(ge=1, le=1_000)] = 4
     per_round: Annotated[int, Field(ge=1, le=MAX_TRIALS)] = 64
-    sampler: Literal["random", "sobol", "model"] = "model"
+    sampler: SamplerName = "model"
     start_next_at: Annotated[float, Field(gt=0.0, le=1.0)] = 0.75
 
 
@@ -114,7 +116,7 @@ class AutoStrategy(BaseModel):
     model_config = STRICT
     kind: Literal["auto"]
     time_budget: str | int | float
-    sampler: Literal["random", "sobol", "model"] = "model"
+    sampler: SamplerName = "model"
     start: dict[str, Any] = Field(default_factory=dict)
     max_models: Annotated[int, Field(ge=1, le=64)] = 4
 

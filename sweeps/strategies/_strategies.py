@@ -3,11 +3,12 @@
 The spec's checks, `validate --explain`, the planner, the runner, `--resume` and `retune` ask a
 strategy's behaviour here instead of testing its type, as Optuna's study asks its sampler.
 Adding a strategy is one model in `_strategy_specs` and one class below, registered in
-`STRATEGIES`, plus its driver when it proposes configurations from results.
+`STRATEGIES`, plus its driver in `_drivers.DRIVERS` when it proposes configurations from
+results.
 
 The drivers themselves (coarse-to-fine's rounds, TPE, panda's loop, auto's decision) live in
 their own modules; the runner maps the capabilities declared here (`adaptive`, `own_loop`,
-`decides`) to them.
+`decides`) to them, an adaptive kind through the `_drivers` registry.
 """
 
 from __future__ import annotations

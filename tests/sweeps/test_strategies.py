@@ -19,6 +19,7 @@ from sweeps.spec._strategy_specs import (
     RandomStrategy,
     StrategyModel,
 )
+from sweeps.strategies._drivers import DRIVERS as ADAPTIVE_DRIVERS
 from sweeps.strategies._strategies import STRATEGIES, behaviour
 
 SWEEPS = Path(__file__).parents[2] / "sweeps"
@@ -38,6 +39,12 @@ def test_every_kind_a_spec_admits_is_registered_once() -> None:
     ]
     assert sorted(kinds) == sorted(STRATEGIES)
     assert all(STRATEGIES[kind].kind == kind for kind in kinds)
+
+
+def test_every_adaptive_kind_has_a_driver_and_nothing_else_does() -> None:
+    adaptive = {kind for kind, strategy in STRATEGIES.items() if strategy.adaptive}
+    assert {"coarse_to_fine", "tpe"} <= adaptive
+    assert set(ADAPTIVE_DRIVERS) == adaptive
 
 
 def _strategy_type_checks(path: Path) -> set[str]:
