@@ -32,7 +32,7 @@ import numpy as np  # noqa: E402
 from scipy.stats import rankdata  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from search_quality_methods import BUDGET_DEPENDENT, METHODS  # noqa: E402
+from search_quality_methods import BUDGET_DEPENDENT, METHODS, VARIANTS  # noqa: E402
 from search_quality_problems import (  # noqa: E402
     DIGITS_SPACE,
     FUNCTION_SUITE,
@@ -279,7 +279,13 @@ def main() -> None:
         help="run seeds first-seed, first-seed + 1, ... (to add seeds to an earlier run)",
     )
     parser.add_argument("--batch", type=int, default=16, help="concurrent evaluations per round")
-    parser.add_argument("--methods", nargs="+", choices=list(METHODS), default=list(METHODS))
+    parser.add_argument(
+        "--methods",
+        nargs="+",
+        choices=list(METHODS),
+        default=[m for m in METHODS if m not in VARIANTS],
+        help="default: every method but the candidate variants (name those to try them)",
+    )
     parser.add_argument("--epochs", type=int, default=4, help="digits: epochs per training")
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
     parser.add_argument(

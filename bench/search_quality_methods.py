@@ -32,12 +32,19 @@ def run_sobol(space: SearchSpace, objective: Objective, budget: int, seed: int, 
 
 
 def run_coarse_to_fine(
-    space: SearchSpace, objective: Objective, budget: int, seed: int, batch: int, sampler: str
+    space: SearchSpace,
+    objective: Objective,
+    budget: int,
+    seed: int,
+    batch: int,
+    sampler: str,
+    **settings: float,
 ):
     """CoarseToFine with rounds of `batch`; its decisions never look at how many rounds remain,
-    so one run of `budget // batch` rounds gives every smaller budget as a prefix."""
+    so one run of `budget // batch` rounds gives every smaller budget as a prefix. `settings`
+    are narrowing settings other than the defaults (a variant's)."""
     search = CoarseToFine(
-        space, rounds=budget // batch, per_round=batch, seed=seed, sampler=sampler
+        space, rounds=budget // batch, per_round=batch, seed=seed, sampler=sampler, **settings
     )
     losses: list[float] = []
     while not search.finished:
@@ -167,14 +174,60 @@ def _global_until(results: int):
     return _coarse_to_fine, "next_region", next_region
 
 
-def _variant(*patches_of):
+def _mean_incumbent(space: SearchSpace):
+    """The box centres on the run's point with the best posterior mean, not the best raw score:
+    on a noisy objective (a 114-row validation split) the best raw score is partly luck."""
+    from search_spaces import _coarse_to_fine
+    from search_spaces._gaussian_process import GaussianProcess
+    from search_spaces._surrogate import features, normal_scores
+
+    original = _coarse_to_fine.next_region
+
+    def next_region(tr, points, losses, settings, box=None):
+        run = np.arange(tr.since, len(losses))
+        run = run[np.isfinite(losses[run])]
+        if len(run) < 8:
+            return original(tr, points, losses, settings, box)
+        x = features(space, np.clip(points[run], 0.0, 1.0))
+        model = GaussianProcess().fit(x, normal_scores(losses[run]))
+        mean, _ = model.posterior(x)
+        pick = run[int(np.argmin(mean))]
+        # The centre is the run's best-ranked point: move the pick to the front, scores intact.
+        reordered = losses.copy()
+        best = float(np.min(losses[run]))
+        reordered[pick] = min(best, reordered[pick]) - 1e-12 * max(1.0, abs(best))
+        return original(tr, points, reordered, settings, box)
+
+    return _coarse_to_fine, "next_region", next_region
+
+
+def _every_choice_open(space: SearchSpace):
+    """Boxes never drop a choice's values: the model alone decides which values to try, so a
+    value the noisy first rounds happened to miss is not shut out for the rest of the run."""
+    from search_spaces import _coarse_to_fine
+    from search_spaces._narrowing import Box
+
+    original = _coarse_to_fine.region_box
+
+    def region_box(tr, space, points, losses, settings):
+        box = original(tr, space, points, losses, settings)
+        domains = list(space.domains.values())
+        allowed = tuple(
+            tuple(range(len(d.values))) if isinstance(d, ChoiceDomain) else None for d in domains
+        )
+        return Box(box.low, box.high, allowed)
+
+    return _coarse_to_fine, "region_box", region_box
+
+
+def _variant(*patches_of, **settings: float):
     def run(*args):
-        patches = [make() for make in patches_of]
+        patches = [make(args[0]) for make in patches_of]  # args[0]: the space searched
         saved = [(module, name, getattr(module, name)) for module, name, _ in patches]
         for module, name, value in patches:
             setattr(module, name, value)
         try:
-            return run_coarse_to_fine(*args, sampler="model")
+            return run_coarse_to_fine(*args, sampler="model", **settings)
         finally:
             for module, name, value in saved:
                 setattr(module, name, value)
@@ -183,8 +236,11 @@ def _variant(*patches_of):
 
 
 VARIANTS = {
-    "c2f-model-wide": _variant(lambda: _wide_pool(0.5)),
-    "c2f-model-g32": _variant(lambda: _global_until(32)),
-    "c2f-model-g64": _variant(lambda: _global_until(64)),
+    "c2f-model-wide": _variant(lambda space: _wide_pool(0.5)),
+    "c2f-model-g32": _variant(lambda space: _global_until(32)),
+    "c2f-model-g64": _variant(lambda space: _global_until(64)),
+    "c2f-model-mean": _variant(_mean_incumbent),
+    "c2f-model-choices": _variant(_every_choice_open),
+    "c2f-model-patient": _variant(failure_rounds=2),
 }
 METHODS.update(VARIANTS)
