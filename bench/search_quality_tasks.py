@@ -146,6 +146,21 @@ _LR = {"type": "float", "low": 1e-3, "high": 3.0, "scale": "log"}
 _BETA = {"type": "float", "low": 0.5, "high": 0.999, "scale": "reverse_log"}
 _WEIGHT_DECAY = {"type": "float", "low": 1e-6, "high": 1e-1, "scale": "log"}
 
+# Both image tasks: the worked example's CNN, searched and trained alike; only the data differ.
+_CNN: dict = {
+    "space": {
+        "lr": {"type": "float", "low": 1e-3, "high": 1.0, "scale": "log"},
+        "beta": _BETA,
+        "channels": {"type": "choice", "values": [4, 8, 16]},
+        "dropout": {"type": "float", "low": 0.0, "high": 0.5},
+        "weight_decay": _WEIGHT_DECAY,
+    },
+    "fixed": {"optimizer": "momentum", "batch_size": 64},
+    "epochs": 2,
+    "metric": "val_accuracy",
+    "model": "digits_cnn:make",
+}
+
 TASKS: tuple[TrainingTask, ...] = (
     TrainingTask(
         name="mnist1d-mlp",
@@ -164,34 +179,14 @@ TASKS: tuple[TrainingTask, ...] = (
     ),
     TrainingTask(
         name="digits-cnn",
-        space={
-            "lr": {"type": "float", "low": 1e-3, "high": 1.0, "scale": "log"},
-            "beta": _BETA,
-            "channels": {"type": "choice", "values": [4, 8, 16]},
-            "dropout": {"type": "float", "low": 0.0, "high": 0.5},
-            "weight_decay": _WEIGHT_DECAY,
-        },
-        fixed={"optimizer": "momentum", "batch_size": 64},
-        epochs=2,
-        metric="val_accuracy",
+        **_CNN,
         dataset="digits_images",
-        model="digits_cnn:make",
         note="the worked example's BatchNorm CNN (sweeps/examples/digits_cnn.py) on 8x8 digits",
     ),
     TrainingTask(
         name="digits-jitter-cnn",
-        space={
-            "lr": {"type": "float", "low": 1e-3, "high": 1.0, "scale": "log"},
-            "beta": _BETA,
-            "channels": {"type": "choice", "values": [4, 8, 16]},
-            "dropout": {"type": "float", "low": 0.0, "high": 0.5},
-            "weight_decay": _WEIGHT_DECAY,
-        },
-        fixed={"optimizer": "momentum", "batch_size": 64},
-        epochs=2,
-        metric="val_accuracy",
+        **_CNN,
         dataset="digits_jittered",
-        model="digits_cnn:make",
         note="the same CNN on the digits shifted about a 10x10 canvas, with pixel noise",
     ),
     TrainingTask(
