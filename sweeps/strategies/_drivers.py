@@ -7,7 +7,8 @@ cannot share a module: the spec's checks import `_strategies`, and the drivers i
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
+from typing import Protocol
 
 import pandas as pd
 
@@ -20,33 +21,27 @@ from sweeps.strategies._tpe_driver import TpeProposer
 
 __all__ = ["DRIVERS", "OpenDriver", "open_driver"]
 
-OpenDriver = Callable[[Sweep, ResultsStore, str, list[Point], pd.DataFrame, bool], Proposer]
-"""(sweep, store, run_id, planned points, this run's recorded `trials` rows, spec edited since)."""
+
+class OpenDriver(Protocol):
+    """A driver's `open`: the proposer that runs (or resumes) `run_id`, given the planned
+    points, this run's recorded `trials` rows, and whether the spec was edited since."""
+
+    def __call__(
+        self,
+        sweep: Sweep,
+        store: ResultsStore,
+        run_id: str,
+        initial: list[Point],
+        recorded: pd.DataFrame,
+        *,
+        edited: bool,
+    ) -> Proposer: ...
 
 
-def _tpe(
-    sweep: Sweep,
-    store: ResultsStore,
-    run_id: str,
-    points: list[Point],
-    recorded: pd.DataFrame,
-    edited: bool,
-) -> Proposer:
-    return TpeProposer(sweep, points, recorded)
-
-
-def _coarse_to_fine(
-    sweep: Sweep,
-    store: ResultsStore,
-    run_id: str,
-    points: list[Point],
-    recorded: pd.DataFrame,
-    edited: bool,
-) -> Proposer:
-    return CoarseToFineProposer.open(sweep, store, run_id, points, recorded, edited=edited)
-
-
-DRIVERS: Mapping[str, OpenDriver] = {"tpe": _tpe, "coarse_to_fine": _coarse_to_fine}
+DRIVERS: Mapping[str, OpenDriver] = {
+    "tpe": TpeProposer.open,
+    "coarse_to_fine": CoarseToFineProposer.open,
+}
 
 
 def open_driver(
@@ -62,4 +57,4 @@ def open_driver(
     kind = sweep.spec.strategy.kind
     if kind not in DRIVERS:
         raise ValueError(f"strategy {kind!r} is adaptive but has no driver in DRIVERS")
-    return DRIVERS[kind](sweep, store, run_id, points, recorded, edited)
+    return DRIVERS[kind](sweep, store, run_id, points, recorded, edited=edited)

@@ -13,6 +13,7 @@ from collections.abc import Callable
 
 import pandas as pd
 
+from analysis import ResultsStore
 from sweeps._errors import Problem, SpecError
 from sweeps.spec._spec import Sweep, TpeStrategy
 from sweeps.strategies._points import Point
@@ -23,6 +24,22 @@ __all__ = ["TpeProposer"]
 
 
 class TpeProposer:
+    @classmethod
+    def open(
+        cls,
+        sweep: Sweep,
+        store: ResultsStore,
+        run_id: str,
+        initial: list[Point],
+        recorded: pd.DataFrame,
+        *,
+        edited: bool,
+    ) -> TpeProposer:
+        """The drivers' common entry (`_drivers.DRIVERS`). TPE keeps no state of its own
+        between runs: the recorded trials are its whole history, so the store, the run and an
+        edit of the spec change nothing."""
+        return cls(sweep, initial, recorded)
+
     def __init__(self, sweep: Sweep, initial: list[Point], recorded: pd.DataFrame) -> None:
         strategy = sweep.spec.strategy
         if not isinstance(strategy, TpeStrategy):
