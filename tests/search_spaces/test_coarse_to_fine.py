@@ -428,3 +428,34 @@ def test_replay_defaults_to_the_whole_rounds_of_history_and_can_finish():
     assert CoarseToFine.replay(SPACE, history, rounds=4, per_round=8, rounds_done=0).round == 0
     with pytest.raises(SearchSpaceError, match="rounds_done"):
         CoarseToFine.replay(SPACE, history, rounds_done=-1)
+
+
+def test_the_model_fits_on_one_blas_thread_and_leaves_the_limit_as_it_found_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """On a node busy with trials, BLAS threads waiting on each other made a round several
+    times slower; the GP's matrices are too small for threads to pay."""
+    from threadpoolctl import threadpool_info
+
+    from search_spaces import _gaussian_process
+
+    def blas_threads() -> set[int]:
+        return {i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"}
+
+    seen: list[set[int]] = []
+    fit = _gaussian_process.GaussianProcess.fit
+
+    def recording_fit(
+        self: _gaussian_process.GaussianProcess, x: np.ndarray, y: np.ndarray
+    ) -> _gaussian_process.GaussianProcess:
+        seen.append(blas_threads())
+        return fit(self, x, y)
+
+    monkeypatch.setattr(_gaussian_process.GaussianProcess, "fit", recording_fit)
+    before = blas_threads()
+    search = CoarseToFine(SPACE, rounds=3, per_round=8, seed=0, sampler="model")
+    while not search.finished:
+        configs = search.ask()
+        search.tell(configs, [bowl(c) for c in configs])
+    assert seen and all(threads == {1} for threads in seen)
+    assert blas_threads() == before
