@@ -29,6 +29,9 @@ from analysis._fs import ResultsPath
 
 __all__ = ["SweepLayout"]
 
+# Folders below the sweep's, each named once: the paths below and `written_under_run_lock` use them.
+_SCHEMA, _RUNS, _SEARCH, _AUTO, _PANDA = "_schema", "_runs", "_search", "_auto", "_panda"
+
 
 @dataclass(frozen=True)
 class SweepLayout:
@@ -45,7 +48,7 @@ class SweepLayout:
         return self.sweep_dir / name
 
     def schema(self, table: str) -> ResultsPath:
-        return self.sweep_dir / "_schema" / f"{table}.json"
+        return self.sweep_dir / _SCHEMA / f"{table}.json"
 
     @property
     def space(self) -> ResultsPath:
@@ -53,16 +56,16 @@ class SweepLayout:
 
     @property
     def runs(self) -> ResultsPath:
-        return self.sweep_dir / "_runs"
+        return self.sweep_dir / _RUNS
 
     def search_state(self, run_id: str) -> ResultsPath:
-        return self.sweep_dir / "_search" / f"{run_id}.json"
+        return self.sweep_dir / _SEARCH / f"{run_id}.json"
 
     def auto_decision(self, digest: str) -> ResultsPath:
-        return self.sweep_dir / "_auto" / f"{digest}.json"
+        return self.sweep_dir / _AUTO / f"{digest}.json"
 
     def panda_checkpoints(self, run_id: str, trial_id: str) -> ResultsPath:
-        return self.sweep_dir / "_panda" / run_id / trial_id
+        return self.sweep_dir / _PANDA / run_id / trial_id
 
     @property
     def ray(self) -> ResultsPath:
@@ -81,5 +84,5 @@ class SweepLayout:
         A temporary left in them belongs to a run that died: the next holder may remove it.
         The sweep folder itself is not among them: a report is written there too.
         """
-        folders = ("_schema", "_runs", "_search", "_auto", "_panda")
+        folders = (_SCHEMA, _RUNS, _SEARCH, _AUTO, _PANDA)
         return (*(self.table(t) for t in tables), *(self.sweep_dir / f for f in folders))
