@@ -16,7 +16,7 @@ from __future__ import annotations
 import functools
 import os
 import tempfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
@@ -102,20 +102,30 @@ class TrainingTask:
         return loss
 
 
+def _generated_file(name: str, write: Callable[[Path], None]) -> Path:
+    """`name` in the temporary directory, written by `write` once per machine and user; a
+    partial file is renamed into place, so concurrent workers never read half of one."""
+    path = Path(tempfile.gettempdir()) / f"caviar-bench-{name.replace('.', f'-{os.getuid()}.')}"
+    if not path.exists():
+        partial = path.with_name(f".{path.stem}.{os.getpid()}{path.suffix}")
+        write(partial)
+        partial.replace(path)
+    return path
+
+
 @functools.cache
 def _breast_cancer_file() -> Path:
     """scikit-learn's bundled breast-cancer table as a Parquet file: the user's-table path."""
-    from sklearn.datasets import load_breast_cancer
 
-    path = Path(tempfile.gettempdir()) / f"caviar-bench-breast-cancer-{os.getuid()}.parquet"
-    if not path.exists():
+    def write(path: Path) -> None:
+        from sklearn.datasets import load_breast_cancer
+
         bunch = load_breast_cancer(as_frame=True)
         frame = bunch.frame.rename(columns={"target": "diagnosis"})
         frame["diagnosis"] = np.where(frame["diagnosis"] == 1, "benign", "malignant")
-        partial = path.with_suffix(f".{os.getpid()}.tmp")
-        frame.to_parquet(partial)
-        partial.replace(path)
-    return path
+        frame.to_parquet(path)
+
+    return _generated_file("breast-cancer.parquet", write)
 
 
 @functools.cache
@@ -124,10 +134,10 @@ def _jittered_digits_file() -> Path:
     10x10 canvas, with pixel noise. A CNN must learn where a stroke is not fixed, and the
     bundled digits' ceiling (~99 % after two epochs) no longer hides the methods' differences.
     Generated with a fixed seed, so every run and seed of the benchmark sees the same images."""
-    from sklearn.datasets import load_digits
 
-    path = Path(tempfile.gettempdir()) / f"caviar-bench-digits-jittered-{os.getuid()}.npz"
-    if not path.exists():
+    def write(path: Path) -> None:
+        from sklearn.datasets import load_digits
+
         bunch = load_digits()
         rng = np.random.default_rng(0)
         n = len(bunch.target)
@@ -136,10 +146,10 @@ def _jittered_digits_file() -> Path:
         for i, (r, c) in enumerate(zip(rows, cols, strict=True)):
             canvas[i, 0, r : r + 8, c : c + 8] = bunch.images[i]
         canvas += rng.normal(0.0, 1.0, canvas.shape).astype(np.float32)
-        partial = path.with_suffix(f".{os.getpid()}.tmp.npz")
-        np.savez(partial, x=canvas, y=bunch.target.astype(np.int64))
-        partial.replace(path)
-    return path
+        with path.open("wb") as f:  # a file object: np.savez would append ".npz" to a name
+            np.savez(f, x=canvas, y=bunch.target.astype(np.int64))
+
+    return _generated_file("digits-jittered.npz", write)
 
 
 _LR = {"type": "float", "low": 1e-3, "high": 3.0, "scale": "log"}
