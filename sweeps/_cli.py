@@ -15,7 +15,7 @@ from analysis import ResultsError, ResultsPath, results_path
 from sweeps._errors import CaviarError
 from sweeps.run._progress import Progress
 from sweeps.run._ray_session import prepare_ray_environment
-from sweeps.run._stop import Terminated, install_sigterm_handler
+from sweeps.run._stop import Terminated, forget_sigterm, install_sigterm_handler, stopped_by_sigterm
 from sweeps.spec._spec import Sweep, load_spec
 from sweeps.strategies._points import Point
 from sweeps.strategies._strategies import behaviour
@@ -90,6 +90,7 @@ EXIT_BROKEN_PIPE = 141
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     install_sigterm_handler()
+    forget_sigterm()
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
         code = _dispatch(args)
@@ -112,7 +113,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "run": f"; continue with `caviar run {args.spec} --resume`",
             "retune": "; the current best is unchanged",
         }.get(args.command, "")
-        stopped = isinstance(exc, Terminated)
+        stopped = stopped_by_sigterm(exc)
         print(f"{'stopped by SIGTERM' if stopped else 'interrupted'}{hint}", file=sys.stderr)
         return Terminated.exit_code if stopped else 130
 

@@ -1,0 +1,74 @@
+"""SIGTERM is told apart from Ctrl-C however it reaches the CLI: as `Terminated`, or as the plain
+KeyboardInterrupt Ray raises in its place when the signal lands in `ray.wait`/`ray.get`."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import threading
+import time
+
+import pytest
+
+from sweeps import _cli
+from sweeps.run._stop import forget_sigterm, install_sigterm_handler, stopped_by_sigterm
+
+
+def _sigterm_inside_ray(args: argparse.Namespace) -> int:
+    """A run stopped by SIGTERM while it waits in Ray: the handler's `Terminated` is replaced
+    by a new KeyboardInterrupt, as Ray's core worker does."""
+    try:
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(10)  # the handler raises here
+    except KeyboardInterrupt:
+        raise KeyboardInterrupt from None
+    raise AssertionError("SIGTERM was not handled")
+
+
+def _ctrl_c(args: argparse.Namespace) -> int:
+    raise KeyboardInterrupt
+
+
+def test_sigterm_turned_into_a_plain_interrupt_still_exits_143_and_ctrl_c_stays_130(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    previous = signal.getsignal(signal.SIGTERM)
+    try:
+        monkeypatch.setattr(_cli, "_dispatch", _sigterm_inside_ray)
+        assert _cli.main(["run", "spec.yaml"]) == 143
+        assert capsys.readouterr().err == (
+            "stopped by SIGTERM; continue with `caviar run spec.yaml --resume`\n"
+        )
+        monkeypatch.setattr(_cli, "_dispatch", _ctrl_c)  # the next command starts afresh
+        assert _cli.main(["run", "spec.yaml"]) == 130
+        assert capsys.readouterr().err == (
+            "interrupted; continue with `caviar run spec.yaml --resume`\n"
+        )
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+@pytest.mark.ray
+def test_sigterm_while_the_driver_waits_in_ray_is_recognised(ray_local: None) -> None:
+    import ray
+
+    @ray.remote(num_cpus=1)
+    def slow() -> None:
+        time.sleep(30)
+
+    previous = signal.getsignal(signal.SIGTERM)
+    install_sigterm_handler()
+    forget_sigterm()
+    ref = slow.remote()
+    timer = threading.Timer(1.0, os.kill, (os.getpid(), signal.SIGTERM))
+    timer.start()
+    try:
+        with pytest.raises(KeyboardInterrupt) as caught:
+            ray.wait([ref], timeout=20)
+        assert stopped_by_sigterm(caught.value)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        timer.cancel()
+        ray.cancel(ref, force=True)
+        forget_sigterm()
