@@ -4,7 +4,8 @@ resources checked, the lock taken and the manifest written.
 `open_run` is the whole frame of a sweep or a panda run; `cluster` its Ray part alone, which
 a re-tune uses under its own lock. The order matters and is the contract of `caviar run`:
 
-1. the results location is checked, and a bad `--resume` refused, before Ray starts;
+1. the results location is checked, and a bad `--resume` or a sweep another run holds
+   refused, before Ray starts;
 2. Ray starts (or is joined), and the trials are checked to fit before anything is written;
 3. under the sweep's lock the run is chosen again (another resume may have recorded since),
    its manifest says `running` and the space is recorded;
@@ -21,7 +22,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
 from analysis import ResultsPath, ResultsStore
-from sweeps.run._lock import sweep_lock
+from sweeps.run._lock import refuse_if_locked, sweep_lock
 from sweeps.run._outcome import record_space
 from sweeps.run._preflight import check_results_dir
 from sweeps.run._ray_session import RaySession, ray_session
@@ -73,6 +74,7 @@ def open_run(
     check_results_dir(results_dir)
     store = ResultsStore(results_dir, sweep.name)
     choice = choose_run(sweep, store, resume, run_id=run_id)  # a bad --resume fails before Ray
+    refuse_if_locked(store.sweep_dir)  # and so does a sweep another run is writing
     with cluster(sweep, address) as session, sweep_lock(store.sweep_dir):
         choice = choose_run(sweep, store, resume, run_id=choice.run_id)
         now = _now()

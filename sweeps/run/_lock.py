@@ -19,9 +19,10 @@ from pathlib import Path
 from analysis import TABLES, ObjectPath, ResultsPath, SweepLayout, interrupted_writes
 from sweeps._errors import Problem, RunError
 
-__all__ = ["LockHeldError", "hold_lock", "sweep_lock"]
+__all__ = ["LockHeldError", "hold_lock", "refuse_if_locked", "sweep_lock"]
 
 log = logging.getLogger(__name__)
+_RUN_HOLDER = "another `caviar run` of this sweep"
 
 
 class LockHeldError(RunError):
@@ -42,17 +43,38 @@ def hold_lock(sweep_dir: Path, name: str, holder_is: str) -> Iterator[None]:
     sweep_dir.mkdir(parents=True, exist_ok=True)
     fd = os.open(sweep_dir / name, os.O_RDWR | os.O_CREAT, 0o644)
     try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
-            message = f"{holder_is} is running (pid {holder})"
-            raise LockHeldError([Problem("sweep", sweep_dir.name, message)], holder) from None
+        _flock(fd, sweep_dir, holder_is)
         os.ftruncate(fd, 0)
         os.pwrite(fd, str(os.getpid()).encode(), 0)
         yield
     finally:
         os.close(fd)
+
+
+def _flock(fd: int, sweep_dir: Path, holder_is: str) -> None:
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
+        message = f"{holder_is} is running (pid {holder})"
+        raise LockHeldError([Problem("sweep", sweep_dir.name, message)], holder) from None
+
+
+def refuse_if_locked(sweep_dir: ResultsPath) -> None:
+    """Refuse a run at once when another holds the sweep's run lock, rather than after Ray has
+    started (seconds). Only a check: the lock itself is taken once Ray has found the trials fit,
+    because taking it creates the sweep's folder, and a refused spec writes nothing. So this
+    opens the lock file only if it exists, and lets go at once."""
+    if isinstance(sweep_dir, ObjectPath):
+        return
+    try:
+        fd = os.open(sweep_dir / SweepLayout.RUN_LOCK, os.O_RDONLY)
+    except FileNotFoundError:
+        return
+    try:
+        _flock(fd, sweep_dir, _RUN_HOLDER)
+    finally:
+        os.close(fd)  # which releases the probe's lock, if it got it
 
 
 @contextlib.contextmanager
@@ -62,7 +84,7 @@ def sweep_lock(sweep_dir: ResultsPath) -> Iterator[None]:
         log.info("%s: no lock on an object store; run one writer per sweep", sweep_dir)
         yield
         return
-    with hold_lock(sweep_dir, SweepLayout.RUN_LOCK, "another `caviar run` of this sweep"):
+    with hold_lock(sweep_dir, SweepLayout.RUN_LOCK, _RUN_HOLDER):
         _remove_interrupted_writes(sweep_dir)
         yield
 

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from _procs import caviar_command, kill_session, session_members, user_env
 
-from analysis import load_epochs, load_table, load_trials
+from analysis import SweepLayout, load_epochs, load_table, load_trials
 
 SPEC = textwrap.dedent(
     """
@@ -183,6 +183,29 @@ def test_a_second_run_of_the_same_sweep_is_refused(tmp_path: Path) -> None:
     assert proc.returncode == 1
     assert f"another `caviar run` of this sweep is running (pid {os.getpid()})" in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_a_sweep_another_run_holds_is_refused_before_ray_starts(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Starting Ray takes seconds; the answer "another run has it" does not need it."""
+    from sweeps.run import _lifecycle
+    from sweeps.run._lock import LockHeldError, sweep_lock
+    from sweeps.spec._spec import load_spec
+
+    (tmp_path / "spec.yaml").write_text(SPEC)
+    sweep = load_spec(tmp_path / "spec.yaml")
+
+    def no_ray(address: str | None) -> None:
+        raise AssertionError("Ray was started for a sweep another run holds")
+
+    monkeypatch.setattr(_lifecycle, "ray_session", no_ray)
+    out = tmp_path / "out"
+    held = pytest.raises(LockHeldError, match=f"pid {os.getpid()}")
+    opened = _lifecycle.open_run(sweep, out, address=None, resume=False, run_id=None, planned=N)
+    with sweep_lock(out / "crash"), held, opened:
+        pass
+    assert [p.name for p in (out / "crash").iterdir()] == [SweepLayout.RUN_LOCK]
 
 
 def test_taking_the_lock_removes_what_a_killed_run_left_half_written(tmp_path: Path) -> None:
