@@ -25,22 +25,28 @@ os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 
 @pytest.fixture(scope="session")
 def ray_local() -> Iterator[None]:
-    """A 2-CPU Ray started by this test session and shut down at its end (only what it started)."""
-    import ray
+    """A 2-CPU Ray head started by this test session, joined in-process, and stopped at the
+    session's end by its session id (only what it started).
 
-    ray.init(
-        address="local",
-        num_cpus=2,
-        num_gpus=0,
-        include_dashboard=False,
-        log_to_driver=False,
-        configure_logging=False,
-        _node_ip_address="127.0.0.1",
-    )
-    try:
-        yield
-    finally:
-        ray.shutdown()
+    Not `ray.init(address="local")`: that instance's dashboard agent takes Ray's fixed default
+    port (52365), and every embedded Ray a `caviar` subprocess starts while it lives then
+    retries that port for ~3.5 s before going on without it. This head's agent listens on a
+    free port (`_ray_nodes.start_node`).
+    """
+    import ray
+    from _ray_nodes import ray_cluster
+
+    with ray_cluster(["--num-cpus=2", "--num-gpus=0"]) as (address, _):
+        ray.init(
+            address=address,
+            log_to_driver=False,
+            configure_logging=False,
+            _node_ip_address="127.0.0.1",
+        )
+        try:
+            yield
+        finally:
+            ray.shutdown()
 
 
 @pytest.fixture(scope="session")
