@@ -235,6 +235,16 @@ def _variant(*patches_of, **settings: float):
     return run
 
 
+def _random_redraw(space: SearchSpace, objective: Objective, budget: int, seed: int, batch: int):
+    """Random search again on the same problem instance, from another stream of draws: a
+    yardstick, not a candidate. How far its median moves from `random`'s is how far a median
+    moves by luck of the draw alone."""
+    return run_random(space, objective, budget, seed + _REDRAW_OFFSET, batch)
+
+
+_REDRAW_OFFSET = 1_000_003  # far from every paired seed the benchmark runs
+
+
 VARIANTS = {
     "c2f-model-wide": _variant(lambda space: _wide_pool(0.5)),
     "c2f-model-g32": _variant(lambda space: _global_until(32)),
@@ -242,5 +252,8 @@ VARIANTS = {
     "c2f-model-mean": _variant(_mean_incumbent),
     "c2f-model-choices": _variant(_every_choice_open),
     "c2f-model-patient": _variant(failure_rounds=2),
+    "c2f-model-w75": _variant(initial_window=0.75),
+    "c2f-model-w100": _variant(initial_window=1.0),
+    "random-redraw": _random_redraw,
 }
 METHODS.update(VARIANTS)
