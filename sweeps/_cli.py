@@ -222,9 +222,16 @@ def _submit(sweep: Sweep, args: argparse.Namespace) -> int:
         succeeded = wait_for_job(
             address, job.job_id, lambda chunk: print(chunk, end="", flush=True)
         )
-    except KeyboardInterrupt:
-        print(f"stopped following; the job goes on (ray job stop {job.job_id})", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as exc:
+        # SIGTERM must exit 143 here too: the wait polls over HTTP, but a cron `timeout` or
+        # a CI runner stopping this command should read as stopped, not as Ctrl-C.
+        stopped = stopped_by_sigterm(exc)
+        print(
+            f"{'stopped by SIGTERM' if stopped else 'interrupted'}; stopped following, the job "
+            f"goes on (ray job stop {job.job_id})",
+            file=sys.stderr,
+        )
+        return Terminated.exit_code if stopped else 130
     print(f"job {job.job_id} {'succeeded' if succeeded else 'failed'}")
     return 0 if succeeded else 1
 
