@@ -24,24 +24,29 @@ compile time with an empty inductor cache (a trial worker pays it per stack shap
 from __future__ import annotations
 
 import argparse
+import atexit
 import math
 import os
+import shutil
 import sys
 import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
 
-# An empty cache: the compile time printed is what a fresh trial worker pays.
-os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", tempfile.mkdtemp(prefix="caviar-inductor-"))
+# An empty cache, removed at exit: the compile time printed is what a fresh trial worker pays.
+_CACHE = tempfile.mkdtemp(prefix="caviar-inductor-")
+atexit.register(shutil.rmtree, _CACHE, ignore_errors=True)
+os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", _CACHE)
 
-import torch
-from torch.func import functional_call, stack_module_state, vmap
-from torch.nn import functional
-from torch.utils.flop_counter import FlopCounterMode
+import torch  # noqa: E402
+from torch.func import functional_call, stack_module_state, vmap  # noqa: E402
+from torch.nn import functional  # noqa: E402
+from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "sweeps" / "examples"))
-from digits_cnn import make
+from digits_cnn import make  # noqa: E402
+from throughput_network import cpu_matmul_peak  # noqa: E402
 
 BATCH = 64
 Step = Callable[[dict[str, torch.Tensor], torch.Tensor, torch.Tensor], torch.Tensor]
@@ -101,17 +106,6 @@ def _time(step: Step, params: dict[str, torch.Tensor], x, y, steps: int) -> floa
     return (time.perf_counter() - start) / steps
 
 
-def _peak(repeats: int = 5) -> float:
-    a, b = torch.randn(2048, 2048), torch.randn(2048, 2048)
-    torch.mm(a, b)
-    best = math.inf
-    for _ in range(repeats):
-        start = time.perf_counter()
-        torch.mm(a, b)
-        best = min(best, time.perf_counter() - start)
-    return 2 * 2048**3 / best / 1e9
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--members", type=int, default=32)
@@ -131,7 +125,7 @@ def main() -> None:
     flops = counter.get_total_flops() * args.members
     with torch.no_grad():  # the two formulations are one computation
         torch.testing.assert_close(steps["grouped"](params, x, y), steps["vmap"](params, x, y))
-    peak = _peak()
+    peak = cpu_matmul_peak(args.threads)
     print(
         f"torch {torch.__version__}, {args.threads} thread(s), {args.members} members x batch "
         f"{BATCH}: {flops / 1e9:.2f} GFLOP per step; fp32 matmul peak {peak:.1f} GFLOP/s"
