@@ -7,7 +7,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from _procs import assert_refused
+from _procs import assert_refused, run_caviar, user_env
 
 from analysis import load_epochs, load_trials
 from sweeps import load_spec, run_sweep
@@ -122,3 +122,44 @@ def test_what_needs_caviars_loop_is_refused_in_one_line(
     assert old in SPEC
     (project / "bad.yaml").write_text(SPEC.replace(old, new).replace("initial: [{lr: 0.95}]\n", ""))
     assert_refused(project, "bad.yaml", field, message)
+
+
+NICENESS = textwrap.dedent(
+    """
+    import os
+
+    def train(config, report):
+        for _ in range(config["epochs"]):
+            report(val_loss=config["lr"], niceness=float(os.nice(0)))
+    """
+)
+NICE_SPEC = textwrap.dedent(
+    """
+    name: nice
+    objective: {metric: val_loss, mode: min}
+    trainable: {function: nice:train, epochs: 1}
+    search_space:
+      lr: {type: float, low: 1.0e-3, high: 1.0, scale: log}
+    strategy: {kind: random, samples: 2}
+    """
+)
+
+
+@pytest.mark.ray
+@pytest.mark.parametrize("worker_niceness", [None, "15"])
+def test_trials_of_an_embedded_ray_run_at_normal_priority_unless_the_user_says(
+    tmp_path: Path, worker_niceness: str | None
+) -> None:
+    """Ray's default nice 15 let anything else on the machine starve a sweep (20x slower
+    beside two busy loops); the user's RAY_worker_niceness still decides."""
+    (tmp_path / "nice.py").write_text(NICENESS)
+    (tmp_path / "nice.yaml").write_text(NICE_SPEC)
+    env = user_env(tmp_path / "home")
+    env.pop("RAY_worker_niceness", None)
+    if worker_niceness is not None:
+        env["RAY_worker_niceness"] = worker_niceness
+    proc = run_caviar("run", "nice.yaml", "--results", "out", cwd=tmp_path, env=env)
+    assert proc.returncode == 0, proc.stderr
+    epochs = load_epochs(tmp_path / "out", "nice")
+    assert len(epochs) == 2
+    assert (epochs["niceness"] == float(worker_niceness or 0)).all()
