@@ -113,9 +113,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             "run": f"; continue with `caviar run {args.spec} --resume`",
             "retune": "; the current best is unchanged",
         }.get(args.command, "")
-        stopped = stopped_by_sigterm(exc)
-        print(f"{'stopped by SIGTERM' if stopped else 'interrupted'}{hint}", file=sys.stderr)
-        return Terminated.exit_code if stopped else 130
+        return _interrupted(exc, hint)
+
+
+def _interrupted(exc: KeyboardInterrupt, hint: str) -> int:
+    """One line saying whether SIGTERM or Ctrl-C stopped the command, then its exit code: one
+    place, so that every command tells the two apart alike (143 and 130)."""
+    stopped = stopped_by_sigterm(exc)
+    print(f"{'stopped by SIGTERM' if stopped else 'interrupted'}{hint}", file=sys.stderr)
+    return Terminated.exit_code if stopped else 130
 
 
 def _dispatch(args: argparse.Namespace) -> int:
@@ -223,15 +229,9 @@ def _submit(sweep: Sweep, args: argparse.Namespace) -> int:
             address, job.job_id, lambda chunk: print(chunk, end="", flush=True)
         )
     except KeyboardInterrupt as exc:
-        # SIGTERM must exit 143 here too: the wait polls over HTTP, but a cron `timeout` or
-        # a CI runner stopping this command should read as stopped, not as Ctrl-C.
-        stopped = stopped_by_sigterm(exc)
-        print(
-            f"{'stopped by SIGTERM' if stopped else 'interrupted'}; stopped following, the job "
-            f"goes on (ray job stop {job.job_id})",
-            file=sys.stderr,
-        )
-        return Terminated.exit_code if stopped else 130
+        # A cron `timeout` stopping the follow is SIGTERM (143), not Ctrl-C; the job goes on.
+        hint = f"; stopped following, the job goes on (ray job stop {job.job_id})"
+        return _interrupted(exc, hint)
     print(f"job {job.job_id} {'succeeded' if succeeded else 'failed'}")
     return 0 if succeeded else 1
 
