@@ -25,7 +25,6 @@ from trainables._factory import (
     load_training_function,
 )
 from trainables._files import FILE_FORMATS, FileSource, file_digest, read_file_arrays
-from trainables._halving import SuccessiveHalving
 from trainables._hparams import (
     HYPERPARAMETERS,
     HParams,
@@ -36,23 +35,6 @@ from trainables._hparams import (
 from trainables._job_paths import SHIPPED_ENV, local_path, portable_path
 from trainables._model import BNMLP, softmax_cross_entropy
 from trainables._network_signature import network_signature
-from trainables._pack_config import (
-    MEMBER_METRICS,
-    PackConfig,
-    PackMemberConfig,
-    member_metrics,
-    pack_config_errors,
-)
-from trainables._packed import (
-    PackedRun,
-    PackMember,
-    default_stack_size,
-    pack_group,
-    pack_size_auto,
-    run_packed_training,
-    shape_group,
-)
-from trainables._packed_func import vectorize_problem
 from trainables._train import (
     EpochResult,
     TrainState,
@@ -65,6 +47,13 @@ from trainables._train import (
     train_epoch,
 )
 from trainables._trial_config import TRIAL_SETTINGS, TrialConfig, trial_config_errors
+from trainables.packing import (
+    PackMember,
+    pack_group,
+    pack_size_auto,
+    run_packed_training,
+    vectorize_problem,
+)
 
 if TYPE_CHECKING:
     from trainables._tune import (
@@ -82,7 +71,6 @@ __all__ = [
     "DATASETS",
     "FILE_FORMATS",
     "HYPERPARAMETERS",
-    "MEMBER_METRICS",
     "SHIPPED_ENV",
     "TRIAL_SETTINGS",
     "Dataset",
@@ -92,16 +80,11 @@ __all__ = [
     "HyperParameter",
     "HyperParameterError",
     "ModelFactory",
-    "PackConfig",
     "PackMember",
-    "PackMemberConfig",
-    "PackedRun",
-    "SuccessiveHalving",
     "TrainState",
     "TrialConfig",
     "build_state",
     "dataset_fingerprint",
-    "default_stack_size",
     "evaluate",
     "file_digest",
     "hyperparameter_errors",
@@ -112,16 +95,13 @@ __all__ = [
     "load_training_function",
     "local_path",
     "lr_factor",
-    "member_metrics",
     "network_signature",
-    "pack_config_errors",
     "pack_group",
     "pack_size_auto",
     "portable_path",
     "read_file_arrays",
     "run_packed_training",
     "run_training",
-    "shape_group",
     "softmax_cross_entropy",
     "state_dict",
     "synthetic_input_scale",

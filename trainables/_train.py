@@ -142,10 +142,10 @@ def train_epoch(state: TrainState, data: Dataset, hp: HParams) -> float:
     model = state.model
     model.train()
     # Shuffled on the CPU generator so the order does not depend on the device.
-    order = torch.randperm(data.x_train.shape[0], generator=state.generator).to(data.device)
-    batches = list(order.split(hp.batch_size))
-    if has_batchnorm(model, hp) and len(batches) > 1 and batches[-1].numel() == 1:
-        batches.pop()
+    n = data.x_train.shape[0]
+    order = torch.randperm(n, generator=state.generator).to(data.device)
+    starts = batch_starts(n, hp.batch_size, batchnorm=has_batchnorm(model, hp))
+    batches = [order[start : start + hp.batch_size] for start in starts]
     # Accumulated on the device, in float64, so the epoch needs a single host sync.
     total = torch.zeros((), dtype=torch.float64, device=data.device)
     seen = 0
@@ -159,6 +159,20 @@ def train_epoch(state: TrainState, data: Dataset, hp: HParams) -> float:
     state.scheduler.step()
     state.epoch += 1
     return total.item() / seen
+
+
+def batch_starts(n: int, batch_size: int, *, batchnorm: bool) -> list[int]:
+    """Where each batch of an epoch of `n` samples starts: every `batch_size`, the last
+    partial batch kept, except a last batch of one sample when the network has BatchNorm
+    (batch statistics of one sample are undefined; PyTorch raises).
+
+    Packed and unpacked training both cut their epochs here, so a member sees exactly the
+    batches its unpacked twin sees: packing's exactness depends on it.
+    """
+    starts = list(range(0, n, batch_size))
+    if batchnorm and len(starts) > 1 and n - starts[-1] == 1:
+        starts.pop()
+    return starts
 
 
 _BATCHNORMS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)

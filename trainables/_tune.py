@@ -20,8 +20,6 @@ import torch
 from ray import tune
 
 from trainables._data import Dataset, load_dataset
-from trainables._pack_config import PackConfig, member_metrics
-from trainables._packed import PackedRun, PackMember
 from trainables._train import (
     EpochResult,
     TrainState,
@@ -31,6 +29,7 @@ from trainables._train import (
     state_dict,
 )
 from trainables._trial_config import TrialConfig
+from trainables.packing import PackConfig, PackedRun, PackMember, member_metrics
 
 logger = logging.getLogger(__name__)
 

@@ -5,10 +5,12 @@ from __future__ import annotations
 import pytest
 
 from trainables import (
-    MEMBER_METRICS,
     EpochResult,
     HParams,
     HyperParameterError,
+)
+from trainables.packing import (
+    MEMBER_METRICS,
     PackConfig,
     SuccessiveHalving,
     member_metrics,

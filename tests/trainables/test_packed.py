@@ -16,17 +16,21 @@ from trainables import (
     Dataset,
     EpochResult,
     HParams,
-    PackedRun,
     PackMember,
     build_state,
     load_dataset,
     pack_size_auto,
     run_packed_training,
     run_training,
-    shape_group,
 )
-from trainables._packed_model import member_tensors
-from trainables._packed_stack import PackedStack, StackedData, stack_sizes
+from trainables.packing import (
+    MLPStack,
+    PackedRun,
+    StackedData,
+    shape_group,
+    stack_sizes,
+)
+from trainables.packing._mlp_forward import member_tensors
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -200,10 +204,10 @@ def test_stopped_members_leave_and_the_rest_go_on_unchanged() -> None:
         assert _max_difference(stopped[index], full[index]) < 1e-12
 
 
-def _stack(configs: Sequence[tuple[HParams, int]], data: dict[int, Dataset]) -> PackedStack:
+def _stack(configs: Sequence[tuple[HParams, int]], data: dict[int, Dataset]) -> MLPStack:
     datasets = list(data.values())
     index = {seed: i for i, seed in enumerate(data)}
-    return PackedStack.build(
+    return MLPStack.build(
         list(range(len(configs))),
         [hp for hp, _ in configs],
         [seed for _, seed in configs],
@@ -212,7 +216,7 @@ def _stack(configs: Sequence[tuple[HParams, int]], data: dict[int, Dataset]) -> 
     )
 
 
-def _member_view(stack: PackedStack, row: int) -> dict[str, torch.Tensor]:
+def _member_view(stack: MLPStack, row: int) -> dict[str, torch.Tensor]:
     views = {
         **stack.shape.parameters.views(stack.params),
         **stack.shape.running.views(stack.running),
@@ -249,7 +253,7 @@ def test_restack_drops_rows_and_trims_padding_without_changing_them() -> None:
     data = _data(torch.float64, [0, 1, 2])
     stack = _stack(configs, data)
     stack.train_epoch(StackedData.from_datasets(list(data.values())))
-    smaller = PackedStack.restack([(stack, [2, 0])])
+    smaller = MLPStack.restack([(stack, [2, 0])])
     assert smaller.members == [2, 0] and smaller.shape.hidden == 10
     assert smaller.optimizer.steps == stack.optimizer.steps
     for new_row, old_row in ((0, 2), (1, 0)):

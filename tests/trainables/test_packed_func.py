@@ -17,7 +17,6 @@ from trainables import (
     EpochResult,
     FileSource,
     HParams,
-    PackedRun,
     PackMember,
     build_state,
     load_dataset,
@@ -25,7 +24,10 @@ from trainables import (
     run_packed_training,
     run_training,
 )
-from trainables._packed_func import FuncStack
+from trainables.packing import (
+    FuncStack,
+    PackedRun,
+)
 
 EXAMPLES = Path(__file__).parents[2] / "sweeps" / "examples"
 IMAGES = FileSource(str(EXAMPLES / "data" / "digits_images.npz")).to_config()

@@ -12,16 +12,18 @@ import torch
 
 import trainables
 from trainables import (
-    MEMBER_METRICS,
     EpochResult,
     FileSource,
     HyperParameterError,
-    PackConfig,
     PackMember,
     load_dataset,
-    member_metrics,
     run_packed_training,
     run_training,
+)
+from trainables.packing import (
+    MEMBER_METRICS,
+    PackConfig,
+    member_metrics,
 )
 
 BASE = {"dataset": "digits", "epochs": 3}

@@ -12,10 +12,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any, cast
 
-from trainables._halving import SuccessiveHalving
 from trainables._hparams import HyperParameterError, unknown_name_error
 from trainables._train import EpochResult
 from trainables._trial_config import TrialConfig, trial_config_errors
+from trainables.packing._halving import SuccessiveHalving
 
 MEMBER_ID = "member_id"
 # Settings every member of a pack must share: one pack trains on one dataset split size for

@@ -1,6 +1,6 @@
 """K copies of a user's network trained in lockstep as one vectorized model (torch.func).
 
-The built-in MLP has a hand-written stack (`_packed_stack`); a user's network is any
+The built-in MLP has a hand-written stack (`_mlp_stack`); a user's network is any
 `nn.Module`, so its stack is generic: the members' parameters and buffers are stacked along a
 leading member dimension, and one step runs `functional_call` under `vmap`, the mechanism of
 PyTorch's model-ensembling guide, extended to training. Each member keeps its own
@@ -13,15 +13,15 @@ attributes, parameter shapes) and share batch size and optimizer. They differ in
 training hyperparameters (learning rate and its schedule, momentum, Adam's betas, weight
 decay), which the stacked optimizer holds as per-member columns, in their seeds and in any
 factory keyword that only changes initial values. The parameters live in one flat buffer laid
-out by member-contiguous blocks, so the optimizer and compaction are the built-in stack's own
-(`_packed_optim`, `restack`).
+out by member-contiguous blocks, so the optimizer, the loops and compaction are the ones every
+stack shares (`_optim`, `_stack.Stack`, `_layout.restack`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Hashable, Sequence
 from dataclasses import replace
-from typing import Any
+from typing import Any, ClassVar, cast
 
 import torch
 from torch import nn
@@ -31,22 +31,23 @@ from torch.nn import functional
 from trainables._data import Dataset
 from trainables._hparams import HParams
 from trainables._network_signature import first_difference, network_signature
-from trainables._packed_model import FlatLayout, restack
-from trainables._packed_optim import StackedOptimizer, restack_optimizers
-from trainables._packed_stack import StackedData
-from trainables._train import Network, has_batchnorm, initial_model, lr_factor
+from trainables._train import Network, has_batchnorm, initial_model
+from trainables.packing._data import StackedData
+from trainables.packing._layout import FlatLayout
+from trainables.packing._optim import StackedOptimizer
+from trainables.packing._stack import Rows, Stack
 
 __all__ = ["FuncStack", "vectorize_problem"]
 
-_EVAL_CHUNK = 4096  # validation samples per member per vectorized call: bounds memory
 
+class FuncStack(Stack):
+    """K members of one user network, trained together through `vmap`.
 
-class FuncStack:
-    """K members of one user network, trained together; `members` are the caller's row ids.
-
-    Build with `build`, continue a checkpoint with `from_state`, drop or join members with
-    `restack`. The interface is `PackedStack`'s, so a pack drives either kind the same way.
+    Build with `build` (or `from_models`, from networks already built), continue a
+    checkpoint with `load_state_dict`, drop or join members with `restack`.
     """
+
+    eval_chunk: ClassVar[int] = 4096
 
     def __init__(
         self,
@@ -62,16 +63,12 @@ class FuncStack:
         data_index: torch.Tensor,
         epoch: int,
     ) -> None:
-        self.members = members
-        self.hparams = hparams
-        self.group = group
-        self.layout = layout
-        self.params = params.requires_grad_(True)
+        super().__init__(
+            members, hparams, params.requires_grad_(True), optimizer, generators, data_index, epoch
+        )
+        self._group = group
+        self._layout = layout
         self.buffers = buffers
-        self.optimizer = optimizer
-        self.generators = generators
-        self.data_index = data_index
-        self.epoch = epoch
         self._template = template  # one member's module: the code every member runs
         self._batchnorm = has_batchnorm(template, hparams[0])
         # Written under no_grad by the optimizer; the same storage as `params`.
@@ -127,89 +124,27 @@ class FuncStack:
             view.copy_(stacked_params[name].detach())
         optimizer = StackedOptimizer.create(hparams[0].optimizer, hparams, layout, params)
         index_tensor = torch.tensor(data_index, device=sample.device)
-        # The structure joins the group: stacks that `_without` re-packs together must match.
+        # The structure joins the group: stacks that `restack` joins must match.
         return cls(
             members, hparams, (group, signature), first, layout, params,
             {n: b.detach().clone() for n, b in buffers.items()},
             optimizer, list(generators), index_tensor, 0,
         )  # fmt: skip
 
-    def state_dict(self) -> dict[str, Any]:
-        """Everything a restarted trial needs to continue this stack bit-identically (CPU)."""
-        return {
-            "members": list(self.members),
-            "params": self.params.detach(),
-            "buffers": dict(self.buffers),
-            "moments": dict(self.optimizer.state),
-            "steps": self.optimizer.steps,
-            "generators": torch.stack([g.get_state() for g in self.generators]),
-        }
+    @property
+    def layout(self) -> FlatLayout:
+        return self._layout
 
-    @classmethod
-    def from_state(
-        cls,
-        saved: dict[str, Any],
-        hparams: list[HParams],
-        seeds: list[int],
-        data_index: list[int],
-        datasets: Sequence[Dataset],
-        networks: Sequence[Network],
-        group: Hashable,
-        epoch: int,
-    ) -> FuncStack:
-        """The stack `state_dict` saved; the other arguments are its members', in row order."""
-        members: list[int] = list(saved["members"])
-        fresh = cls.build(members, hparams, seeds, data_index, datasets, networks, group)
-        params = saved["params"].to(device=fresh.params.device, dtype=fresh.params.dtype)
-        if params.shape != fresh.params.shape:
-            raise ValueError(
-                f"saved parameters hold {params.numel()} values, but {len(members)} members of "
-                f"this network need {fresh.params.numel()}"
-            )
-        with torch.no_grad():
-            fresh.params.copy_(params)
-            for name, buffer in fresh.buffers.items():
-                buffer.copy_(saved["buffers"][name])
-            for name, moment in fresh.optimizer.state.items():
-                moment.copy_(saved["moments"][name])
-        fresh.optimizer.steps = int(saved["steps"])
-        for generator, state in zip(fresh.generators, saved["generators"], strict=True):
-            generator.set_state(state.cpu().clone())
-        fresh.epoch = epoch
-        return fresh
+    @property
+    def group(self) -> Hashable:
+        return self._group
 
-    @staticmethod
-    def restack(parts: Sequence[tuple[FuncStack, list[int]]]) -> FuncStack:
-        """A new stack of rows `rows` of each (stack, rows) part, in that order; the parts must
-        come from one group and have trained the same number of epochs."""
-        picked = [(stack, rows) for stack, rows in parts if rows]
-        first = picked[0][0]
-        device = first.params.device
-        indices = [torch.tensor(rows, device=device) for _, rows in picked]
-        pairs = list(zip(picked, indices, strict=True))
-        params = restack([(s.params.detach(), s.layout, i) for (s, _), i in pairs], first.layout)
-        buffers = {
-            name: torch.cat([s.buffers[name].index_select(0, i) for (s, _), i in pairs])
-            for name in first.buffers
-        }
-        optimizer = restack_optimizers([(s.optimizer, i) for (s, _), i in pairs], first.layout)
-        return FuncStack(
-            members=[stack.members[r] for stack, rows in picked for r in rows],
-            hparams=[stack.hparams[r] for stack, rows in picked for r in rows],
-            group=first.group,
-            template=first._template,
-            layout=first.layout,
-            params=params,
-            buffers=buffers,
-            optimizer=optimizer,
-            generators=[stack.generators[r] for stack, rows in picked for r in rows],
-            data_index=torch.cat([s.data_index.index_select(0, i) for (s, _), i in pairs]),
-            epoch=first.epoch,
-        )
+    @property
+    def batchnorm(self) -> bool:
+        return self._batchnorm
 
-    def learning_rates(self) -> list[float]:
-        """Each member's rate for the coming epoch, computed exactly as its LambdaLR would."""
-        return [hp.lr * lr_factor(hp)(self.epoch) for hp in self.hparams]
+    def _set_training(self, training: bool) -> None:
+        self._template.train(training)
 
     def _logits(self, params: dict[str, torch.Tensor], x: torch.Tensor) -> torch.Tensor:
         def one(
@@ -219,71 +154,60 @@ class FuncStack:
 
         return vmap(one, randomness="different")(params, self.buffers, x)
 
-    def train_epoch(self, data: StackedData) -> torch.Tensor:
-        """One epoch of every member; returns the (K,) sample-weighted mean losses (float64).
+    def _train_step(self, index: torch.Tensor, data: StackedData) -> torch.Tensor:
+        k, b = index.shape
+        flat = index.reshape(-1)
+        x = data.x_train.index_select(0, flat).view(k, b, *data.x_train.shape[1:])
+        y = data.y_train.index_select(0, flat)
+        logits = self._logits(self.layout.views(self.params), x)
+        losses = functional.cross_entropy(logits.reshape(k * b, -1), y, reduction="none")
+        loss = losses.view(k, b).mean(dim=1)
+        # Members share no weights: the gradient of the sum is each member's own gradient.
+        (grad,) = torch.autograd.grad(loss.sum(), self.params)
+        with torch.no_grad():
+            self.optimizer.step(self._param_blocks, list(self.layout.views(grad).values()))
+        return loss
 
-        Batching follows the unpacked `train_epoch`: each member's own permutation, split
-        into batches of the shared size, the final batch kept unless the network has
-        BatchNorm and that batch holds one sample.
-        """
-        self.optimizer.set_lr(self.learning_rates())
-        self._template.train()
-        device = self.params.device
-        n, batch_size = data.n_train, self.hparams[0].batch_size
-        order = torch.stack([torch.randperm(n, generator=g) for g in self.generators])
-        order = order.to(device) + (self.data_index * n).unsqueeze(1)
-        starts = list(range(0, n, batch_size))
-        if self._batchnorm and len(starts) > 1 and n - starts[-1] == 1:
-            starts.pop()
-        total = torch.zeros(len(self.members), dtype=torch.float64, device=device)
-        seen = 0
-        for start in starts:
-            index = order[:, start : start + batch_size]
-            k, b = index.shape
-            flat = index.reshape(-1)
-            x = data.x_train.index_select(0, flat).view(k, b, *data.x_train.shape[1:])
-            y = data.y_train.index_select(0, flat)
-            logits = self._logits(self.layout.views(self.params), x)
-            losses = functional.cross_entropy(logits.reshape(k * b, -1), y, reduction="none")
-            loss = losses.view(k, b).mean(dim=1)
-            self.params.grad = None
-            loss.sum().backward()  # members share no weights: each gets its own gradient
-            grad = self.params.grad
-            assert grad is not None  # backward just wrote it
-            with torch.no_grad():
-                self.optimizer.step(self._param_blocks, list(self.layout.views(grad).values()))
-            total.add_(loss.detach().to(torch.float64), alpha=b)
-            seen += b
-        self.params.grad = None
-        self.epoch += 1
-        return total / seen
+    def _eval_chunk(
+        self, index: torch.Tensor, data: StackedData
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        k, b = index.shape
+        flat = index.reshape(-1)
+        x = data.x_val.index_select(0, flat).view(k, b, *data.x_val.shape[1:])
+        y = data.y_val.index_select(0, flat)
+        logits = self._logits(self.layout.views(self.params.detach()), x)
+        losses = functional.cross_entropy(logits.reshape(k * b, -1), y, reduction="none")
+        hits = (logits.argmax(dim=2) == y.view(k, b)).sum(dim=1)
+        return losses.view(k, b).sum(dim=1), hits
 
-    def evaluate(self, data: StackedData) -> tuple[torch.Tensor, torch.Tensor]:
-        """(K,) validation losses and accuracies (float64), BatchNorm in eval mode."""
-        self._template.eval()
-        device = self.params.device
-        k, n = len(self.members), data.n_val
-        offsets = (self.data_index * n).unsqueeze(1)
-        total = torch.zeros(k, dtype=torch.float64, device=device)
-        correct = torch.zeros(k, dtype=torch.int64, device=device)
-        try:
-            with torch.no_grad():
-                params = self.layout.views(self.params.detach())
-                for start in range(0, n, _EVAL_CHUNK):
-                    stop = min(n, start + _EVAL_CHUNK)
-                    flat = (offsets + torch.arange(start, stop, device=device)).reshape(-1)
-                    b = stop - start
-                    x = data.x_val.index_select(0, flat).view(k, b, *data.x_val.shape[1:])
-                    y = data.y_val.index_select(0, flat)
-                    logits = self._logits(params, x)
-                    losses = functional.cross_entropy(
-                        logits.reshape(k * b, -1), y, reduction="none"
-                    )
-                    total += losses.view(k, b).sum(dim=1).to(torch.float64)
-                    correct += (logits.argmax(dim=2) == y.view(k, b)).sum(dim=1)
-        finally:
-            self._template.train()
-        return total / n, correct.to(torch.float64) / n
+    def _extra_state(self) -> dict[str, Any]:
+        return {"buffers": dict(self.buffers)}
+
+    def _load_extra_state(self, saved: dict[str, Any]) -> None:
+        for name, buffer in self.buffers.items():
+            buffer.copy_(saved["buffers"][name])
+
+    def _restacked(self, rows: Rows) -> FuncStack:
+        """The same network and layout: members of one group never differ in shape."""
+        params = rows.restack_flat([s.params.detach() for s, _ in rows.pairs], self.layout)
+        pairs = cast(list[tuple[FuncStack, torch.Tensor]], rows.pairs)  # `restack` checked
+        buffers = {
+            name: torch.cat([s.buffers[name].index_select(0, i) for s, i in pairs])
+            for name in self.buffers
+        }
+        return FuncStack(
+            members=rows.members,
+            hparams=rows.hparams,
+            group=self.group,
+            template=self._template,
+            layout=self.layout,
+            params=params,
+            buffers=buffers,
+            optimizer=rows.restack_optimizer(self.layout),
+            generators=rows.generators,
+            data_index=rows.data_index,
+            epoch=self.epoch,
+        )
 
 
 def vectorize_problem(network: Network, data: Dataset) -> str | None:

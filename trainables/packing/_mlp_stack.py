@@ -1,18 +1,14 @@
-"""One stack: members of one shape group trained as a single stacked model.
+"""The built-in BatchNorm MLP as a stack, with the hand-written step of `_mlp_forward`.
 
-A stack owns everything that evolves per member (weights, BatchNorm running statistics,
-optimizer moments, shuffling generator) as rows of stacked tensors, plus the plain Python list
-of each member's hyperparameters. Members are initialised as `build_state` initialises them, so
-a member starts from exactly the weights and shuffling generator its unpacked twin gets, and
-each epoch draws each member's permutation from that member's own generator.
+Members that differ in width share a stack: each is zero-padded to the widest member's
+`hidden`, which changes none of its numbers (see `_mlp_forward`), and `restack` trims the
+padding when the widest members leave.
 """
 
 from __future__ import annotations
 
-import math
-from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Hashable, Sequence
+from typing import Any, ClassVar, cast
 
 import torch
 import torch.nn.functional as F  # noqa: N812  (the conventional alias)
@@ -20,76 +16,27 @@ import torch.nn.functional as F  # noqa: N812  (the conventional alias)
 from trainables._data import Dataset
 from trainables._hparams import HParams
 from trainables._model import BNMLP
-from trainables._packed_model import (
+from trainables._train import initial_model
+from trainables.packing._data import StackedData
+from trainables.packing._groups import shape_group
+from trainables.packing._layout import FlatLayout, restack
+from trainables.packing._mlp_forward import (
     StackedForward,
     StackShape,
     gather_rows,
     load_member,
     member_tensors,
-    restack,
 )
-from trainables._packed_optim import StackedOptimizer, restack_optimizers
-from trainables._train import initial_model, lr_factor
+from trainables.packing._optim import StackedOptimizer
+from trainables.packing._stack import Rows, Stack
 
-_EVAL_CHUNK = 8192  # validation samples per member per pass, as in the unpacked `evaluate`
-
-
-@dataclass(frozen=True)
-class StackedData:
-    """A pack's distinct datasets concatenated, so that one gather serves every member.
-
-    Member rows address their own dataset through an offset (dataset index × split size).
-    All datasets have the same split sizes, features, classes, device and dtype.
-    """
-
-    x_train: torch.Tensor
-    y_train: torch.Tensor
-    x_val: torch.Tensor
-    y_val: torch.Tensor
-    n_train: int
-    n_val: int
-    n_features: int
-    n_classes: int
-
-    @classmethod
-    def from_datasets(cls, datasets: Sequence[Dataset]) -> StackedData:
-        first = datasets[0]
-        signature = _signature(first)
-        for data in datasets[1:]:
-            if _signature(data) != signature:
-                raise ValueError(
-                    "datasets packed together must agree in split sizes, features, classes, "
-                    f"device and dtype, but got {signature} and {_signature(data)}"
-                )
-        return cls(
-            x_train=torch.cat([d.x_train for d in datasets]),
-            y_train=torch.cat([d.y_train for d in datasets]),
-            x_val=torch.cat([d.x_val for d in datasets]),
-            y_val=torch.cat([d.y_val for d in datasets]),
-            n_train=first.x_train.shape[0],
-            n_val=first.x_val.shape[0],
-            n_features=first.n_features,
-            n_classes=first.n_classes,
-        )
+__all__ = ["MLPStack"]
 
 
-def _signature(data: Dataset) -> tuple[object, ...]:
-    return (
-        data.x_train.shape[0],
-        data.x_val.shape[0],
-        data.n_features,
-        data.n_classes,
-        data.device,
-        data.dtype,
-    )
+class MLPStack(Stack):
+    """K built-in MLPs that share batch size, depth, BatchNorm and optimizer."""
 
-
-class PackedStack:
-    """K members that share batch size, depth, BatchNorm and optimizer, trained in lockstep.
-
-    `members` are the caller's ids for the rows, in row order. Build with `build`; drop or
-    join members with `restack`, which also trims the padding to the widest remaining member.
-    """
+    eval_chunk: ClassVar[int] = 8192  # as in the unpacked `evaluate`
 
     def __init__(
         self,
@@ -103,15 +50,9 @@ class PackedStack:
         data_index: torch.Tensor,
         epoch: int,
     ) -> None:
-        self.members = members
-        self.hparams = hparams
+        super().__init__(members, hparams, params, optimizer, generators, data_index, epoch)
         self.shape = shape
-        self.params = params
         self.running = running
-        self.optimizer = optimizer
-        self.generators = generators
-        self.data_index = data_index
-        self.epoch = epoch
         self.grad = torch.zeros_like(params)
         self._forward = StackedForward(shape)
         self._param_views = shape.parameters.views(params)
@@ -129,9 +70,8 @@ class PackedStack:
         seeds: list[int],
         data_index: list[int],
         datasets: Sequence[Dataset],
-    ) -> PackedStack:
+    ) -> MLPStack:
         """Fresh members: the weights and generators `build_state` gives each one's seed."""
-        first = hparams[0]
         data = datasets[data_index[0]]
         shape = _shape(hparams, data.n_features, data.n_classes)
         k = len(members)
@@ -148,164 +88,70 @@ class PackedStack:
             load_member(param_views, row, tensors)
             load_member(running_views, row, tensors)
             generators.append(generator)
-        optimizer = StackedOptimizer.create(first.optimizer, hparams, shape.parameters, params)
+        optimizer = StackedOptimizer.create(hparams[0].optimizer, hparams, shape.parameters, params)
         index_tensor = torch.tensor(data_index, device=data.device)
         return cls(members, hparams, shape, params, running, optimizer, generators, index_tensor, 0)
 
-    def state_dict(self) -> dict[str, Any]:
-        """Everything a restarted trial needs to continue this stack bit-identically.
+    @property
+    def layout(self) -> FlatLayout:
+        return self.shape.parameters
 
-        Hyperparameters and shapes are not saved: they follow from the members, which the
-        restarted trial gets again from its config.
-        """
-        return {
-            "members": list(self.members),
-            "params": self.params,
-            "running": self.running,
-            "moments": dict(self.optimizer.state),
-            "steps": self.optimizer.steps,
-            "generators": torch.stack([g.get_state() for g in self.generators]),
-        }
+    @property
+    def group(self) -> Hashable:
+        return shape_group(self.hparams[0])
 
-    @classmethod
-    def from_state(
-        cls,
-        saved: dict[str, Any],
-        hparams: list[HParams],
-        data_index: list[int],
-        datasets: Sequence[Dataset],
-        epoch: int,
-    ) -> PackedStack:
-        """The stack `state_dict` saved; `hparams` and `data_index` are its members', in order."""
-        members: list[int] = list(saved["members"])
-        if len(members) != len(hparams) or len(members) != len(data_index):
-            raise ValueError(
-                f"a saved stack of {len(members)} members needs as many hyperparameter sets "
-                f"and data indices, but got {len(hparams)} and {len(data_index)}"
-            )
-        first = hparams[0]
-        data = datasets[data_index[0]]
-        shape = _shape(hparams, data.n_features, data.n_classes)
-        params = saved["params"].to(device=data.device, dtype=data.dtype)
-        if params.numel() != len(members) * shape.parameters.size:
-            raise ValueError(
-                f"saved parameters hold {params.numel()} values, but {len(members)} members of "
-                f"shape {shape} need {len(members) * shape.parameters.size}"
-            )
-        running = saved["running"].to(device=data.device, dtype=data.dtype)
-        optimizer = StackedOptimizer.create(first.optimizer, hparams, shape.parameters, params)
-        for name, buffer in optimizer.state.items():
-            buffer.copy_(saved["moments"][name])
-        optimizer.steps = int(saved["steps"])
-        generators = []
-        for state in saved["generators"]:
-            generator = torch.Generator()
-            generator.set_state(state.cpu().clone())  # a CPU generator, wherever it was loaded
-            generators.append(generator)
-        index_tensor = torch.tensor(data_index, device=data.device)
-        return cls(
-            members, hparams, shape, params, running, optimizer, generators, index_tensor, epoch
-        )
+    @property
+    def batchnorm(self) -> bool:
+        return self.shape.batchnorm
 
-    @staticmethod
-    def restack(parts: Sequence[tuple[PackedStack, list[int]]]) -> PackedStack:
-        """A new stack of rows `rows` of each (stack, rows) part, in that order.
+    def _train_step(self, index: torch.Tensor, data: StackedData) -> torch.Tensor:
+        k, b = index.shape
+        scratch = self._forward.scratch
+        x = gather_rows(data.x_train, index, scratch("x", data.x_train, k, b, data.n_features))
+        y = data.y_train.index_select(0, index.reshape(-1)).view(k, b)
+        loss = self._forward.train_step(
+            self._param_views, self._grad_views, self._running_views, self._bn_momentum, x, y
+        )
+        self.optimizer.step(self._param_blocks, self._grad_blocks)
+        return loss
 
-        Training state carries over unchanged; the parts must come from one group and have
-        trained the same number of epochs.
-        """
-        picked = [(stack, rows) for stack, rows in parts if rows]
-        first = picked[0][0]
-        hparams = [stack.hparams[r] for stack, rows in picked for r in rows]
-        shape = _shape(hparams, first.shape.n_features, first.shape.n_classes)
-        device = first.params.device
-        indices = [torch.tensor(rows, device=device) for _, rows in picked]
-        params = restack(
-            [(s.params, s.shape.parameters, i) for (s, _), i in zip(picked, indices, strict=True)],
-            shape.parameters,
-        )
-        running = restack(
-            [(s.running, s.shape.running, i) for (s, _), i in zip(picked, indices, strict=True)],
-            shape.running,
-        )
-        optimizer = restack_optimizers(
-            [(s.optimizer, i) for (s, _), i in zip(picked, indices, strict=True)], shape.parameters
-        )
-        return PackedStack(
-            members=[stack.members[r] for stack, rows in picked for r in rows],
-            hparams=hparams,
+    def _eval_chunk(
+        self, index: torch.Tensor, data: StackedData
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        k, b = index.shape
+        scratch = self._forward.scratch
+        x = gather_rows(data.x_val, index, scratch("x_val", data.x_val, k, b, data.n_features))
+        y = data.y_val.index_select(0, index.reshape(-1)).view(k, b)
+        logits = self._forward.logits(self._param_views, self._running_views, x)
+        # logits are (K, classes, n): cross_entropy's (N, C, d) form.
+        losses = F.cross_entropy(logits, y, reduction="none").sum(dim=1)
+        # max's indices are argmax's (the first maximum), but max reduces over this strided
+        # class dimension ~7x faster on a CPU.
+        return losses, (logits.max(dim=1).indices == y).sum(dim=1)
+
+    def _extra_state(self) -> dict[str, Any]:
+        return {"running": self.running}
+
+    def _load_extra_state(self, saved: dict[str, Any]) -> None:
+        self.running.copy_(saved["running"])
+
+    def _restacked(self, rows: Rows) -> MLPStack:
+        """Re-padded to the widest member left: dropping the widest trims the padding."""
+        shape = _shape(rows.hparams, self.shape.n_features, self.shape.n_classes)
+        params = rows.restack_flat([s.params for s, _ in rows.pairs], shape.parameters)
+        pairs = cast(list[tuple[MLPStack, torch.Tensor]], rows.pairs)  # `restack` checked
+        running = restack([(s.running, s.shape.running, i) for s, i in pairs], shape.running)
+        return MLPStack(
+            members=rows.members,
+            hparams=rows.hparams,
             shape=shape,
             params=params,
             running=running,
-            optimizer=optimizer,
-            generators=[stack.generators[r] for stack, rows in picked for r in rows],
-            data_index=torch.cat(
-                [s.data_index.index_select(0, i) for (s, _), i in zip(picked, indices, strict=True)]
-            ),
-            epoch=first.epoch,
+            optimizer=rows.restack_optimizer(shape.parameters),
+            generators=rows.generators,
+            data_index=rows.data_index,
+            epoch=self.epoch,
         )
-
-    def learning_rates(self) -> list[float]:
-        """Each member's rate for the coming epoch, computed exactly as its LambdaLR would."""
-        return [hp.lr * lr_factor(hp)(self.epoch) for hp in self.hparams]
-
-    def train_epoch(self, data: StackedData) -> torch.Tensor:
-        """One epoch of every member; returns the (K,) sample-weighted mean losses (float64).
-
-        Batching follows the unpacked `train_epoch`: each member's own permutation, split
-        into batches of the shared size, the final batch kept unless BatchNorm is on and it
-        holds one sample.
-        """
-        self.optimizer.set_lr(self.learning_rates())
-        device = self.params.device
-        n, batch_size = data.n_train, self.hparams[0].batch_size
-        # Drawn on each member's CPU generator, as unpacked, so the order is device-independent.
-        order = torch.stack([torch.randperm(n, generator=g) for g in self.generators])
-        order = order.to(device) + (self.data_index * n).unsqueeze(1)
-        starts = list(range(0, n, batch_size))
-        if self.shape.batchnorm and len(starts) > 1 and n - starts[-1] == 1:
-            starts.pop()
-        total = torch.zeros(len(self.members), dtype=torch.float64, device=device)
-        seen = 0
-        for start in starts:
-            index = order[:, start : start + batch_size]
-            k, b = index.shape
-            scratch = self._forward.scratch
-            x = gather_rows(data.x_train, index, scratch("x", data.x_train, k, b, data.n_features))
-            y = data.y_train.index_select(0, index.reshape(-1)).view(k, b)
-            loss = self._forward.train_step(
-                self._param_views, self._grad_views, self._running_views, self._bn_momentum, x, y
-            )
-            self.optimizer.step(self._param_blocks, self._grad_blocks)
-            total.add_(loss, alpha=index.shape[1])
-            seen += index.shape[1]
-        self.epoch += 1
-        return total / seen
-
-    def evaluate(self, data: StackedData) -> tuple[torch.Tensor, torch.Tensor]:
-        """(K,) validation losses and accuracies (float64), BatchNorm in eval mode."""
-        device = self.params.device
-        k, n = len(self.members), data.n_val
-        offsets = (self.data_index * n).unsqueeze(1)
-        total = torch.zeros(k, dtype=torch.float64, device=device)
-        correct = torch.zeros(k, dtype=torch.int64, device=device)
-        scratch = self._forward.scratch
-        with torch.no_grad():
-            for start in range(0, n, _EVAL_CHUNK):
-                index = offsets + torch.arange(start, min(n, start + _EVAL_CHUNK), device=device)
-                b = index.shape[1]
-                x = gather_rows(
-                    data.x_val, index, scratch("x_val", data.x_val, k, b, data.n_features)
-                )
-                y = data.y_val.index_select(0, index.reshape(-1)).view(k, b)
-                logits = self._forward.logits(self._param_views, self._running_views, x)
-                # logits are (K, classes, n): cross_entropy's (N, C, d) form.
-                losses = F.cross_entropy(logits, y, reduction="none")
-                total += losses.sum(dim=1).to(torch.float64)
-                # max's indices are argmax's (the first maximum), but max reduces over this
-                # strided class dimension ~7x faster on a CPU.
-                correct += (logits.max(dim=1).indices == y).sum(dim=1)
-        return total / n, correct.to(torch.float64) / n
 
     @property
     def padding(self) -> float:
@@ -324,18 +170,3 @@ def _shape(hparams: Sequence[HParams], n_features: int, n_classes: int) -> Stack
         depth=first.depth,
         batchnorm=first.batchnorm,
     )
-
-
-def flops_per_sample(n_features: int, n_classes: int, hidden: int, depth: int) -> int:
-    """Forward matmul FLOPs of one sample through a BN-MLP (2 per multiply-add)."""
-    inner = n_features * hidden + (depth - 1) * hidden * hidden + hidden * n_classes
-    return 2 * inner
-
-
-def stack_sizes(total: int, limit: int | None) -> list[int]:
-    """`total` members split into the fewest stacks of at most `limit`, sizes balanced."""
-    if limit is None or total <= limit:
-        return [total]
-    count = math.ceil(total / limit)
-    base, extra = divmod(total, count)
-    return [base + 1] * extra + [base] * (count - extra)

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import torch
 
 from trainables._hparams import HParams
-from trainables._packed_model import FlatLayout, restack
+from trainables.packing._layout import FlatLayout, restack
 
 # Per-member hyperparameters each optimizer reads, and the flat state buffers it keeps.
 _HYPER = {

@@ -2,7 +2,7 @@
 
 Members are grouped by what changes tensor shapes or the update rule (batch size, depth,
 BatchNorm on/off, optimizer); each group is trained as stacks of at most `stack_size`
-members (see `_packed_stack`). Every epoch, each member's result is the `EpochResult` its
+members (see `_stack`). Every epoch, each member's result is the `EpochResult` its
 unpacked `run_training` would produce, up to floating-point rounding. A member whose loss is
 no longer finite is reported diverged and removed from its stack; the caller can stop members
 after any epoch. Removed members cost nothing from the next epoch on: their rows are
@@ -22,20 +22,17 @@ import torch
 from trainables._data import Dataset
 from trainables._hparams import HParams
 from trainables._network_signature import network_signature
-from trainables._packed_func import FuncStack
-from trainables._packed_stack import PackedStack, StackedData, stack_sizes
 from trainables._train import EpochResult, Network, initial_model
+from trainables.packing._data import StackedData
+from trainables.packing._func_stack import FuncStack
+from trainables.packing._groups import default_stack_size, pack_group, stack_sizes
+from trainables.packing._mlp_stack import MLPStack
+from trainables.packing._stack import Stack
+
+__all__ = ["OnEpoch", "PackMember", "PackedRun", "run_packed_training"]
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
-
-# Members per stack on a CPU: enough that each step's batched matmuls dwarf the per-step
-# overhead, few enough that a stack's weights, gradients and moments stay in the caches
-# through a whole epoch (measured in docs/performance.md).
-CPU_STACK_SIZE = 32
-# Configurations per Ray trial by default (`pack: auto`); see `pack_size_auto`.
-CPU_PACK_LIMIT = 128
-CUDA_PACK_LIMIT = 512
 
 OnEpoch = Callable[[int, Mapping[int, EpochResult]], Collection[int] | None]
 
@@ -57,58 +54,8 @@ class PackMember:
     network_key: Hashable = None
 
 
-def shape_group(hp: HParams) -> tuple[int, int, bool, str]:
-    """The hyperparameters that members of one stack must share (width is padded instead)."""
-    return (hp.batch_size, hp.depth, hp.batchnorm, hp.optimizer)
-
-
-def pack_group(hp: HParams, network_key: Hashable = None) -> Hashable:
-    """What members of one stack (and one pack) share: the built-in MLP's `shape_group`; for a
-    user's network (`network_key` not None), its structure, batch size and optimizer.
-
-    A user's network shares a stack only with networks of the same structure: a factory
-    keyword may change what the forward pass does without changing a tensor shape (a dropout
-    rate, an activation), and every member of a stack runs the code of one module.
-    `TrialConfig.network_key` holds the keywords found to change it (`pack_by`).
-    """
-    if network_key is None:
-        return shape_group(hp)
-    return ("network", network_key, hp.batch_size, hp.optimizer)
-
-
 def member_group(member: PackMember) -> Hashable:
     return pack_group(member.hparams, None if member.network is None else member.network_key)
-
-
-Stack = PackedStack | FuncStack
-
-
-def default_stack_size(device: torch.device | str) -> int | None:
-    """The largest stack to train at once: bounded on a CPU (caches), unbounded on a GPU."""
-    return CPU_STACK_SIZE if torch.device(device).type == "cpu" else None
-
-
-def pack_size_auto(device: torch.device | str, group_size: int, *, parallel_trials: int = 1) -> int:
-    """How many configurations of one shape group to train per Ray trial (`pack: auto`).
-
-    A pack amortises a trial's start-up cost (about a second with Ray's defaults) over its
-    members, so bigger is better until the packs no longer keep every trial slot busy or one
-    pack outgrows the device. The policy:
-
-    - a pack holds at most 128 configurations on a CPU (trained as stacks of 32, see
-      `default_stack_size`, so larger packs gain little) and 512 on a GPU, where small
-      networks need hundreds of members per kernel before they stop being launch-bound;
-    - the group is spread over at least `parallel_trials` packs (the trials that can run at
-      once, e.g. granted CPUs / CPUs per trial) when it is large enough to fill them;
-    - packs are balanced: 130 configurations on a CPU become packs of 65, not 128 and 2.
-    """
-    if group_size < 1:
-        raise ValueError(f"group_size must be >= 1, but got {group_size}")
-    if parallel_trials < 1:
-        raise ValueError(f"parallel_trials must be >= 1, but got {parallel_trials}")
-    limit = CPU_PACK_LIMIT if torch.device(device).type == "cpu" else CUDA_PACK_LIMIT
-    packs = max(math.ceil(group_size / limit), min(parallel_trials, group_size))
-    return math.ceil(group_size / packs)
 
 
 class PackedRun:
@@ -139,13 +86,12 @@ class PackedRun:
         (default: `default_stack_size` of their device)."""
         datasets, data, data_index, stack_size = _prepare(members, stack_size)
         stacks: list[Stack] = []
-        for group, indices in _groups(members).items():
+        for indices in _groups(members).values():
             if members[indices[0]].network is None:
-                for chunk in _chunks(indices, stack_size):
-                    hparams = [members[i].hparams for i in chunk]
-                    seeds = [members[i].seed for i in chunk]
-                    rows = [data_index[i] for i in chunk]
-                    stacks.append(PackedStack.build(chunk, hparams, seeds, rows, datasets))
+                stacks += [
+                    _new_stack(members, chunk, datasets, data_index)
+                    for chunk in _chunks(indices, stack_size)
+                ]
                 continue
             built = {i: _initial(members[i], datasets[data_index[i]]) for i in indices}
             by_structure: dict[Hashable, list[int]] = {}
@@ -154,17 +100,10 @@ class PackedRun:
             if len(by_structure) > 1:
                 logger.info("a pack group builds %d network structures", len(by_structure))
             for same in by_structure.values():
-                for chunk in _chunks(same, stack_size):
-                    stacks.append(
-                        FuncStack.from_models(
-                            chunk,
-                            [members[i].hparams for i in chunk],
-                            [built[i][0] for i in chunk],
-                            [built[i][1] for i in chunk],
-                            [data_index[i] for i in chunk],
-                            group,
-                        )
-                    )
+                stacks += [
+                    _new_stack(members, chunk, datasets, data_index, built)
+                    for chunk in _chunks(same, stack_size)
+                ]
         return cls(members, stacks, data, stack_size)
 
     @classmethod
@@ -175,29 +114,20 @@ class PackedRun:
         *,
         stack_size: int | None = None,
     ) -> PackedRun:
-        """The run `state_dict` saved, for the same `members` (same order) it was started with."""
+        """The run `state_dict` saved, for the same `members` (same order) it was started with:
+        each saved stack is built afresh for its rows, then loaded."""
         datasets, data, data_index, stack_size = _prepare(members, stack_size)
         epoch = int(saved["epoch"])
         stacks: list[Stack] = []
-        for stack in saved["stacks"]:
-            rows = [int(m) for m in stack["members"]]
+        for state in saved["stacks"]:
+            rows = [int(m) for m in state["members"]]
             if any(not 0 <= m < len(members) for m in rows):
                 raise ValueError(
                     f"the saved pack has members {rows}, but this pack has {len(members)}"
                 )
-            hparams = [members[m].hparams for m in rows]
-            indices = [data_index[m] for m in rows]
-            if members[rows[0]].network is None:
-                stacks.append(PackedStack.from_state(stack, hparams, indices, datasets, epoch))
-            else:
-                seeds = [members[m].seed for m in rows]
-                networks = [n for m in rows if (n := members[m].network) is not None]
-                group = member_group(members[rows[0]])
-                stacks.append(
-                    FuncStack.from_state(
-                        stack, hparams, seeds, indices, datasets, networks, group, epoch
-                    )
-                )
+            stack = _new_stack(members, rows, datasets, data_index)
+            stack.load_state_dict(state, epoch)
+            stacks.append(stack)
         return cls(members, stacks, data, stack_size, epoch)
 
     @property
@@ -236,8 +166,34 @@ class PackedRun:
             self.stacks = _without(self.stacks, set(members), self._stack_size)
 
     def state_dict(self) -> dict[str, Any]:
-        """The epoch reached and every stack's state (see `PackedStack.state_dict`)."""
+        """The epoch reached and every stack's state (see `Stack.state_dict`)."""
         return {"epoch": self.epoch, "stacks": [stack.state_dict() for stack in self.stacks]}
+
+
+def _new_stack(
+    members: Sequence[PackMember],
+    rows: list[int],
+    datasets: Sequence[Dataset],
+    data_index: list[int],
+    built: Mapping[int, tuple[torch.nn.Module, torch.Generator]] | None = None,
+) -> Stack:
+    """A fresh stack of `members[rows]` (one group): the built-in MLP's hand-written stack, or
+    the torch.func stack of a user's network (from the networks in `built` when given)."""
+    hparams = [members[i].hparams for i in rows]
+    seeds = [members[i].seed for i in rows]
+    index = [data_index[i] for i in rows]
+    if members[rows[0]].network is None:
+        return MLPStack.build(rows, hparams, seeds, index, datasets)
+    if built is None:
+        built = {i: _initial(members[i], datasets[data_index[i]]) for i in rows}
+    return FuncStack.from_models(
+        rows,
+        hparams,
+        [built[i][0] for i in rows],
+        [built[i][1] for i in rows],
+        index,
+        member_group(members[rows[0]]),
+    )
 
 
 def _distinct_datasets(members: Sequence[PackMember]) -> list[Dataset]:
@@ -314,7 +270,7 @@ def _without(stacks: list[Stack], done: set[int], stack_size: int | None) -> lis
     """The stacks minus the `done` members, each group re-split into balanced full stacks."""
     by_group: dict[Hashable, list[Stack]] = {}
     for stack in stacks:
-        by_group.setdefault(_stack_group(stack), []).append(stack)
+        by_group.setdefault((type(stack), stack.group), []).append(stack)
     kept: list[Stack] = []
     for group in by_group.values():
         if not any(member in done for stack in group for member in stack.members):
@@ -327,13 +283,8 @@ def _without(stacks: list[Stack], done: set[int], stack_size: int | None) -> lis
             if member not in done
         ]
         for chunk in _chunks(rows, stack_size) if rows else []:
-            parts: dict[int, tuple[Any, list[int]]] = {}
+            parts: dict[int, tuple[Stack, list[int]]] = {}
             for stack, row in chunk:
                 parts.setdefault(id(stack), (stack, []))[1].append(row)
-            # Every stack of a group is of one kind: its own restack joins them.
-            kept.append(type(group[0]).restack(list(parts.values())))
+            kept.append(Stack.restack(list(parts.values())))
     return kept
-
-
-def _stack_group(stack: Stack) -> Hashable:
-    return shape_group(stack.hparams[0]) if isinstance(stack, PackedStack) else stack.group
