@@ -50,6 +50,11 @@ def _parser() -> argparse.ArgumentParser:
         "--results", help="results directory on the cluster's head (relative: under its home)"
     )
     submit.add_argument("--wait", action="store_true", help="stream the logs until the job ends")
+    submit.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="list what would travel and its size; contacts no cluster, needs no address",
+    )
     retune = commands.add_parser(
         "retune", help="periodic re-tune for cron, warm-started from history (docs/retune.md)"
     )
@@ -215,8 +220,12 @@ def _validate(sweep: Sweep, *, explain: bool) -> int:
 
 
 def _submit(sweep: Sweep, args: argparse.Namespace) -> int:
-    from sweeps.cluster._submit import jobs_api_address, submit_sweep, wait_for_job
+    from sweeps.cluster._submit import dry_run, jobs_api_address, submit_sweep, wait_for_job
 
+    if args.dry_run:
+        for line in dry_run(sweep, results=args.results):
+            print(line)
+        return 0
     address = jobs_api_address(args.address)
     text = Path(sweep.source).read_text(encoding="utf-8")
     job = submit_sweep(sweep, text, address=address, results=args.results)

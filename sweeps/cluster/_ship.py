@@ -5,12 +5,16 @@ The job carries a copy of that directory (under JOB_SPEC_DIR in its working dire
 trial on any node imports the module and reads the data from its own node's copy, and what
 runs there is what was validated here.
 
-What stays home: environments, caches and results (`ALWAYS_EXCLUDED`), plus whatever the
-directory's `.gitignore`, `.rayignore` and `.caviarignore` name (gitignore syntax; the
-files at the top of the directory only).
-Files the spec itself names (its data files and its module) travel even when ignored: a data
-file is often kept out of git, and the sweep cannot run without it. A file the spec names
-outside the directory cannot travel and is refused before the cluster is contacted.
+What stays home: credentials (`CREDENTIALS`: keys, tokens, `.env` files; no ignore file can
+bring them back, since a job's files are unpacked on every node, readable by whoever runs code
+on the cluster), environments, caches and results (`ALWAYS_EXCLUDED`), plus whatever the
+directory's `.gitignore`, `.rayignore` and `.caviarignore` name (gitignore syntax; the files
+at the top of the directory only), and links that lead out of the directory.
+Files the spec itself names (the spec, its data files and its module) travel even when ignored
+or credential-like: a data file is often kept out of git, and the sweep cannot run without it.
+A file the spec names outside the directory cannot travel and is refused before the cluster is
+contacted, as is a spec kept in the home directory or at the filesystem root, whose directory
+is everything the user has.
 """
 
 from __future__ import annotations
@@ -20,14 +24,31 @@ import os
 import shutil
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
 from pathspec import GitIgnoreSpec
 
 from sweeps._errors import Problem, SpecError
 from sweeps.spec._spec import Sweep
 
-__all__ = ["ALWAYS_EXCLUDED", "IGNORE_FILES", "MAX_SHIPPED_BYTES", "ShippedDir", "ship_spec_dir"]
+__all__ = [
+    "ALWAYS_EXCLUDED",
+    "CREDENTIALS",
+    "IGNORE_FILES",
+    "MAX_SHIPPED_BYTES",
+    "ShippedDir",
+    "plan_spec_dir",
+    "ship_spec_dir",
+]
+
+# Never shipped unless the spec names the file: where keys and tokens live (ssh, cloud CLIs, Ray's
+# own cluster token in ~/.ray, docker and package registries) and the files that hold them.
+CREDENTIALS = (
+    ".ssh", ".aws", ".gnupg", ".config", ".ray", ".docker", ".kube", ".azure", ".env*",
+    ".netrc", ".git-credentials", ".pgpass", ".pypirc", ".npmrc", "*.pem", "*.key", "*.p12",
+    "*.pfx", "id_rsa*", "id_dsa*", "id_ecdsa*", "id_ed25519*",
+)  # fmt: skip
+_CREDENTIALS = GitIgnoreSpec.from_lines(CREDENTIALS)
 
 ALWAYS_EXCLUDED = (
     ".venv", "venv", ".git", "results", "__pycache__", "*.pyc", ".pytest_cache", ".ruff_cache",
@@ -43,36 +64,56 @@ MAX_SHIPPED_BYTES = 480 * 1024 * 1024
 
 @dataclass(frozen=True)
 class ShippedDir:
-    """The copy made for the job: where it is, and what it holds."""
+    """What travels from the spec's directory, and what was left out that the user should hear
+    of: credentials by name only, never their contents."""
 
     source: Path
-    files: int
+    paths: tuple[Path, ...]  # each under `source`
     size: int
     notes: tuple[str, ...]  # what the user should know: a module the cluster must have
+    withheld: tuple[str, ...] = ()  # credential-like, relative to `source`; folders end in /
+    links_out: tuple[str, ...] = ()  # links leading out of `source`, likewise
+
+    @property
+    def files(self) -> int:
+        return len(self.paths)
 
     @property
     def summary(self) -> str:
         return f"shipping {self.source}: {self.files} files, {self.size / 2**20:.1f} MiB"
 
+    @property
+    def left_out(self) -> list[str]:
+        """One line per kind of thing left out, for the user to check nothing needed is."""
+        lines = []
+        if self.withheld:
+            lines.append(f"left out as credentials (never shipped): {', '.join(self.withheld)}")
+        if self.links_out:
+            lines.append(
+                f"left out, links leading outside {self.source}: {', '.join(self.links_out)}"
+            )
+        return lines
 
-def ship_spec_dir(sweep: Sweep, target: Path, *, keep_out: Iterable[Path] = ()) -> ShippedDir:
-    """Copy the spec's directory to `target` under the ignore rules. What `keep_out` names
-    (the local results, the job's staging folder) stays home wherever it is. Raises SpecError,
-    before anything is copied, for a data file outside the directory or one too big to ship."""
+
+def plan_spec_dir(sweep: Sweep, *, keep_out: Iterable[Path] = ()) -> ShippedDir:
+    """What would travel from the spec's directory under the rules, copying nothing. What
+    `keep_out` names (the local results, the job's staging folder) stays home wherever it is.
+    Raises SpecError for a spec in the home directory or at the root, a data file outside the
+    directory, or too much to ship."""
     root = Path(sweep.source).resolve().parent
+    _refuse_home_or_root(root, sweep.source)
     needed, notes = _named_files(sweep, root)
-    ignored = _ignore_spec(root)
-    named = set(needed)
+    needed.insert(0, Path(sweep.source).resolve())
     chosen = list(dict.fromkeys(needed))  # named files first: they travel whatever the rules
     size = sum(p.stat().st_size for p in chosen)
-    walked = _walk(root, ignored, {p.resolve() for p in (*keep_out, target)})
-    while size <= MAX_SHIPPED_BYTES:  # stop early on a home directory given by mistake
+    walk = _Walk(root, _ignore_spec(root), {p.resolve() for p in keep_out}, set(chosen))
+    walked = walk.files()
+    while size <= MAX_SHIPPED_BYTES:  # stop early on a huge directory given by mistake
         path = next(walked, None)
         if path is None:
             break
-        if path not in named:
-            chosen.append(path)
-            size += path.stat().st_size
+        chosen.append(path)
+        size += path.stat().st_size
     if size > MAX_SHIPPED_BYTES:
         message = (
             f"holds over {MAX_SHIPPED_BYTES / 2**20:.0f} MiB to ship, the most a job takes "
@@ -80,11 +121,37 @@ def ship_spec_dir(sweep: Sweep, target: Path, *, keep_out: Iterable[Path] = ()) 
             "the sweep does not need in .caviarignore, or put the data on s3://"
         )
         raise SpecError([Problem("SPEC", str(root), message)], source=sweep.source)
-    for path in chosen:
-        copy = target / path.relative_to(root)
+    withheld, links_out = tuple(walk.withheld), tuple(walk.links_out)
+    return ShippedDir(root, tuple(chosen), size, tuple(notes), withheld, links_out)
+
+
+def ship_spec_dir(sweep: Sweep, target: Path, *, keep_out: Iterable[Path] = ()) -> ShippedDir:
+    """Copy what `plan_spec_dir` chose to `target`; it raises before anything is copied."""
+    shipped = plan_spec_dir(sweep, keep_out=(*keep_out, target))
+    for path in shipped.paths:
+        copy = target / path.relative_to(shipped.source)
         copy.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(path, copy)
-    return ShippedDir(root, len(chosen), size, tuple(notes))
+    return shipped
+
+
+def _refuse_home_or_root(root: Path, source: str) -> None:
+    """A spec saved in the home directory would ship all of it: keys, mail, every project."""
+    try:
+        home: Path | None = Path.home().resolve()
+    except RuntimeError:  # no $HOME and no password entry
+        home = None
+    if root == home:
+        what = "the home directory"
+    elif root.parent == root:
+        what = "the filesystem root"
+    else:
+        return
+    message = (
+        f"the spec's directory is {what}, and all of it would travel with the job: "
+        "move the spec (and the files it uses) into a project folder"
+    )
+    raise SpecError([Problem("SPEC", str(root), message)], source=source)
 
 
 def _ignore_spec(root: Path) -> GitIgnoreSpec:
@@ -96,21 +163,58 @@ def _ignore_spec(root: Path) -> GitIgnoreSpec:
     return GitIgnoreSpec.from_lines(lines)
 
 
-def _walk(root: Path, ignored: GitIgnoreSpec, keep_out: set[Path]) -> Iterator[Path]:
-    for directory, dirs, files in os.walk(root):
-        here = Path(directory)
-        kept = []
-        for name in sorted(dirs):
-            path = here / name
-            relative = PurePosixPath(path.relative_to(root).as_posix())
-            if ignored.match_file(f"{relative}/") or path.resolve() in keep_out:
-                continue
-            kept.append(name)
-        dirs[:] = kept
-        for name in sorted(files):
-            path = here / name
-            if path.is_file() and not ignored.match_file(path.relative_to(root).as_posix()):
-                yield path
+class _Walk:
+    """The directory's files under the rules, noting what it leaves out that a user may miss.
+
+    Credentials are matched before the ignore files, so that none can bring one back (`!.env`),
+    and by the name a link has as well as the name of what it points at. A link that leads out
+    of the directory is left out: what it points at is not the user's project (os.walk does not
+    follow links to folders; this leaves out links to files too)."""
+
+    def __init__(
+        self, root: Path, ignored: GitIgnoreSpec, keep_out: set[Path], named: set[Path]
+    ) -> None:
+        self.root, self.ignored, self.keep_out, self.named = root, ignored, keep_out, named
+        self.withheld: list[str] = []
+        self.links_out: list[str] = []
+
+    def files(self) -> Iterator[Path]:
+        for directory, dirs, files in os.walk(self.root):
+            here = Path(directory)
+            dirs[:] = [name for name in sorted(dirs) if self._enter(here / name)]
+            for name in sorted(files):
+                path = here / name
+                if path not in self.named and self._take(path):
+                    yield path
+
+    def _enter(self, path: Path) -> bool:
+        relative = f"{path.relative_to(self.root).as_posix()}/"
+        if self._stays_home(path, relative):
+            return False
+        return not self.ignored.match_file(relative) and path.resolve() not in self.keep_out
+
+    def _take(self, path: Path) -> bool:
+        relative = path.relative_to(self.root).as_posix()
+        if self._stays_home(path, relative):
+            return False
+        return path.is_file() and not self.ignored.match_file(relative)
+
+    def _stays_home(self, path: Path, relative: str) -> bool:
+        """Whether `path` stays home as a credential or as a link out (and is noted as such)."""
+        if _CREDENTIALS.match_file(relative):
+            self.withheld.append(relative)
+            return True
+        if not path.is_symlink():
+            return False
+        target = path.resolve()
+        if not target.is_relative_to(self.root):
+            self.links_out.append(relative)
+            return True
+        pointed = target.relative_to(self.root).as_posix()
+        if _CREDENTIALS.match_file(f"{pointed}/" if target.is_dir() else pointed):
+            self.withheld.append(relative)
+            return True
+        return False
 
 
 def _named_files(sweep: Sweep, root: Path) -> tuple[list[Path], list[str]]:

@@ -26,14 +26,28 @@ from urllib.parse import urlsplit
 
 from analysis import results_uri_problem
 from sweeps._errors import MISSING, CaviarError, Problem, RunError, SpecError
-from sweeps.cluster._ship import ALWAYS_EXCLUDED, IGNORE_FILES, ShippedDir, ship_spec_dir
+from sweeps.cluster._ship import (
+    ALWAYS_EXCLUDED,
+    CREDENTIALS,
+    IGNORE_FILES,
+    ShippedDir,
+    plan_spec_dir,
+    ship_spec_dir,
+)
 from sweeps.spec._spec import Sweep, parse_spec
 from trainables import SHIPPED_ENV
 
 if TYPE_CHECKING:
     from ray.job_submission import JobSubmissionClient
 
-__all__ = ["JOB_SPEC_DIR", "Submission", "jobs_api_address", "submit_sweep", "wait_for_job"]
+__all__ = [
+    "JOB_SPEC_DIR",
+    "Submission",
+    "dry_run",
+    "jobs_api_address",
+    "submit_sweep",
+    "wait_for_job",
+]
 
 log = logging.getLogger(__name__)
 
@@ -109,7 +123,11 @@ def submit_sweep(
         )
         _check_reachable(address)
         client = _client(address)
-        for line in (shipped_dir.summary, *(f"note: {n}" for n in shipped_dir.notes)):
+        for line in (
+            shipped_dir.summary,
+            *shipped_dir.left_out,
+            *(f"note: {n}" for n in shipped_dir.notes),
+        ):
             progress(line)
         runtime_env = {
             "working_dir": str(working_dir),
@@ -128,6 +146,41 @@ def submit_sweep(
         except Exception as exc:  # the SDK raises bare RuntimeError / ConnectionError
             raise _refused(address, exc) from None
     return Submission(submitted, address, entrypoint, shown)
+
+
+def dry_run(sweep: Sweep, *, results: str | None = None) -> list[str]:
+    """What `submit_sweep` would send, as lines for the user: each file of the spec's directory
+    with its size, what was left out and why, the project's size. Nothing is staged or sent,
+    and no address is needed; what `submit_sweep` refuses before contacting the cluster is
+    refused here alike."""
+    _, shown = _cluster_results(results or sweep.spec.results)
+    local = _local_results(sweep.spec.results)
+    plan = plan_spec_dir(sweep, keep_out=[] if local is None else [local])
+    names = [path.relative_to(plan.source).as_posix() for path in plan.paths]
+    width = max(len(name) for name in names)
+    lines = [f"would ship {plan.source} (as {JOB_SPEC_DIR}/ in the job's working directory):"]
+    lines += [
+        f"  {name:<{width}}  {_size(path.stat().st_size):>10}"
+        for name, path in zip(names, plan.paths, strict=True)
+    ]
+    lines.append(f"total: {plan.files} file{'s' * (plan.files != 1)}, {_size(plan.size)}")
+    lines += plan.left_out
+    project = _project_payload(sweep.spec.results)
+    if project is None:
+        lines.append("no project travels: the cluster's installed caviar runs the job")
+    else:
+        root, files, size = project
+        lines.append(f"with the caviar project {root}: {files} files, {_size(size)}")
+    lines += [f"note: {note}" for note in plan.notes]
+    lines.append(f"results on the head: {shown}")
+    lines.append("dry run: nothing was sent, the cluster was not contacted")
+    return lines
+
+
+def _size(n: int) -> str:
+    if n < 1024:
+        return f"{n} B"
+    return f"{n / 1024:.1f} KiB" if n < 2**20 else f"{n / 2**20:.1f} MiB"
 
 
 def wait_for_job(address: str, job_id: str, write: Callable[[str], None]) -> bool:
@@ -235,26 +288,54 @@ def _stage_working_dir(
     """
     stage = tmp / "job"
     root = _project_root()
-    local = "://" not in local_results
-    results = Path(local_results).resolve() if local else None
+    results = _local_results(local_results)
     if root is None:
         stage.mkdir()
     else:
-        skip = _inside(root, results) if results is not None else None
-        patterns = shutil.ignore_patterns(*ALWAYS_EXCLUDED, *IGNORE_FILES)
-
-        def ignore(directory: str, names: list[str]) -> set[str]:
-            ignored = set(patterns(directory, names))
-            if skip is not None:
-                ignored |= {n for n in names if Path(directory, n).resolve() == skip}
-            return ignored
-
-        shutil.copytree(root, stage, ignore=ignore)
+        shutil.copytree(root, stage, ignore=_project_ignore(root, results))
         shutil.rmtree(stage / JOB_SPEC_DIR, ignore_errors=True)  # a stale one is not this spec
     keep_out = [stage] if results is None else [stage, results]
     shipped = ship_spec_dir(sweep, stage / JOB_SPEC_DIR, keep_out=keep_out)
     (stage / JOB_SPEC_DIR / Path(sweep.source).name).write_text(spec_text, encoding="utf-8")
     return stage, shipped
+
+
+def _project_payload(local_results: str) -> tuple[Path, int, int] | None:
+    """The checkout that `_stage_working_dir` would copy, counted without copying: its root,
+    files and bytes; None when caviar is installed from a wheel and no project travels."""
+    root = _project_root()
+    if root is None:
+        return None
+    ignore = _project_ignore(root, _local_results(local_results))
+    files = size = 0
+    for directory, dirs, names in os.walk(root, followlinks=True):  # as copytree copies
+        ignored = ignore(directory, [*dirs, *names])
+        dirs[:] = [d for d in dirs if d not in ignored and d != JOB_SPEC_DIR]
+        for name in names:
+            path = Path(directory, name)
+            if name not in ignored and path.is_file():
+                files += 1
+                size += path.stat().st_size
+    return root, files, size
+
+
+def _local_results(results: str) -> Path | None:
+    return None if "://" in results else Path(results).resolve()
+
+
+def _project_ignore(root: Path, results: Path | None) -> Callable[[str, list[str]], set[str]]:
+    """What of the checkout stays home: as for the spec's directory, credentials included,
+    and local results kept in the project under another name than `results`."""
+    skip = _inside(root, results) if results is not None else None
+    patterns = shutil.ignore_patterns(*ALWAYS_EXCLUDED, *IGNORE_FILES, *CREDENTIALS)
+
+    def ignore(directory: str, names: list[str]) -> set[str]:
+        ignored = set(patterns(directory, names))
+        if skip is not None:
+            ignored |= {n for n in names if Path(directory, n).resolve() == skip}
+        return ignored
+
+    return ignore
 
 
 def _project_root() -> Path | None:

@@ -7,6 +7,7 @@ import json
 import os
 import secrets
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
@@ -24,7 +25,14 @@ from _ray_nodes import ray_cluster
 from analysis import load_trials
 from sweeps import load_spec
 from sweeps._cli import main
-from sweeps.cluster._submit import JOB_SPEC_DIR, _stage_working_dir
+from sweeps._errors import SpecError
+from sweeps.cluster._ship import _refuse_home_or_root
+from sweeps.cluster._submit import (
+    JOB_SPEC_DIR,
+    _project_ignore,
+    _project_payload,
+    _stage_working_dir,
+)
 from trainables import SHIPPED_ENV
 
 VENV_BIN = Path(sys.executable).parent
@@ -289,6 +297,198 @@ def test_the_spec_dir_travels_under_its_ignore_rules_but_named_files_always_do(t
     assert shipped_files == expected
     assert shipped.files == len(expected)
     assert shipped.notes == ()
+
+
+CREDENTIAL_FILES = (
+    ".env", ".env.local", ".envrc", ".netrc", ".git-credentials", "tls.key", "certs/server.pem",
+    "sub/.env", ".ssh/id_rsa", ".aws/credentials", ".gnupg/pubring.kbx",
+    ".config/gcloud/application_default_credentials.json", ".ray/auth_token", "keys/id_ed25519",
+)  # fmt: skip
+
+
+def _user_project(project: Path) -> str:
+    """A spec beside a model module and its data, as `caviar submit` is given it; the spec text."""
+    (project / "data").mkdir(parents=True)
+    (project / "nets").mkdir()
+    (project / "nets" / "__init__.py").write_text("")
+    (project / "nets" / "small.py").write_text(NET)
+    shutil.copy(
+        Path(__file__).parents[2] / "sweeps/examples/data/digits_images.npz",
+        project / "data" / "images.npz",
+    )
+    (project / "notes.md").write_text("kept")
+    text = USER_SPEC.replace("MODEL", "nets.small:make")
+    (project / "s.yaml").write_text(text)
+    return text
+
+
+def _shipped_files(stage: Path) -> set[str]:
+    spec_dir = stage / JOB_SPEC_DIR
+    return {p.relative_to(spec_dir).as_posix() for p in spec_dir.rglob("*") if p.is_file()}
+
+
+def test_credentials_never_travel_not_even_when_an_ignore_file_names_them_back(tmp_path):
+    """A spec kept beside keys and tokens (a home-like folder) ships none of them; the user is
+    told their names, never their contents."""
+    project = tmp_path / "proj"
+    text = _user_project(project)
+    for name in CREDENTIAL_FILES:
+        (project / name).parent.mkdir(parents=True, exist_ok=True)
+        (project / name).write_text("SECRET")
+    (project / ".caviarignore").write_text("!.env\n!.ssh/\n!*.pem\n")
+
+    stage, shipped = _stage_working_dir(tmp_path / "t", load_spec(project / "s.yaml"), text, "r")
+
+    expected = {"s.yaml", "notes.md", "nets/__init__.py", "nets/small.py", "data/images.npz"}
+    assert _shipped_files(stage) == expected
+    assert shipped.files == len(expected)
+    assert shipped.withheld == (
+        ".aws/", ".config/", ".gnupg/", ".ray/", ".ssh/", ".env", ".env.local", ".envrc",
+        ".git-credentials", ".netrc", "tls.key", "certs/server.pem", "keys/id_ed25519", "sub/.env",
+    )  # fmt: skip
+    [line] = shipped.left_out
+    assert line.startswith("left out as credentials (never shipped): .aws/, .config/")
+    assert "SECRET" not in line
+
+
+def test_a_file_the_spec_names_travels_even_under_a_credential_like_name(tmp_path):
+    project = tmp_path / "proj"
+    text = _user_project(project)
+    (project / ".config").mkdir()
+    (project / "data" / "images.npz").rename(project / ".config" / "images.npz")
+    (project / ".config" / "token.json").write_text("SECRET")
+    text = text.replace("data/images.npz", ".config/images.npz")
+    (project / "s.yaml").write_text(text)
+
+    stage, shipped = _stage_working_dir(tmp_path / "t", load_spec(project / "s.yaml"), text, "r")
+
+    assert ".config/images.npz" in _shipped_files(stage)
+    assert ".config/token.json" not in _shipped_files(stage)
+    assert shipped.withheld == (".config/",)
+
+
+def test_links_leading_out_of_the_spec_dir_stay_home(tmp_path):
+    """A link is followed only inside the directory: what lies outside is not the project."""
+    project = tmp_path / "proj"
+    text = _user_project(project)
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "secret.txt").write_text("SECRET")
+    (project / "readme.txt").symlink_to(outside / "secret.txt")
+    (project / "shared").symlink_to(outside, target_is_directory=True)
+    (project / "alias.md").symlink_to("notes.md")  # inside: its content travels
+    (project / ".env").write_text("SECRET")
+    (project / "settings.txt").symlink_to(".env")  # an innocent name for a credential
+
+    stage, shipped = _stage_working_dir(tmp_path / "t", load_spec(project / "s.yaml"), text, "r")
+
+    files = _shipped_files(stage)
+    assert (stage / JOB_SPEC_DIR / "alias.md").read_text() == "kept"
+    assert not {"readme.txt", "settings.txt", "shared/secret.txt"} & files
+    assert shipped.links_out == ("shared/", "readme.txt")
+    assert shipped.withheld == (".env", "settings.txt")
+    assert shipped.left_out[1] == f"left out, links leading outside {project}: shared/, readme.txt"
+
+
+def test_the_project_copy_leaves_credentials_home_too(tmp_path):
+    ignore = _project_ignore(tmp_path, None)
+    names = [".env", ".ssh", "deploy.pem", "id_rsa", "module.py", "README.md"]
+
+    assert ignore(str(tmp_path), names) == {".env", ".ssh", "deploy.pem", "id_rsa"}
+
+
+def test_a_spec_in_the_home_directory_is_refused_in_one_line(tmp_path):
+    """`caviar submit ~/sweep.yaml` would ship the whole home directory: refused, exit 2,
+    before any cluster is contacted (nothing listens at the address: reaching it is exit 1)."""
+    home = tmp_path / "home"
+    (home / ".ssh").mkdir(parents=True)
+    (home / ".ssh" / "id_rsa").write_text("SECRET")
+    (home / "sweep.yaml").write_text(SPEC)
+    env = user_env(home)
+    env.pop("RAY_API_SERVER_ADDRESS", None)
+
+    for extra in (["--address", f"http://127.0.0.1:{free_port()}"], ["--dry-run"]):
+        result = run_caviar("submit", "sweep.yaml", *extra, cwd=home, env=env)
+
+        assert result.returncode == 2, result.stdout + result.stderr
+        [line] = result.stderr.splitlines()
+        assert line == (
+            "error: sweep.yaml: SPEC: the spec's directory is the home directory, and all of it "
+            "would travel with the job: move the spec (and the files it uses) into a project "
+            f"folder (got {str(home.resolve())!r})"
+        )
+        assert result.stdout == ""
+
+
+def test_a_spec_at_the_filesystem_root_is_refused():
+    with pytest.raises(SpecError) as refused:
+        _refuse_home_or_root(Path("/"), "/sweep.yaml")
+
+    [line] = refused.value.lines()
+    assert line.startswith("error: /sweep.yaml: SPEC: the spec's directory is the filesystem root")
+    assert line.endswith("(got '/')")
+
+
+def test_dry_run_lists_what_would_travel_and_needs_no_cluster(tmp_path):
+    project = tmp_path / "proj"
+    _user_project(project)
+    (project / ".env").write_text("SECRET=1")
+    (project / "big.ckpt").write_bytes(b"0" * 3000)
+    (project / ".caviarignore").write_text("*.ckpt\n")
+    env = user_env(tmp_path / "home")
+    env.pop("RAY_API_SERVER_ADDRESS", None)  # no address anywhere
+
+    result = run_caviar("submit", "s.yaml", "--dry-run", cwd=project, env=env)
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0] == f"would ship {project} (as {JOB_SPEC_DIR}/ in the job's working directory):"
+    listed = {line.split()[0]: " ".join(line.split()[1:]) for line in lines[1:6]}
+    npz = (project / "data" / "images.npz").stat().st_size
+    assert listed == {
+        "s.yaml": f"{(project / 's.yaml').stat().st_size} B",
+        "data/images.npz": f"{npz / 1024:.1f} KiB",
+        "nets/small.py": f"{len(NET)} B",
+        "nets/__init__.py": "0 B",
+        "notes.md": "4 B",
+    }
+    size = sum(
+        p.stat().st_size for p in project.rglob("*") if p.suffix in {".yaml", ".npz", ".py", ".md"}
+    )
+    assert lines[6] == f"total: 5 files, {size / 1024:.1f} KiB"
+    assert lines[7] == "left out as credentials (never shipped): .env"
+    assert lines[8].startswith("with the caviar project ")
+    assert lines[-1] == "dry run: nothing was sent, the cluster was not contacted"
+    assert "SECRET" not in result.stdout + result.stderr
+
+
+def test_dry_run_contacts_no_cluster_at_the_address_given(tmp_path, capsys):
+    spec = tmp_path / "proj" / "s.yaml"
+    spec.parent.mkdir()
+    spec.write_text(SPEC)
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        address = f"http://127.0.0.1:{listener.getsockname()[1]}"
+
+        assert main(["submit", str(spec), "--address", address, "--dry-run"]) == 0
+
+        listener.setblocking(False)
+        with pytest.raises(BlockingIOError):
+            listener.accept()  # nobody connected
+    assert "  s.yaml" in capsys.readouterr().out
+
+
+def test_dry_runs_project_count_is_what_staging_copies(tmp_path):
+    spec = tmp_path / "s.yaml"
+    spec.write_text(SPEC)
+    stage, _ = _stage_working_dir(tmp_path / "t", load_spec(spec), SPEC, "results")
+
+    copied = [p for p in stage.rglob("*") if p.is_file() and JOB_SPEC_DIR not in p.parts]
+    payload = _project_payload("results")
+
+    assert payload is not None
+    assert payload[1:] == (len(copied), sum(p.stat().st_size for p in copied))
 
 
 def test_a_module_from_outside_the_spec_dir_is_noted_not_shipped(tmp_path, monkeypatch):
