@@ -397,27 +397,30 @@ def test_the_project_copy_leaves_credentials_home_too(tmp_path):
     assert ignore(str(tmp_path), names) == {".env", ".ssh", "deploy.pem", "id_rsa"}
 
 
-def test_a_spec_in_the_home_directory_is_refused_in_one_line(tmp_path):
+def test_a_spec_in_the_home_directory_is_refused_in_one_line(tmp_path, monkeypatch, capsys):
     """`caviar submit ~/sweep.yaml` would ship the whole home directory: refused, exit 2,
-    before any cluster is contacted (nothing listens at the address: reaching it is exit 1)."""
+    before any cluster is contacted (nothing listens at the address: reaching it is exit 1);
+    `--dry-run` refuses it alike."""
     home = tmp_path / "home"
     (home / ".ssh").mkdir(parents=True)
     (home / ".ssh" / "id_rsa").write_text("SECRET")
     (home / "sweep.yaml").write_text(SPEC)
-    env = user_env(home)
-    env.pop("RAY_API_SERVER_ADDRESS", None)
+    expected = (
+        "error: sweep.yaml: SPEC: the spec's directory is the home directory, and all of it "
+        "would travel with the job: move the spec (and the files it uses) into a project "
+        f"folder (got {str(home.resolve())!r})"
+    )
+    address = f"http://127.0.0.1:{free_port()}"
 
-    for extra in (["--address", f"http://127.0.0.1:{free_port()}"], ["--dry-run"]):
-        result = run_caviar("submit", "sweep.yaml", *extra, cwd=home, env=env)
+    result = run_caviar("submit", "sweep.yaml", "--address", address, cwd=home, env=user_env(home))
 
-        assert result.returncode == 2, result.stdout + result.stderr
-        [line] = result.stderr.splitlines()
-        assert line == (
-            "error: sweep.yaml: SPEC: the spec's directory is the home directory, and all of it "
-            "would travel with the job: move the spec (and the files it uses) into a project "
-            f"folder (got {str(home.resolve())!r})"
-        )
-        assert result.stdout == ""
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert result.stderr.splitlines() == [expected]
+    assert result.stdout == ""
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.chdir(home)
+    assert main(["submit", "sweep.yaml", "--dry-run"]) == 2
+    assert capsys.readouterr() == ("", expected + "\n")
 
 
 def test_a_spec_at_the_filesystem_root_is_refused():
