@@ -39,6 +39,7 @@ from analysis._rounds import round_bounds
 from analysis._scales import Scale, infer_scale, resolve_scales
 from analysis._store import TABLES, ResultsStore
 from analysis._summary import Mode, best, best_so_far, round_summary
+from analysis._upgrade import upgrade_layout
 
 # Figures and the report need matplotlib, which takes a second to import; `sweeps` imports this
 # package for every `caviar` command, so those names load on first use (PEP 562).
@@ -108,6 +109,7 @@ __all__ = [
     "round_bounds",
     "round_summary",
     "sweeps_in",
+    "upgrade_layout",
     "write_bytes_atomically",
     "write_report",
     "write_text_atomically",

@@ -2,7 +2,7 @@
 
 The driver writes one small file per batch of finished trials, so a long sweep leaves hundreds of
 files per round; every reader then pays a footer read per file. `compact` rewrites each
-``run=<id>/round=<r>/`` directory's live parts as one file, in four steps:
+``run-<id>/round-<r>/`` directory's live parts as one file, in four steps:
 
 1. write the merged rows to a dot-prefixed temporary (invisible to every reader), fsync it;
 2. publish it by an atomic rename to ``compact-<uuid>.parquet``; its footer lists the parts it
@@ -36,6 +36,7 @@ import pyarrow.parquet as pq
 
 from analysis._errors import ResultsError
 from analysis._fs import ObjectPath, ResultsLike, fsync_file, results_path
+from analysis._layout import SweepLayout
 from analysis._load import read_files, unified_schema
 from analysis._parts import COMPACT_PREFIX, REPLACES_KEY, list_live_parts, replaced_by
 from analysis._store import ResultsStore
@@ -67,24 +68,26 @@ def compact(
         return []
     written = []
     with _exclusive_lock(Path(str(store.layout.compact_lock(table)))):
-        for partition in _partitions(table_dir, run_id, round_index):
+        for partition in _partitions(table_dir, store.layout, run_id, round_index):
             merged = _compact_partition(partition, store.stored_schema(table), table)
             if merged is not None:
                 written.append(merged)
     return written
 
 
-def _partitions(table_dir: Path, run_id: str | None, round_index: int | None) -> list[Path]:
-    runs = [f"run={run_id}"] if run_id is not None else None
-    rounds = [f"round={round_index}"] if round_index is not None else None
+def _partitions(
+    table_dir: Path, layout: SweepLayout, run_id: str | None, round_index: int | None
+) -> list[Path]:
+    """The partition folders (either spelling: a sweep not yet upgraded is compacted as is)."""
     found = []
     for run in sorted(table_dir.iterdir()):
         if not run.is_dir() or run.name.startswith((".", "_")):
             continue
-        if runs is not None and run.name not in runs:
-            continue
         for rnd in sorted(run.iterdir()):
-            if rnd.is_dir() and (rounds is None or rnd.name in rounds):
+            key = layout.partition_of(run.name, rnd.name) if rnd.is_dir() else None
+            if key is None or run_id not in (None, key.run_id):
+                continue
+            if round_index is None or round_index == key.round_index:
                 found.append(rnd)
     return found
 

@@ -7,7 +7,9 @@ new file cannot take an old one's name, and `tests/test_architecture.py` checks 
 module spells these names::
 
     <results>/<sweep>/
-        trials/ epochs/ rounds/ events/    the tables (hive-partitioned Parquet, `_store`)
+        trials/ epochs/ rounds/ events/    the tables (Parquet, `_store`), each holding
+            columns.parquet               no rows: every column the table has had
+            run-<run_id>/round-<r>/part-<uuid>.parquet    the rows, one file per write
         _schema/<table>.json              each table's stored schema
         _space.json                       the searched space, for analysis (scales)
         _runs/<run_id>.json               run manifests
@@ -22,15 +24,32 @@ module spells these names::
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import ClassVar, NamedTuple
 
 from analysis._fs import ResultsPath
 
-__all__ = ["SweepLayout"]
+__all__ = ["Partition", "SweepLayout"]
 
 # Folders below the sweep's, each named once: the paths below and `written_under_run_lock` use them.
 _SCHEMA, _RUNS, _SEARCH, _AUTO, _PANDA = "_schema", "_runs", "_search", "_auto", "_panda"
+
+# A table's partition folders. Not hive's `key=value`: `run_id` and `round` are columns of every
+# file, and a hive key would make pandas and pyarrow read `round` from the path as a category
+# too, clashing with the file's int32 (docs/results.md, "Why not hive folders"). The store wrote
+# `run=<run_id>/round=<r>/` until the layout changed; `upgrade_layout` moves those folders.
+_RUN, _ROUND, _PART = "run-", "round-", "part-"
+_LEGACY_RUN, _LEGACY_ROUND = "run=", "round="
+_PARTITION = re.compile(r"(?P<run>run[-=])(?P<run_id>[^/]+)/(?P<round>round[-=])(?P<r>-?[0-9]+)")
+
+
+class Partition(NamedTuple):
+    """The run and round a partition folder holds; `legacy` for the hive spelling."""
+
+    run_id: str
+    round_index: int
+    legacy: bool
 
 
 @dataclass(frozen=True)
@@ -44,8 +63,40 @@ class SweepLayout:
     BEST_FILE: ClassVar[str] = "best.json"
     SPACE_FILE: ClassVar[str] = "_space.json"
 
+    COLUMNS_FILE: ClassVar[str] = "columns.parquet"
+
     def table(self, name: str) -> ResultsPath:
         return self.sweep_dir / name
+
+    def columns(self, table: str) -> ResultsPath:
+        """A file with no rows and every column of `table`: it sorts before every partition,
+        so readers that take the first file's schema (pandas, pyarrow, polars) see them all."""
+        return self.table(table) / self.COLUMNS_FILE
+
+    def partition(self, table: str, run_id: str, round_index: int) -> ResultsPath:
+        return self.table(table) / f"{_RUN}{run_id}" / f"{_ROUND}{round_index}"
+
+    def legacy_partition(self, table: str, run_id: str, round_index: int) -> ResultsPath:
+        """Where the store wrote the partition before the layout changed."""
+        return self.table(table) / f"{_LEGACY_RUN}{run_id}" / f"{_LEGACY_ROUND}{round_index}"
+
+    @staticmethod
+    def part_name(token: str) -> str:
+        return f"{_PART}{token}.parquet"
+
+    @staticmethod
+    def parts_pattern(run_id: str, round_index: int | None = None) -> str:
+        """A glob, below the table's folder, of the part files one run wrote (in one round)."""
+        rnd = "*" if round_index is None else str(round_index)
+        return f"{_RUN}{run_id}/{_ROUND}{rnd}/{_PART}*.parquet"
+
+    @staticmethod
+    def partition_of(run_folder: str, round_folder: str) -> Partition | None:
+        """The partition two nested folder names spell (either spelling), or None."""
+        match = _PARTITION.fullmatch(f"{run_folder}/{round_folder}")
+        if match is None or (match["run"] == _LEGACY_RUN) != (match["round"] == _LEGACY_ROUND):
+            return None
+        return Partition(match["run_id"], int(match["r"]), match["run"] == _LEGACY_RUN)
 
     def schema(self, table: str) -> ResultsPath:
         return self.sweep_dir / _SCHEMA / f"{table}.json"

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import posixpath
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,6 +25,7 @@ import pyarrow.parquet as pq
 
 from analysis._errors import ResultsError
 from analysis._fs import ResultsPath, arrow_filesystem, list_files
+from analysis._layout import SweepLayout
 
 __all__ = ["COMPACT_PREFIX", "REPLACES_KEY", "Listing", "list_live_parts", "replaced_by"]
 
@@ -54,7 +56,7 @@ def list_live_parts(table_dir: ResultsPath) -> Listing:
     Paths are as pyarrow takes them with ``arrow_filesystem(table_dir)`` (``bucket/key`` on an
     object store; ``/`` separates levels on both).
     """
-    files = [f for f in list_files(table_dir) if f.endswith(".parquet")]
+    files = _one_per_name(f for f in list_files(table_dir) if f.endswith(".parquet"))
     filesystem = arrow_filesystem(table_dir)
     compacted = [f for f in files if posixpath.basename(f).startswith(COMPACT_PREFIX)]
     superseded: set[str] = set()
@@ -71,6 +73,24 @@ def list_live_parts(table_dir: ResultsPath) -> Listing:
         compacted=frozenset(compacted),
         superseded=tuple(sorted(superseded.intersection(files))),
     )
+
+
+def _one_per_name(files: Iterable[str]) -> list[str]:
+    """Each part once. Part names are unique (a uuid), so a name seen twice is a part that
+    `upgrade_layout` is moving on an object store (copied, not yet deleted): the copy in the
+    current layout is kept."""
+    chosen: dict[str, str] = {}
+    for path in sorted(files):
+        name = posixpath.basename(path)
+        if name not in chosen or _in_legacy_partition(chosen[name]):
+            chosen[name] = path
+    return list(chosen.values())
+
+
+def _in_legacy_partition(path: str) -> bool:
+    folders = path.split("/")[-3:-1]
+    key = SweepLayout.partition_of(*folders) if len(folders) == 2 else None
+    return key is not None and key.legacy
 
 
 def replaced_by(merged: str | Path, filesystem: pafs.FileSystem | None = None) -> list[str]:

@@ -1,15 +1,19 @@
 """The Parquet results store: the one source of truth for a sweep.
 
-Layout (hive-partitioned, so pandas, pyarrow.dataset, DuckDB and Spark read it as one dataset)::
+Layout (`SweepLayout`), which pandas, pyarrow, polars and DuckDB each read as one table::
 
-    <results>/<sweep>/<table>/run=<run_id>/round=<r>/part-<uuid>.parquet
+    <results>/<sweep>/<table>/run-<run_id>/round-<r>/part-<uuid>.parquet
+    <results>/<sweep>/<table>/columns.parquet     no rows; every column the table has had
 
-``<results>`` is a local directory or an ``s3://bucket/prefix`` (`analysis._fs`), with the same
-layout. Every file appears atomically: locally it is written under a name starting with "."
-(which dataset readers skip) and renamed into place; on an object store it is one upload of the
-whole file. Either way a reader never sees a partial file. Each table keeps a
-stored schema in ``<results>/<sweep>/_schema/<table>.json``; a later write may add columns (they
-read as nulls in older files) but may not change a column's type.
+``run_id`` and ``round`` are columns of every file; the folder names are not hive keys, so no
+reader adds (or clashes with) a column of its own. ``<results>`` is a local directory or an
+``s3://bucket/prefix`` (`analysis._fs`), with the same layout. Every file appears atomically:
+locally it is written under a name starting with "." (which dataset readers skip) and renamed
+into place; on an object store it is one upload of the whole file. Either way a reader never
+sees a partial file. Each table keeps a stored schema in
+``<results>/<sweep>/_schema/<table>.json``; a later write may add columns (they read as nulls in
+older files) but may not change a column's type. ``columns.parquet`` follows the stored schema
+and sorts before every part: readers that take the first file's schema see every column.
 """
 
 from __future__ import annotations
@@ -62,17 +66,27 @@ class ResultsStore:
         """Write ``rows`` as one new Parquet file; returns its path (None for no rows)."""
         if not rows:
             return None
+        self.table_dir(table)  # a known table
         schema = self._merge_schema(table, schema)
         columns = {field.name: [row.get(field.name) for row in rows] for field in schema}
         arrow_table = pa.table(columns, schema=schema)
-        directory = self.table_dir(table) / f"run={run_id}" / f"round={round_index}"
+        directory = self.layout.partition(table, run_id, round_index)
         directory.mkdir(parents=True, exist_ok=True)
-        path = directory / f"part-{uuid.uuid4().hex}.parquet"
-        # Serialised first, then written in one go: one upload on an object store.
-        sink = pa.BufferOutputStream()
-        pq.write_table(arrow_table, sink)
-        write_bytes_atomically(path, memoryview(sink.getvalue()))
+        path = directory / self.layout.part_name(uuid.uuid4().hex)
+        _write_parquet(path, arrow_table)
         return path
+
+    def parts(self, table: str, run_id: str, round_index: int | None = None) -> list[ResultsPath]:
+        """The part files `run_id` wrote to `table` (in round `round_index`), sorted."""
+        pattern = self.layout.parts_pattern(run_id, round_index)
+        found: list[ResultsPath] = list(self.table_dir(table).glob(pattern))
+        return sorted(found, key=str)
+
+    def write_columns(self, table: str, schema: pa.Schema) -> None:
+        """Rewrite ``<table>/columns.parquet``: no rows, the columns of `schema`."""
+        path = self.layout.columns(table)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        _write_parquet(path, schema.empty_table())
 
     def stored_schema(self, table: str) -> pa.Schema | None:
         path = self.layout.schema(table)
@@ -98,10 +112,20 @@ class ResultsStore:
             merged = pa.schema([*stored, *extra])
             if not extra:
                 return merged
+        # The columns file first: a crash between the two leaves it a superset of the stored
+        # schema, which every file's columns are a subset of, never the other way round.
+        self.write_columns(table, merged)
         path = self.layout.schema(table)
         path.parent.mkdir(parents=True, exist_ok=True)
         write_text_atomically(path, schema_to_json(merged))
         return merged
+
+
+def _write_parquet(path: ResultsPath, table: pa.Table) -> None:
+    """Serialised first, then written in one go: one upload on an object store."""
+    sink = pa.BufferOutputStream()
+    pq.write_table(table, sink)
+    write_bytes_atomically(path, memoryview(sink.getvalue()))
 
 
 def schema_to_json(schema: pa.Schema) -> str:

@@ -12,7 +12,6 @@ table is the babysitter's memory: the last row of each model holds its whole sta
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from dataclasses import asdict
 from datetime import datetime
 
@@ -20,7 +19,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from analysis import ResultsPath, ResultsStore, arrow_filesystem, arrow_path, load_table
+from analysis import ResultsStore, arrow_filesystem, arrow_path, load_table
 from sweeps.record._record import PANDA_EVENT, branch_columns, epochs_schema
 from sweeps.strategies._babysitter import Decision
 
@@ -91,9 +90,7 @@ def remove_undecided_epochs(store: ResultsStore, run_id: str, events: pd.DataFra
         set() if events.empty else set(zip(events["trial_id"], events["decision"], strict=True))
     )
     removed = 0
-    epochs_dir = store.table_dir("epochs") / f"run={run_id}"
-    parts: Iterable[ResultsPath] = epochs_dir.glob("round=*/part-*")
-    for path in sorted(parts, key=str):
+    for path in store.parts("epochs", run_id):
         table = pq.read_table(
             arrow_path(path), columns=["trial_id", "decision"], filesystem=arrow_filesystem(path)
         )

@@ -16,7 +16,14 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
-from analysis import TABLES, ObjectPath, ResultsPath, SweepLayout, interrupted_writes
+from analysis import (
+    TABLES,
+    ObjectPath,
+    ResultsPath,
+    SweepLayout,
+    interrupted_writes,
+    upgrade_layout,
+)
 from sweeps._errors import Problem, RunError
 
 __all__ = ["LockHeldError", "hold_lock", "refuse_if_locked", "sweep_lock"]
@@ -79,13 +86,19 @@ def refuse_if_locked(sweep_dir: ResultsPath) -> None:
 
 @contextlib.contextmanager
 def sweep_lock(sweep_dir: ResultsPath) -> Iterator[None]:
-    """The run lock, held while a run (or a re-tune) writes the sweep."""
+    """The run lock, held while a run (or a re-tune) writes the sweep.
+
+    Its holder is the sweep's one writer, so it also moves folders an older caviar wrote to
+    today's layout (`analysis.upgrade_layout`) before anything is written.
+    """
     if isinstance(sweep_dir, ObjectPath):
         log.info("%s: no lock on an object store; run one writer per sweep", sweep_dir)
+        upgrade_layout(sweep_dir)
         yield
         return
     with hold_lock(sweep_dir, SweepLayout.RUN_LOCK, _RUN_HOLDER):
         _remove_interrupted_writes(sweep_dir)
+        upgrade_layout(sweep_dir)
         yield
 
 

@@ -9,13 +9,12 @@ landed, which are removed here so no curve is recorded twice.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
 from dataclasses import dataclass
 
 import pandas as pd
 import pyarrow.parquet as pq
 
-from analysis import ResultsPath, ResultsStore, arrow_filesystem, arrow_path, load_trials
+from analysis import ResultsStore, arrow_filesystem, arrow_path, load_trials
 from sweeps._errors import Problem, SpecError
 from sweeps.run._runs import latest_run, new_run_id
 from sweeps.spec._spec import Sweep
@@ -76,10 +75,8 @@ def choose_run(
 
 def remove_orphan_epochs(store: ResultsStore, run_id: str, recorded: set[str]) -> int:
     """Delete epochs files of `run_id` holding a trial with no `trials` row (a crashed flush)."""
-    run_dir = store.table_dir("epochs") / f"run={run_id}"
     removed = 0
-    parts: Iterable[ResultsPath] = run_dir.glob("round=*/part-*.parquet")
-    for path in sorted(parts, key=str):
+    for path in store.parts("epochs", run_id):
         table = pq.read_table(
             arrow_path(path), columns=["trial_id"], filesystem=arrow_filesystem(path)
         )

@@ -268,9 +268,9 @@ class CoarseToFineProposer:
 
     def _write_missing_bounds(self) -> None:
         """A crash between saving a round's state and writing its bounds loses only the latter."""
-        run_dir = self._store.table_dir("rounds") / f"run={self._state.run_id}"
+        run_id = self._state.run_id
         for round_index, bounds in enumerate(self._search.bounds):
-            if bounds is not None and not any(run_dir.glob(f"round={round_index}/part-*")):
+            if bounds is not None and not self._store.parts("rounds", run_id, round_index):
                 self._write_bounds(round_index, self._round_size.get(round_index, 0), None)
 
     def _write_bounds(self, round_index: int, configs: int, recorded_before: int | None) -> None:

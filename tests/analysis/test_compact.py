@@ -13,7 +13,8 @@ from analysis import ResultsError, ResultsStore, compact, load_epochs, load_tria
 
 
 def _files(root: Path, table: str = "trials") -> list[Path]:
-    return sorted((root / "s" / table).rglob("*.parquet"))
+    """The table's row files (not its `columns.parquet`, which holds none and stays)."""
+    return sorted((root / "s" / table).glob("*/*/*.parquet"))
 
 
 def _sorted_ids(root: Path) -> list[str]:

@@ -11,6 +11,7 @@ import pyarrow as pa
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 import pytest
+from _readers import READERS, check_reads_everything
 
 from analysis import (
     ObjectPath,
@@ -23,6 +24,7 @@ from analysis import (
     load_trials,
     results_path,
     sweeps_in,
+    upgrade_layout,
     write_report,
 )
 
@@ -53,6 +55,11 @@ def _objects(uri: str) -> dict[str, int]:
     return {i.path: i.size for i in infos if i.type == pafs.FileType.File}
 
 
+# A sweep an older caviar wrote (hive `run=/round=` folders), and its legacy partition folders.
+FIXTURE = Path(__file__).parents[1] / "fixtures" / "old_layout" / "store"
+OLD_SWEEP, LEGACY_PARTITIONS = "old-layout", 9
+
+
 def _sorted(df: pd.DataFrame) -> pd.DataFrame:
     return df.sort_values("trial_id").reset_index(drop=True)
 
@@ -75,16 +82,19 @@ def test_rows_and_schema_on_s3_equal_those_of_a_local_directory(
     assert sorted(load_table(uri, "trials")["trial_id"]) == [f"t{i}" for i in range(5)]
 
 
-def test_every_object_is_a_whole_parquet_part_or_the_stored_schema(s3_bucket: str) -> None:
+def test_every_object_is_a_whole_parquet_part_or_the_table_schema(s3_bucket: str) -> None:
     uri = f"{s3_bucket}/results"
     _write_two_runs(uri)
     bucket = s3_bucket.removeprefix("s3://")
     name = r"part-[0-9a-f]{32}\.parquet"
-    part = re.compile(rf"{bucket}/results/s/trials/run=r[12]/round=[01]/{name}")
+    part = re.compile(rf"{bucket}/results/s/trials/run-r[12]/round-[01]/{name}")
     objects = _objects(uri)
-    parts = [key for key in objects if key.endswith(".parquet")]
-    assert len(parts) == 2 and all(part.fullmatch(key) for key in parts)
-    assert set(objects) - set(parts) == {f"{bucket}/results/s/_schema/trials.json"}
+    parts = [key for key in objects if part.fullmatch(key)]
+    assert len(parts) == 2
+    assert set(objects) - set(parts) == {
+        f"{bucket}/results/s/_schema/trials.json",
+        f"{bucket}/results/s/trials/columns.parquet",  # no rows: every column, for other readers
+    }
     root = results_path(uri)
     assert isinstance(root, ObjectPath)
     for key in parts:  # no temporaries, nothing partial: each object is a complete file
@@ -94,7 +104,7 @@ def test_every_object_is_a_whole_parquet_part_or_the_stored_schema(s3_bucket: st
 def test_readers_skip_dot_and_underscore_objects(s3_bucket: str) -> None:
     uri = f"{s3_bucket}/results"
     _write_two_runs(uri)
-    partition = results_path(uri) / "s" / "trials" / "run=r1" / "round=0"
+    partition = results_path(uri) / "s" / "trials" / "run-r1" / "round-0"
     assert isinstance(partition, ObjectPath)
     (partition / ".part-crashed.parquet.tmp").write_bytes(b"PAR1 half a file")
     (partition / "_junk.parquet").write_bytes(b"not parquet")
@@ -133,3 +143,42 @@ def test_missing_prefix_other_schemes_and_compaction_are_one_line_errors(s3_buck
     _write_two_runs(uri)
     with pytest.raises(ResultsError, match="compaction needs a local results directory"):
         compact(uri, "s")
+
+
+def _upload_old_sweep(uri: str) -> ObjectPath:
+    root = results_path(uri)
+    assert isinstance(root, ObjectPath)
+    pafs.copy_files(str(FIXTURE), root.path, destination_filesystem=root.fs)
+    return root / OLD_SWEEP
+
+
+@pytest.mark.parametrize("reader", READERS)
+def test_each_reader_reads_a_real_sweep_moved_to_todays_layout_in_a_bucket(
+    s3_bucket: str, reader: str
+) -> None:
+    uri = f"{s3_bucket}/results"
+    sweep = _upload_old_sweep(uri)
+    before = {t: _by_key(load_table(uri, t, OLD_SWEEP)) for t in ("trials", "epochs", "rounds")}
+    assert upgrade_layout(sweep) == LEGACY_PARTITIONS
+    # copied and deleted, with no empty-folder marker left where the old folders were
+    assert not [key for key in _objects(uri) if "=" in key]
+    infos = sweep.fs.get_file_info(pafs.FileSelector(sweep.path, recursive=True))
+    assert not [i.path for i in infos if "=" in i.path]
+    for table, expected in before.items():
+        pd.testing.assert_frame_equal(_by_key(load_table(uri, table, OLD_SWEEP)), expected)
+        check_reads_everything(reader, f"{sweep}/{table}", expected)
+
+
+def test_a_part_seen_twice_while_it_moves_is_read_once(s3_bucket: str) -> None:
+    """Moving to today's layout in a bucket copies each part, then deletes the old key."""
+    uri = f"{s3_bucket}/results"
+    sweep = _upload_old_sweep(uri)
+    old = sorted(k for k in _objects(uri) if "/trials/run=" in k)[0]
+    copy = old.replace("run=", "run-").replace("round=", "round-")
+    sweep.fs.copy_file(old, copy)
+    assert len(load_trials(uri, OLD_SWEEP)) == 6
+
+
+def _by_key(df: pd.DataFrame) -> pd.DataFrame:
+    keys = [c for c in ("run_id", "round", "trial_id", "epoch", "parameter") if c in df]
+    return df.sort_values(keys).reset_index(drop=True)

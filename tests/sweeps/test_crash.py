@@ -152,7 +152,7 @@ def test_kill_between_rounds_then_resume(
     """Killed the moment round 1's bounds are recorded: round 0 is complete, round 1 not run."""
     out = tmp_path / "out"
     proc = launch(spec=ROUNDS)
-    _wait_for(lambda: any((out / "crash" / "rounds").glob("run=*/round=1/part-*.parquet")))
+    _wait_for(lambda: any((out / "crash" / "rounds").glob("run-*/round-1/part-*.parquet")))
     _kill(proc)
     _resume_and_check(launch, out, ROUNDS, N_ROUNDS)
     _check_rounds(out)
