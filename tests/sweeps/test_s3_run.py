@@ -14,10 +14,12 @@ import pyarrow.fs as pafs
 import pytest
 import torch
 from _procs import kill_session
+from _readers import READERS, check_reads_everything
 
-from analysis import ObjectPath, load_epochs, load_trials, results_path
+from analysis import ObjectPath, load_epochs, load_table, load_trials, results_path
 from sweeps import parse_spec
 from sweeps._cli import main
+from sweeps.run._lock import sweep_lock
 from sweeps.strategies._babysitter import SitterState
 from sweeps.strategies._panda import model_configs, panda_rules
 from sweeps.strategies._panda_trial import PandaJob, PeriodReport, babysit
@@ -98,6 +100,8 @@ def test_a_sweep_runs_resumes_and_reports_its_best_from_s3(
     ours = [k for k in keys if not k.startswith("_ray/")]
     assert not [k for k in ours if "/." in k or k.startswith(".")], ours  # no temporary, no probe
     assert not (tmp_path / "results").exists()  # and nothing local
+    for reader in READERS:  # every reader docs/results.md shows reads the bucket's folders
+        check_reads_everything(reader, f"{uri}/tiny/trials", trials)
 
     assert main(["best", str(spec), "--results", uri]) == 0
     best = json.loads(capsys.readouterr().out)
@@ -107,6 +111,45 @@ def test_a_sweep_runs_resumes_and_reports_its_best_from_s3(
     assert main(["run", str(spec), "--results", uri, "--resume"]) == 0
     assert "0 evaluated, 2 already recorded" in capsys.readouterr().out
     assert len(load_trials(uri, "tiny")) == 2
+
+
+# A sweep an older caviar wrote, with hive `run=/round=` partition folders.
+OLD = Path(__file__).parents[1] / "fixtures" / "old_layout"
+
+
+def _upload_old_sweep(uri: str) -> ObjectPath:
+    root = results_path(uri)
+    assert isinstance(root, ObjectPath)
+    pafs.copy_files(str(OLD / "store"), root.path, destination_filesystem=root.fs)
+    return root / "old-layout"
+
+
+def test_the_run_lock_moves_an_old_sweep_in_a_bucket_to_todays_layout(s3_bucket: str) -> None:
+    uri = f"{s3_bucket}/x"
+    sweep = _upload_old_sweep(uri)
+    before = len(load_trials(uri, "old-layout"))
+    with sweep_lock(sweep):
+        assert not [key for key in _keys(uri) if "=" in key]
+    assert len(load_trials(uri, "old-layout")) == before == 6
+
+
+@pytest.mark.ray
+@pytest.mark.slow
+def test_resume_continues_an_old_sweep_in_a_bucket(
+    ray_local: None, s3_bucket: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    uri = f"{s3_bucket}/x"
+    sweep = _upload_old_sweep(uri)
+    lost = [k for k in _keys(uri) if "/trials/run=20261204T203605Z-c991b7/round=1/" in k]
+    assert len(lost) == 1
+    sweep.fs.delete_file(lost[0])  # round 1's two trials, as if the run died before recording
+    assert main(["run", str(OLD / "spec.yaml"), "--results", uri, "--resume"]) == 0
+    assert "2 evaluated, 2 already recorded" in capsys.readouterr().out
+    assert not [key for key in _keys(uri) if "=" in key]
+    for table in ("trials", "epochs", "rounds", "events"):
+        expected = load_table(uri, table, "old-layout")
+        for reader in READERS:
+            check_reads_everything(reader, f"{sweep}/{table}", expected)
 
 
 @pytest.mark.ray
