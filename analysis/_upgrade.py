@@ -31,7 +31,7 @@ from pathlib import Path
 
 import pyarrow.fs as pafs
 
-from analysis._fs import ObjectPath, ResultsPath, arrow_path
+from analysis._fs import ObjectPath, ResultsLike, arrow_path, results_path
 from analysis._layout import SweepLayout
 from analysis._store import TABLES, ResultsStore
 
@@ -40,11 +40,12 @@ __all__ = ["upgrade_layout"]
 log = logging.getLogger(__name__)
 
 
-def upgrade_layout(sweep_dir: ResultsPath) -> int:
+def upgrade_layout(sweep_dir: ResultsLike) -> int:
     """Move every hive-named partition of the sweep's tables; returns how many moved.
 
     Call it holding the sweep's run lock (or, on an object store, as its one writer).
     """
+    sweep_dir = results_path(sweep_dir, "sweep_dir")
     store = ResultsStore(sweep_dir.parent, sweep_dir.name)
     moved = 0
     for table in TABLES:
