@@ -4,9 +4,10 @@
     .venv/bin/python bench/load_results.py --rows 200000 --files 50 --repeat 3
 
 Writes a synthetic `trials` table with the real column set (docs/results.md) into a temporary
-results directory: hive partitions run=<id>/round=<r>, a stored schema, and a column (`node`)
-that only the later half of the files has, so the loader's schema unification is exercised
-(the bare read, which takes its schema from one file, may not return that column at all).
+results directory: the store's partitions run-<id>/round-<r>, a stored schema, and a column
+(`node`) that only the later half of the files has, so the loader's schema unification is
+exercised (the bare read takes its schema from the first file; no `columns.parquet` is written
+here, so it may not return that column at all).
 Then times, interleaved in the same process, `load_trials` and
 ``pyarrow.dataset.dataset(dir, partitioning="hive").to_table().to_pandas()``; then the same
 without the stored schema (the loader then unifies the Parquet footers), and after `compact`
@@ -84,7 +85,7 @@ def write_dataset(root: Path, rows: int, files: int, seed: int = 0) -> None:
     per_file = rows // files
     for i in range(files):
         run, rnd = f"run{i * 4 // files}", (i % 10)  # 4 runs x 10 rounds
-        directory = root / SWEEP / "trials" / f"run={run}" / f"round={rnd}"
+        directory = Path(str(analysis.SweepLayout(root / SWEEP).partition("trials", run, rnd)))
         directory.mkdir(parents=True, exist_ok=True)
         n = per_file if i < files - 1 else rows - per_file * (files - 1)
         table = _file_table(rng, i * per_file, n, run, rnd, with_node=i >= files // 2)
