@@ -270,12 +270,16 @@ def _pack_lines(sweep: Sweep, planned: list[Point]) -> list[str]:
         lines.append(f"  configurations share a pack when they agree on {keys}")
         if searched:
             changes = [n for n in searched if n in structural]
-            initial = [n for n in searched if n not in structural]
+            lifted = [n for n in searched if n in sweep.attribute_keywords]
+            initial = [n for n in searched if n not in structural and n not in lifted]
             verb = "changes" if len(changes) == 1 else "change"
             found = ", ".join(
                 part
                 for part in (
                     changes and f"{_and(changes)} {verb} its structure",
+                    lifted
+                    and f"{_and(lifted)} only attributes a pack holds per member "
+                    "(dropout rates, LeakyReLU slopes), so they do not split packs",
                     initial and f"{_and(initial)} only its initial values",
                 )
                 if part

@@ -33,6 +33,7 @@ from trainables._hparams import (
     hyperparameter_errors,
 )
 from trainables._job_paths import SHIPPED_ENV, local_path, portable_path
+from trainables._lifted import lift_attributes
 from trainables._model import BNMLP, softmax_cross_entropy
 from trainables._network_signature import network_signature
 from trainables._train import (
@@ -89,6 +90,7 @@ __all__ = [
     "file_digest",
     "hyperparameter_errors",
     "is_factory_reference",
+    "lift_attributes",
     "load_dataset",
     "load_factory",
     "load_state",

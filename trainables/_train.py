@@ -20,6 +20,7 @@ from torch import nn
 
 from trainables._data import Dataset
 from trainables._hparams import HParams
+from trainables._lifted import lift_attributes
 from trainables._model import BNMLP, softmax_cross_entropy
 
 logger = logging.getLogger(__name__)
@@ -64,10 +65,11 @@ def lr_factor(hp: HParams) -> Callable[[int], float]:
     return lambda t: 1.0
 
 
-def _derived_seeds(seed: int) -> tuple[int, int]:
-    # Independent streams for initialisation and shuffling, so neither mirrors the other.
-    init_seed, shuffle_seed = np.random.SeedSequence(seed).generate_state(2, dtype=np.uint32)
-    return int(init_seed), int(shuffle_seed)
+def _derived_seeds(seed: int) -> tuple[int, int, int]:
+    # Independent streams for initialisation, shuffling and dropout masks, so none mirrors
+    # another. SeedSequence's words are a stream: the first two are what they always were.
+    words = np.random.SeedSequence(seed).generate_state(3, dtype=np.uint32)
+    return int(words[0]), int(words[1]), int(words[2])
 
 
 def _make_optimizer(hp: HParams, model: nn.Module) -> torch.optim.Optimizer:
@@ -97,7 +99,7 @@ def initial_model(
     initial model on any device and the caller's global RNG state is left untouched. Packs
     start from here too (without torch.optim, whose first use costs ~4 s of imports).
     """
-    init_seed, shuffle_seed = _derived_seeds(seed)
+    init_seed, shuffle_seed, mask_seed = _derived_seeds(seed)
     with torch.random.fork_rng(devices=[]):
         torch.default_generator.manual_seed(init_seed)
         model = (
@@ -110,7 +112,8 @@ def initial_model(
                 bn_momentum=hp.bn_momentum,
             )
             if network is None
-            else network(data)
+            # Dropout rates and the like as per-member buffers, packed or not: `_lifted`.
+            else lift_attributes(network(data), mask_seed)
         )
     model.to(device=data.device, dtype=data.dtype)
     generator = torch.Generator(device="cpu")

@@ -9,6 +9,7 @@ that raises, or returns the wrong number of logits, is one line naming `trainabl
 from __future__ import annotations
 
 from collections.abc import Callable, Hashable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -22,6 +23,7 @@ from trainables import (
     HyperParameterError,
     ModelFactory,
     is_factory_reference,
+    lift_attributes,
     load_dataset,
     load_factory,
     network_signature,
@@ -29,6 +31,7 @@ from trainables import (
 )
 
 __all__ = [
+    "KeywordEffects",
     "check_factory_builds",
     "factory_pack_problem",
     "load_model_data",
@@ -90,42 +93,56 @@ def factory_pack_problem(
     return vectorize_problem(lambda d: factory.build(d.input_shape, d.n_classes, values), data())
 
 
+@dataclass(frozen=True)
+class KeywordEffects:
+    """What each searched factory keyword changes in the built network, as the probe saw it."""
+
+    structural: tuple[str, ...]  # module types, shapes or plain attributes: packs split
+    attributes: tuple[str, ...]  # only attributes held per member (`lift_attributes`): shared
+
+
 def structural_keywords(
     factory: ModelFactory,
     fixed: Mapping[str, object],
     searched: Mapping[str, Domain],
     data: Callable[[], Dataset],
-) -> tuple[str, ...]:
-    """The searched factory keywords that change the network's structure (`network_signature`),
+) -> KeywordEffects:
+    """The searched factory keywords that change the network's structure (`network_signature`
+    of the network as trained, its dropout rates and the like lifted to per-member buffers),
     found by building it at the ends of each one's range (every value of a choice), the others
-    fixed or at their defaults.
+    fixed or at their defaults; and those that change only such lifted attributes.
 
-    Configurations that differ only in the other keywords (an initialisation scale, a seed of
-    the user's own) can share a pack. A keyword that matters only at values the probe does not
-    build, or only together with another one, is missed; trials then split such a pack into
-    stacks by the networks they build, so that costs speed, not correctness. A build that
-    fails marks the keyword structural: the probe never rejects a spec.
+    Configurations that differ only in the other keywords (an initialisation scale, a dropout
+    rate) can share a pack. A keyword that matters only at values the probe does not build, or
+    only together with another one, is missed; trials then split such a pack into stacks by
+    the networks they build, so that costs speed, not correctness. A build that fails marks the
+    keyword structural: the probe never rejects a spec.
     """
     names = [name for name in searched if name in factory.params]
     if not names:
-        return ()
+        return KeywordEffects((), ())
     sample = data()
     shape, classes = sample.input_shape, sample.n_classes
     base = {k: v for k, v in fixed.items() if k in factory.params}
-    structural = []
+    structural, attributes = [], []
     for name in names:
-        signatures: set[Hashable] = set()
+        raw: set[Hashable] = set()
+        lifted: set[Hashable] = set()
         for value in _probe_values(searched[name]):
             try:
                 with torch.random.fork_rng(devices=[]):
                     network = factory.build(shape, classes, {**base, name: value})
             except HyperParameterError:
-                signatures.add(("failed to build", repr(value)))
+                raw.add(("failed to build", repr(value)))
+                lifted.add(("failed to build", repr(value)))
             else:
-                signatures.add(network_signature(network))
-        if len(signatures) > 1:
+                raw.add(network_signature(network))
+                lifted.add(network_signature(lift_attributes(network)))
+        if len(lifted) > 1:
             structural.append(name)
-    return tuple(structural)
+        elif len(raw) > 1:
+            attributes.append(name)
+    return KeywordEffects(tuple(structural), tuple(attributes))
 
 
 def _probe_values(domain: Domain) -> list[object]:

@@ -314,6 +314,9 @@ class Sweep:
     # A user's network: the searched factory keywords that change its structure, so split
     # packs (None: not probed, and every keyword splits; see `structural_keywords`).
     structural: tuple[str, ...] | None = None
+    # ... and those that change only attributes a pack holds per member (dropout rates):
+    # configurations that differ in them share packs.
+    attribute_keywords: tuple[str, ...] = ()
 
     @property
     def model_columns(self) -> dict[str, str]:
@@ -448,6 +451,7 @@ def parse_spec(text: str, source: str = "<spec>") -> Sweep:
     )
     notes: tuple[str, ...] = ()
     structural: tuple[str, ...] | None = None
+    attribute_keywords: tuple[str, ...] = ()
     digest = _digest(model)
     if not problems and factory is not None:
         t = model.trainable
@@ -473,12 +477,14 @@ def parse_spec(text: str, source: str = "<spec>") -> Sweep:
                 f"trained as one vectorized model ({why})",
             )
         if not problems and model.pack != 1:
-            structural = structural_keywords(factory, t.fixed, space.domains, data)
+            effects = structural_keywords(factory, t.fixed, space.domains, data)
+            structural, attribute_keywords = effects.structural, effects.attributes
     if problems:
         raise SpecError(problems, source=source)
     return Sweep(
-        model, space, digest, source, data_file, factory, notes=notes, structural=structural
-    )
+        model, space, digest, source, data_file, factory, notes=notes, structural=structural,
+        attribute_keywords=attribute_keywords,
+    )  # fmt: skip
 
 
 def _parse_function_spec(

@@ -253,7 +253,8 @@ SCALED = textwrap.dedent(
     ("searched", "pack_by"),
     [
         ("channels: {type: choice, values: [4, 8]}", "channels"),
-        ("dropout: {type: float, low: 0.0, high: 0.5}", "dropout"),  # no shape changes
+        # No shape changes, and the rate is held per member in a pack: it does not split.
+        ("dropout: {type: float, low: 0.0, high: 0.5}", ""),
         ("init_scale: {type: float, low: 0.5, high: 2.0, scale: log}", ""),
     ],
 )
@@ -282,10 +283,11 @@ def test_explain_shows_which_configurations_share_a_pack(project: Path) -> None:
           model: scaled:make
           dataset: {path: data/digits_images.npz}
           epochs: 2
-          fixed: {optimizer: momentum, batch_size: 64, dropout: 0.1}
+          fixed: {optimizer: momentum, batch_size: 64}
         search_space:
           lr:         {type: float, low: 1.0e-3, high: 0.3, scale: log}
           channels:   {type: choice, values: [4, 8]}
+          dropout:    {type: float, low: 0.0, high: 0.5}
           init_scale: {type: float, low: 0.5, high: 2.0, scale: log}
         strategy: {kind: random, samples: 12}
         pack: auto
@@ -302,7 +304,11 @@ def test_explain_shows_which_configurations_share_a_pack(project: Path) -> None:
     assert lines[start + 1] == (
         "  configurations share a pack when they agree on batch_size, optimizer and channels"
     )
-    assert "channels changes its structure, init_scale only its initial values" in lines[start + 2]
+    assert (
+        "channels changes its structure, dropout only attributes a pack holds per member "
+        "(dropout rates, LeakyReLU slopes), so they do not split packs, init_scale only its "
+        "initial values" in lines[start + 2]
+    )
     sweep = load_spec(project / "scaled.yaml")
     channels = [p.params["channels"] for p in plan_points(sweep)]
     big, small = sorted((channels.count(4), channels.count(8)), reverse=True)

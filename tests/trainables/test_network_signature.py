@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from trainables import network_signature
+from trainables import lift_attributes, network_signature
 from trainables._network_signature import first_difference
 
 
@@ -30,6 +30,15 @@ def test_a_dropout_rate_changes_the_signature_though_no_shape_changes() -> None:
     a, b = network_signature(_net(dropout=0.1)), network_signature(_net(dropout=0.5))
     assert a != b
     assert "0.1" in first_difference(a, b) and "0.5" in first_difference(a, b)
+
+
+def test_lifted_dropout_rates_share_one_signature_and_other_dropout_kinds_do_not() -> None:
+    a = network_signature(lift_attributes(_net(dropout=0.1)))
+    b = network_signature(lift_attributes(_net(dropout=0.5)))
+    assert a == b
+    channelwise = _net(dropout=0.1)
+    channelwise[4] = nn.Dropout1d(0.1)
+    assert network_signature(lift_attributes(channelwise)) != a
 
 
 def test_a_width_changes_the_signature() -> None:
