@@ -42,9 +42,9 @@ __all__ = [
 _log = logging.getLogger(__name__)
 
 _ATTEMPTS = 20
-# The hive key `run` duplicates the stored `run_id` column and is not read. `round` is stored in
-# every file the store writes, and the file's column wins: a table may keep several rounds in one
-# partition. Only files without it (written by another tool) take `round` from the path.
+# `run_id` and `round` are stored in every file the store writes, and the file's columns win: a
+# table may keep several rounds in one partition, and folder names are not read. Only files
+# without `round` (another tool's, in hive `round=<r>` folders) take it from the path.
 _ROUND_FROM_PATH = ds.partitioning(pa.schema([pa.field("round", pa.int32())]), flavor="hive")
 
 
