@@ -107,3 +107,13 @@ def test_sweep_none_concatenates_every_sweep(tmp_path: Path) -> None:
         ResultsStore(tmp_path, name).write("trials", rows, SCHEMA, run_id="r", round_index=0)
     assert sweeps_in(tmp_path) == ["a", "b"]
     assert sorted(load_table(tmp_path, "trials")["sweep"]) == ["a", "a", "b", "b"]
+
+
+def test_parts_lists_one_runs_files_of_one_round_or_all(tmp_path: Path) -> None:
+    store = ResultsStore(tmp_path, "s")
+    a = store.write("trials", _rows("r1", 1), SCHEMA, run_id="r1", round_index=0)
+    b = store.write("trials", _rows("r1", 1, start=1), SCHEMA, run_id="r1", round_index=1)
+    store.write("trials", _rows("r2", 1, start=2), SCHEMA, run_id="r2", round_index=0)
+    assert store.parts("trials", "r1") == sorted([a, b], key=str)
+    assert store.parts("trials", "r1", 1) == [b]
+    assert store.parts("trials", "r3") == [] and store.parts("epochs", "r1") == []
