@@ -19,6 +19,7 @@ from sweeps.run._stop import Terminated, forget_sigterm, install_sigterm_handler
 from sweeps.spec._spec import Sweep, load_spec
 from sweeps.strategies._points import Point
 from sweeps.strategies._strategies import behaviour
+from sweeps.tune._auto_pack import settle_auto_packing
 from sweeps.tune._packing import group_key
 
 __all__ = ["main"]
@@ -138,6 +139,8 @@ def _dispatch(args: argparse.Namespace) -> int:
         # Ray reads its auth settings when it is first imported, by whichever module that is.
         prepare_ray_environment(args.address)
     sweep = load_spec(args.spec)
+    if args.command in ("validate", "run"):
+        sweep = settle_auto_packing(sweep)  # auto's packs of one or two run as plain trials
     if args.command in ("validate", "run", "retune", "submit"):
         for note in sweep.notes:
             print(f"note: {note}", file=sys.stderr)
@@ -172,7 +175,7 @@ def _report(args: argparse.Namespace) -> int:
 
 
 def _validate(sweep: Sweep, *, explain: bool) -> int:
-    from sweeps.strategies._points import plan_points
+    from sweeps.strategies._points import preview_points
 
     spec = sweep.spec
     out = sys.stdout
@@ -187,7 +190,6 @@ def _validate(sweep: Sweep, *, explain: bool) -> int:
         print(f"  fixed  {name} = {value!r}", file=out)
     for name, domain in sweep.space.domains.items():
         print(f"  search {name}: {_describe(domain.to_dict())}", file=out)
-    points = plan_points(sweep)
     print(f"strategy: {_strategy_line(sweep)}", file=out)
     if spec.early_stopping is not None:
         asha = spec.early_stopping
@@ -200,7 +202,7 @@ def _validate(sweep: Sweep, *, explain: bool) -> int:
         print(
             f"resources per trial: {spec.resources.cpu:g} CPU, {spec.resources.gpu:g} GPU", file=out
         )
-        planned = points + _first_round(sweep, len(points))
+        planned = preview_points(sweep)
         for line in _pack_lines(sweep, planned):
             print(line, file=out)
         print(f"results: {_sweep_location(spec.results, spec.name)}", file=out)
@@ -354,16 +356,6 @@ def _sweep_location(results: str, name: str) -> str:
 
 def _log_line(text: str) -> None:
     print(f"{time.strftime('%Y-%m-%dT%H:%M:%S%z')} {text}", flush=True)
-
-
-def _first_round(sweep: Sweep, start: int) -> list[Point]:
-    """The first points an adaptive strategy proposes depend on nothing run yet (coarse-to-
-    fine's round 1), so they can be shown exactly."""
-    spec = sweep.spec
-    preview = behaviour(spec.strategy).preview(
-        spec.strategy, sweep.space, spec.seed, spec.objective.resolved_mode
-    )
-    return [Point(start + i, c, spec.strategy.kind) for i, c in enumerate(preview)]
 
 
 def _strategy_line(sweep: Sweep) -> str:

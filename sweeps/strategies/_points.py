@@ -14,7 +14,7 @@ import numpy as np
 from sweeps.spec._spec import Sweep
 from sweeps.strategies._strategies import behaviour
 
-__all__ = ["Origin", "Point", "plan_points", "trial_seed"]
+__all__ = ["Origin", "Point", "plan_points", "preview_points", "trial_seed"]
 
 # Where a trial's configuration came from (the `origin` column of `trials`): "initial" for the
 # spec's `initial` list; the strategy's kind for its own points; panda's "start" (the first
@@ -58,6 +58,18 @@ def plan_points(sweep: Sweep) -> list[Point]:
     start = len(points)
     points += [Point(start + i, params, strategy.kind) for i, params in enumerate(drawn)]
     return points
+
+
+def preview_points(sweep: Sweep) -> list[Point]:
+    """`plan_points` plus the first batch an adaptive strategy will propose: it depends on
+    nothing run yet (coarse-to-fine's round 1), so it can be shown, and packed, exactly."""
+    points = plan_points(sweep)
+    spec = sweep.spec
+    preview = behaviour(spec.strategy).preview(
+        spec.strategy, sweep.space, spec.seed, spec.objective.resolved_mode
+    )
+    start = len(points)
+    return points + [Point(start + i, c, spec.strategy.kind) for i, c in enumerate(preview)]
 
 
 def trial_seed(sweep_seed: int, index: int) -> int:

@@ -14,6 +14,7 @@ from _procs import assert_refused, run_caviar, user_env
 from analysis import load_table, load_trials
 from sweeps import load_spec, run_sweep
 from sweeps.strategies._points import plan_points
+from sweeps.tune._auto_pack import settle_auto_packing
 
 EXAMPLES = Path(__file__).parents[2] / "sweeps" / "examples"
 
@@ -342,3 +343,34 @@ def test_configurations_differing_in_initial_values_only_share_packs(
     assert (packed.groupby("pack_id")["init_scale"].nunique() == 3).all()
     assert list(packed["init_scale"]) == list(alone["init_scale"])
     assert (packed["val_loss"] - alone["val_loss"]).abs().max() < 1e-3
+
+
+def test_auto_runs_plain_trials_where_most_packs_would_hold_one_or_two(project: Path) -> None:
+    """`channels` drawn from a range gives nearly every configuration its own network: packs
+    of one are no faster than plain trials, so auto runs those, and says why."""
+    spec = SPEC.replace("rounds: 2, per_round: 3", "rounds: 2, per_round: 8") + "pack: auto\n"
+    settled = settle_auto_packing(load_spec_text(project, spec))
+    assert settled.spec.pack == 1
+    assert len(settled.notes) == 1
+    assert "pack: auto runs one configuration per trial, with worker reuse" in settled.notes[0]
+    assert "channels split them" in settled.notes[0]
+    assert settled.digest == load_spec_text(project, spec).digest  # what --resume matches
+
+    # The dropout rate alone does not split packs: auto keeps them.
+    dropout_only = spec.replace("  channels: {type: int, low: 4, high: 12, scale: log}\n", "")
+    kept = load_spec_text(project, dropout_only)
+    assert settle_auto_packing(kept) is kept
+    # An explicit pack size is the user's: never changed.
+    explicit = load_spec_text(project, spec.replace("pack: auto", "pack: 4"))
+    assert settle_auto_packing(explicit) is explicit
+
+
+def test_validate_explain_says_auto_runs_plain_trials(project: Path) -> None:
+    spec = SPEC.replace("rounds: 2, per_round: 3", "rounds: 2, per_round: 8") + "pack: auto\n"
+    (project / "auto.yaml").write_text(spec)
+    proc = run_caviar(
+        "validate", "auto.yaml", "--explain", cwd=project, env=user_env(project / "home")
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "note: pack: auto runs one configuration per trial" in proc.stderr
+    assert "pack: 1 (one configuration per Ray trial)" in proc.stdout
