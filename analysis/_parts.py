@@ -51,7 +51,7 @@ class Listing:
 
 
 def list_live_parts(table_dir: ResultsPath) -> Listing:
-    """Walk the hive directories; skip names starting with ``.`` or ``_`` like pyarrow does.
+    """Walk the partition folders; skip names starting with ``.`` or ``_`` like pyarrow does.
 
     Paths are as pyarrow takes them with ``arrow_filesystem(table_dir)`` (``bucket/key`` on an
     object store; ``/`` separates levels on both).

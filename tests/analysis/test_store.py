@@ -49,7 +49,7 @@ def test_load_trials_reads_all_runs_with_fixed_dtypes(tmp_path: Path) -> None:
     df = load_trials(tmp_path, "s")
     assert len(df) == 5
     assert sorted(df["trial_id"]) == [f"t{i}" for i in range(5)]
-    assert "run" not in df.columns  # the hive key duplicates run_id and is dropped
+    assert "run" not in df.columns  # folder names add no column; run_id is the files' own
     assert str(df["lr"].dtype) == "float64"
     assert str(df["round"].dtype) == "int32"
     assert set(df["run_id"]) == {"r1", "r2"}
