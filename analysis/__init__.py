@@ -1,7 +1,7 @@
 """Results: Parquet written atomically by the driver, read back as pandas DataFrames, analysed.
 
-Reading: `load_trials`, `load_epochs`, `load_rounds`, `load_space`, `compact`; each takes a local
-directory or an ``s3://bucket/prefix`` (`results_path`). Questions:
+Reading: `load_trials`, `load_epochs`, `load_rounds`, `load_space`, `compact`, `upgrade_layout`;
+each takes a local directory or an ``s3://bucket/prefix`` (`results_path`). Questions:
 `best`, `round_summary`, `best_so_far`, `next_bounds`, `importance`, `lr_range_width`. Pictures:
 the ``plot_*`` functions (matplotlib figures) and `write_report` (one self-contained HTML file).
 """
