@@ -8,11 +8,12 @@ import math
 import os
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from analysis import ResultsError, ResultsPath, results_path
 from sweeps._errors import CaviarError
+from sweeps.export._command import export_at_end, export_command, require_export
 from sweeps.run._progress import Progress
 from sweeps.run._ray_session import prepare_ray_environment
 from sweeps.run._stop import Terminated, forget_sigterm, install_sigterm_handler, stopped_by_sigterm
@@ -77,6 +78,19 @@ def _parser() -> argparse.ArgumentParser:
     )
     report.add_argument("--sweep", help="which sweep (default: the only one in RESULTS_DIR)")
     report.add_argument("--out", help="output file (default: RESULTS_DIR/report.html)")
+    export = commands.add_parser("export", help="send results to another tool (MLflow)")
+    targets = export.add_subparsers(dest="target", required=True, metavar="TARGET")
+    mlflow = targets.add_parser(
+        "mlflow", help="one MLflow run per trial, per-epoch metrics; exporting again adds only new"
+    )
+    mlflow.add_argument(
+        "results_dir", metavar="RESULTS_DIR", help="results directory or s3://bucket/prefix"
+    )
+    mlflow.add_argument("--sweep", help="which sweep (default: every sweep in RESULTS_DIR)")
+    mlflow.add_argument(
+        "--tracking-uri", help="default: $MLFLOW_TRACKING_URI, else MLflow's ./mlflow.db"
+    )
+    mlflow.add_argument("--experiment", help="MLflow experiment (default: the sweep's name)")
     return parser
 
 
@@ -133,6 +147,8 @@ def _interrupted(exc: KeyboardInterrupt, hint: str) -> int:
 def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "report":
         return _report(args)
+    if args.command == "export":
+        return _export(args)
     if args.command == "init":
         return _init(args)
     if args.command in ("run", "retune"):
@@ -172,6 +188,28 @@ def _report(args: argparse.Namespace) -> int:
     path = write_report(args.results_dir, out=args.out, sweep=args.sweep)
     print(f"report: {path}")
     return 0
+
+
+def _export(args: argparse.Namespace) -> int:
+    lines = export_command(
+        args.results_dir,
+        sweep=args.sweep,
+        tracking_uri=args.tracking_uri,
+        experiment=args.experiment,
+    )
+    for line in lines:
+        print(line)
+    return 0
+
+
+def _export_at_end(sweep: Sweep, results: ResultsPath, say: Callable[[str], None]) -> int:
+    """The spec's `export:`, after the run's last line: a failure is one line on stderr, exit 1."""
+    code, line = export_at_end(sweep, results)
+    if line is not None and code == 0:
+        say(line)
+    elif line is not None:
+        print(line, file=sys.stderr)
+    return code
 
 
 def _validate(sweep: Sweep, *, explain: bool) -> int:
@@ -308,6 +346,7 @@ def _retune(sweep: Sweep, args: argparse.Namespace) -> int:
     """A few plain, timestamped lines: what cron mails when something needs a look."""
     from sweeps.retune._retune import check_retune_results, run_retune
 
+    require_export(sweep)
     results = _results(args, sweep)
     check_retune_results(results)
     printer = _ProgressPrinter()
@@ -329,7 +368,7 @@ def _retune(sweep: Sweep, args: argparse.Namespace) -> int:
     params = ", ".join(f"{k}={_fmt(v)}" for k, v in outcome.record["params"].items())
     _log_line(f"{e['action']}: best {metric} = {e['best_score']:.4f}: {params}")
     _log_line(f"current best: {outcome.best_path}")
-    return 0
+    return _export_at_end(sweep, results, _log_line)
 
 
 def _best(sweep: Sweep, args: argparse.Namespace) -> int:
@@ -380,6 +419,7 @@ def _fmt(value: object) -> str:
 def _run(sweep: Sweep, args: argparse.Namespace) -> int:
     from sweeps.run._runner import run_sweep
 
+    require_export(sweep)
     results = _results(args, sweep)
     printer = _ProgressPrinter()
     start = time.monotonic()
@@ -400,7 +440,7 @@ def _run(sweep: Sweep, args: argparse.Namespace) -> int:
         params = ", ".join(f"{name}={_fmt(best[name])}" for name in sweep.space.names)
         print(f"best {metric} = {best[metric]:.4f} ({best['trial_id']}): {params}")
     print(f"results: {outcome.sweep_dir}  (analysis.load_trials({str(results)!r}))")
-    return 0
+    return _export_at_end(sweep, results, print)
 
 
 class _ProgressPrinter:

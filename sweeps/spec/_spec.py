@@ -33,6 +33,7 @@ from analysis import Mode, results_uri_problem
 from search_spaces import SearchSpace, SearchSpaceError
 from sweeps._errors import MISSING, Problem, SpecError
 from sweeps.spec._data_spec import resolve_file_dataset
+from sweeps.spec._export_spec import ExportSpec, MlflowExportSpec
 from sweeps.spec._function_spec import check_function_spec, function_columns
 from sweeps.spec._hparam_checks import check_fixed, check_searched
 from sweeps.spec._model_spec import (
@@ -74,6 +75,7 @@ __all__ = [
     "AshaSpec",
     "AutoStrategy",
     "CoarseToFineStrategy",
+    "ExportSpec",
     "GridStrategy",
     "PandaStrategy",
     "RandomStrategy",
@@ -271,6 +273,7 @@ class SpecModel(BaseModel):
     max_concurrent: Annotated[int, Field(ge=1, le=100_000)] | None = None
     early_stopping: AshaSpec | None = None
     retune: RetuneSpec | None = None  # not part of the digest: it never changes a run's plan
+    export: ExportSpec | None = None  # nor is this: where results go after a run
 
     @field_validator("pack", mode="before")
     @classmethod
@@ -525,8 +528,8 @@ def _clashing_names(model: SpecModel, space: SearchSpace) -> list[Problem]:
 
 
 def _digest(model: SpecModel) -> str:
-    """Of everything that decides a run's plan (`retune` does not)."""
-    dumped = model.model_dump(mode="json", exclude={"retune"})
+    """Of everything that decides a run's plan (`retune` and `export` do not)."""
+    dumped = model.model_dump(mode="json", exclude={"retune", "export"})
     return hashlib.sha256(json.dumps(dumped, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -607,6 +610,8 @@ _MODELS: dict[tuple[str, ...], type[BaseModel]] = {
     ("resources",): Resources,
     ("early_stopping",): AshaSpec,
     ("retune",): RetuneSpec,
+    ("export",): ExportSpec,
+    ("export", "mlflow"): MlflowExportSpec,
 }
 _STRATEGIES: dict[str, type[BaseModel]] = {
     "random": RandomStrategy,
