@@ -22,6 +22,7 @@ from sweeps.strategies._points import Point
 from sweeps.strategies._strategies import behaviour
 from sweeps.tune._auto_pack import settle_auto_packing
 from sweeps.tune._packing import group_key
+from trainables.packing import plan_gpu_packs
 
 __all__ = ["main"]
 
@@ -339,6 +340,16 @@ def _pack_lines(sweep: Sweep, planned: list[Point]) -> list[str]:
             f"  the first {len(planned)} configurations fall into {len(sizes)} "
             f"group{'s' if len(sizes) != 1 else ''} of {shown}"
         )
+        if pack == "auto" and sweep.spec.resources.gpu > 0:
+            # The cluster is not known here: one GPU on a node with this machine's CPUs.
+            cpus = os.cpu_count() or 1
+            plan = plan_gpu_packs(
+                sizes[0], gpus=1, cpus=cpus, cpu_per_trial=sweep.spec.resources.cpu
+            )
+            lines.append(
+                f"  on one GPU of a node with {cpus} CPUs, the largest group: {plan.describe()}; "
+                "with more GPUs each takes its share"
+            )
     return lines
 
 

@@ -145,7 +145,10 @@ def run_retune(
                  incumbent.score)  # fmt: skip
         with cluster(sweep, address) as session:
             slots = trial_slots(sweep, session)
-            outcome = run_trials(sweep, store, run_id, points, show=show, parallel_trials=slots)
+            outcome = run_trials(
+                sweep, store, run_id, points, show=show, parallel_trials=slots,
+                gpus=session.gpus, cpus=session.cpus,
+            )  # fmt: skip
         rows = _run_rows(sweep, local_results, run_id)
         event = _decide(sweep, settings, incumbent, rows, run_id, fingerprint, outcome.errors)
         _write_event(store, event)

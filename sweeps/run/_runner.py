@@ -77,7 +77,10 @@ def run_sweep(
             if strategy.adaptive
             else todo
         )
-        outcome = run_trials(sweep, store, run.run_id, work, show=show, parallel_trials=slots)
+        outcome = run_trials(
+            sweep, store, run.run_id, work, show=show, parallel_trials=slots,
+            gpus=run.session.gpus, cpus=run.session.cpus,
+        )  # fmt: skip
     if outcome.evaluated and outcome.errors == outcome.evaluated:
         raise RunError([Problem("trials", outcome.errors, "every trial failed; see `error`")])
     return replace(outcome, skipped=len(done), best=best_row(sweep, store, run.run_id))

@@ -11,7 +11,7 @@ resumed run packs only what is left.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -37,18 +37,21 @@ def plan_packs(
     strip: tuple[str, ...],
     device: str,
     parallel_trials: int,
+    auto_size: Callable[[int], int] | None = None,
 ) -> list[Pack]:
-    """Group `configs` by shape and cut each group into packs of `pack` (or the auto size)."""
+    """Group `configs` by shape and cut each group into packs of `pack`, or for auto of
+    `auto_size(group size)` (default: `pack_size_auto` on `device`)."""
     groups: dict[object, list[dict[str, Any]]] = {}
     for config in configs:
         groups.setdefault(group_key(config, strip), []).append(config)
     packs: list[Pack] = []
     for members in groups.values():
-        size = (
-            pack_size_auto(device, len(members), parallel_trials=parallel_trials)
-            if pack == "auto"
-            else pack
-        )
+        if pack != "auto":
+            size = pack
+        elif auto_size is not None:
+            size = auto_size(len(members))
+        else:
+            size = pack_size_auto(device, len(members), parallel_trials=parallel_trials)
         for start in range(0, len(members), size):
             packs.append(Pack(f"p{len(packs):05d}", members[start : start + size]))
     return packs

@@ -18,6 +18,7 @@ from sweeps.spec._spec import SpecModel, Sweep
 from sweeps.strategies._points import Point, trial_seed
 from sweeps.strategies._proposer import Proposer
 from sweeps.strategies._search_state import PlannedPoint
+from trainables.packing import GpuPlan, plan_gpu_packs
 
 if TYPE_CHECKING:
     from sweeps.tune._tune_adapter import Packing
@@ -35,9 +36,12 @@ def run_trials(
     *,
     show: Callable[[Progress], None] | None,
     parallel_trials: int,
+    gpus: float = 0.0,
+    cpus: float = 0.0,
 ) -> SweepOutcome:
     """`todo` is a fixed plan (random, sobol, grid) or an adaptive strategy's proposer;
-    `parallel_trials` (`trial_slots(sweep, session)`) sizes `pack: auto`'s packs."""
+    `parallel_trials` (`trial_slots(sweep, session)`) sizes `pack: auto`'s packs on CPUs, and
+    the cluster's `gpus` and `cpus` lay them over its GPUs (`plan_gpu_packs`)."""
     # Ray is imported only once a session is up, so `caviar validate` and spec errors stay fast.
     from ray import tune
 
@@ -67,6 +71,7 @@ def run_trials(
         return config
 
     metric, mode = spec.objective.metric, spec.objective.resolved_mode
+    gpu_share: float | None = None  # the GPU each pack asks for, when auto lays out GPUs
     searcher: PointsSearcher | ProposerSearcher
     trainable: Callable[[dict[str, object]], None] = run_point
     packed = isinstance(todo, Sequence) and spec.pack != 1
@@ -74,12 +79,14 @@ def run_trials(
         progress = Progress(total=len(todo), metric=metric, mode=mode)
         configs = [make_config(p) for p in todo]
         if packed:
-            configs, trainable = _packed_configs(sweep, configs, parallel_trials), run_pack
+            configs, gpu_share = _packed_configs(sweep, configs, parallel_trials, gpus, cpus)
+            trainable = run_pack
         searcher, samples = PointsSearcher(configs), len(configs)
     else:
         progress = Progress(total=todo.total, metric=metric, mode=mode, label=todo.label)
-        packing = _round_packing(sweep, todo.batch, parallel_trials) if spec.pack != 1 else None
-        if packing is not None:
+        packing = None
+        if spec.pack != 1:
+            packing, gpu_share = _round_packing(sweep, todo.batch, parallel_trials, gpus, cpus)
             trainable, packed = run_pack, True
         searcher = ProposerSearcher(_Labelled(todo, progress), make_config, metric, packing)
         samples = -1  # until the searcher says FINISHED
@@ -88,7 +95,9 @@ def run_trials(
     recorder = ResultsCallback(store, run_id, model_columns=sweep.model_columns)
     callbacks: list[tune.Callback] = [recorder, ProgressCallback(progress, show or _quiet)]
     scheduler = None if packed else _scheduler(spec)  # packs halve inside
-    tuner = build_tuner(spec, store, run_id, trainable, searcher, samples, callbacks, scheduler)
+    tuner = build_tuner(
+        spec, store, run_id, trainable, searcher, samples, callbacks, scheduler, gpu_share
+    )
     # With a custom searcher Ray keeps one trial pending at a time, so a cluster (and its
     # autoscaler) would see trials one by one; let it queue a full wave.
     os.environ.setdefault("TUNE_MAX_PENDING_TRIALS_PG", str(max(16, 2 * parallel_trials)))
@@ -106,15 +115,18 @@ def build_tuner(
     samples: int,
     callbacks: list[Any],
     scheduler: Any = None,
+    gpu_share: float | None = None,
 ) -> Any:
-    """The Tuner every caviar run uses: the spec's resources, worker reuse, trial directories
-    named by trial id, Ray's state under `<sweep>/_ray` (in the bucket for s3:// results, through
-    the same pyarrow filesystem), retries from `max_failures`."""
+    """The Tuner every caviar run uses: the spec's resources (`gpu_share` in place of its GPU
+    when auto's packs share GPUs), worker reuse, trial directories named by trial id, Ray's
+    state under `<sweep>/_ray` (in the bucket for s3:// results, through the same pyarrow
+    filesystem), retries from `max_failures`."""
     from ray import tune
 
     from sweeps.tune._tune_adapter import trial_dirname
 
-    resources = {"cpu": spec.resources.cpu, "gpu": spec.resources.gpu, **spec.resources.custom}
+    gpu = spec.resources.gpu if gpu_share is None else gpu_share
+    resources = {"cpu": spec.resources.cpu, "gpu": gpu, **spec.resources.custom}
     storage = store.layout.ray.resolve()
     # Ray's ResultGrid looks for the per-trial JSON/CSV files we turned off; its warning
     # about them is noise here.
@@ -141,9 +153,11 @@ def build_tuner(
     )
 
 
-def _round_packing(sweep: Sweep, batch: int, parallel_trials: int) -> Packing:
+def _round_packing(
+    sweep: Sweep, batch: int, parallel_trials: int, gpus: float, cpus: float
+) -> tuple[Packing, float | None]:
     """An adaptive strategy's batches in packs (coarse-to-fine's rounds): a batch's points of
-    one shape share a Ray trial."""
+    one shape share a Ray trial; and the GPU share each pack asks for (None: the spec's)."""
     from sweeps.tune._packing import Pack, group_key, pack_trial_config
     from sweeps.tune._tune_adapter import (
         DRIVER_KEYS,
@@ -157,11 +171,14 @@ def _round_packing(sweep: Sweep, batch: int, parallel_trials: int) -> Packing:
 
     spec = sweep.spec
     device = "cuda" if spec.resources.gpu > 0 else "cpu"
-    size = (
-        pack_size_auto(device, batch, parallel_trials=parallel_trials)
-        if spec.pack == "auto"
-        else int(spec.pack)
-    )
+    plan = gpu_plan(sweep, batch, gpus, cpus)
+    if plan is not None:
+        size = plan.members
+        log.info("each batch of %d on the GPUs: %s", batch, plan.describe())
+    elif spec.pack == "auto":
+        size = pack_size_auto(device, batch, parallel_trials=parallel_trials)
+    else:
+        size = int(spec.pack)
     describe = {"trial_id": TRIAL_KEY, "index": INDEX_KEY, "origin": ORIGIN_KEY, "round": ROUND_KEY}
     halving = _halving(spec)
 
@@ -170,7 +187,8 @@ def _round_packing(sweep: Sweep, batch: int, parallel_trials: int) -> Packing:
         return pack_trial_config(pack, strip=DRIVER_KEYS, describe=describe, early_stopping=halving)
 
     log.info("batches of %d proposed points run in packs of up to %d", batch, size)
-    return Packing(size, lambda config: group_key(config, DRIVER_KEYS), trial_config)
+    packing = Packing(size, lambda config: group_key(config, DRIVER_KEYS), trial_config)
+    return packing, None if plan is None else plan.gpu_share
 
 
 def _halving(spec: SpecModel) -> dict[str, object] | None:
@@ -184,27 +202,52 @@ def _halving(spec: SpecModel) -> dict[str, object] | None:
     }
 
 
+def gpu_plan(sweep: Sweep, group_size: int, gpus: float, cpus: float) -> GpuPlan | None:
+    """How `pack: auto` lays a group over the cluster's GPUs; None when it does not (CPU
+    trials, an explicit pack size, or no GPU in the cluster yet)."""
+    resources = sweep.spec.resources
+    if sweep.spec.pack != "auto" or resources.gpu <= 0 or gpus < 1:
+        return None
+    return plan_gpu_packs(group_size, gpus=gpus, cpus=cpus, cpu_per_trial=resources.cpu)
+
+
 def _packed_configs(
-    sweep: Sweep, configs: list[dict[str, object]], parallel_trials: int
-) -> list[dict[str, object]]:
-    """One Ray trial config per pack; ASHA becomes successive halving inside each pack."""
+    sweep: Sweep, configs: list[dict[str, object]], parallel_trials: int, gpus: float, cpus: float
+) -> tuple[list[dict[str, object]], float | None]:
+    """One Ray trial config per pack, and the GPU share each asks for (None: the spec's); ASHA
+    becomes successive halving inside each pack."""
     from sweeps.tune._packing import pack_trial_config, plan_packs
     from sweeps.tune._tune_adapter import DRIVER_KEYS, INDEX_KEY, ORIGIN_KEY, ROUND_KEY, TRIAL_KEY
+    from trainables import pack_size_auto
 
     spec = sweep.spec
     device = "cuda" if spec.resources.gpu > 0 else "cpu"
+    plans: list[GpuPlan] = []
+
+    def on_gpus(group_size: int) -> int:
+        plan = gpu_plan(sweep, group_size, gpus, cpus)
+        if plan is None:  # no GPU to lay out: the device's default
+            return pack_size_auto(device, group_size, parallel_trials=parallel_trials)
+        log.info("a group of %d on the GPUs: %s", group_size, plan.describe())
+        plans.append(plan)
+        return plan.members
+
     packs = plan_packs(
-        configs, spec.pack, strip=DRIVER_KEYS, device=device, parallel_trials=parallel_trials
-    )
+        configs, spec.pack, strip=DRIVER_KEYS, device=device, parallel_trials=parallel_trials,
+        auto_size=on_gpus,
+    )  # fmt: skip
     halving = _halving(spec)
     describe = {"trial_id": TRIAL_KEY, "index": INDEX_KEY, "origin": ORIGIN_KEY, "round": ROUND_KEY}
     sizes = sorted({len(p.configs) for p in packs})
     log.info("packing %d configurations into %d Ray trials (sizes %s)", len(configs), len(packs),
              sizes)  # fmt: skip
-    return [
+    trial_configs = [
         pack_trial_config(pack, strip=DRIVER_KEYS, describe=describe, early_stopping=halving)
         for pack in packs
     ]
+    # One share for every pack trial: the largest group's, whose packs matter most.
+    largest = max(plans, key=lambda p: p.packs * p.members, default=None)
+    return trial_configs, None if largest is None else largest.gpu_share
 
 
 class _Labelled:

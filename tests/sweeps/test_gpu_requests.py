@@ -120,3 +120,24 @@ def test_packs_share_one_gpu_in_quarters(tmp_path: Path) -> None:
                                           ended_at=("ended_at", "max"))  # fmt: skip
     assert len(packs) == 4
     assert _most_at_once(packs) >= 2, packs
+
+
+def test_auto_packs_on_a_gpu_ask_for_the_share_the_plan_gives() -> None:
+    """2048 configurations for one declared GPU: four packs side by side at a quarter each
+    (no Ray needed to plan them), where whole-GPU packs would run one after another."""
+    from sweeps.tune._trials import _packed_configs
+    from sweeps.tune._tune_adapter import INDEX_KEY, ORIGIN_KEY, ROUND_KEY, TRIAL_KEY
+
+    sweep = parse_spec(SPEC.replace("gpu: 0.5}", "gpu: 1}\npack: auto"))
+    configs = []
+    for index in range(2048):
+        config = sweep.trial_config({"lr": 0.01}, seed=index)
+        config.update(
+            {TRIAL_KEY: f"t{index:05d}", INDEX_KEY: index, ORIGIN_KEY: "random", ROUND_KEY: 0}
+        )
+        configs.append(config)
+    packs, share = _packed_configs(sweep, configs, 1, gpus=1.0, cpus=16.0)
+    assert share == 0.25
+    assert [len(p["members"]) for p in packs] == [512] * 4
+    _, none = _packed_configs(sweep, configs, 1, gpus=0.0, cpus=16.0)
+    assert none is None  # no GPU in the cluster yet: the spec's request stands

@@ -18,9 +18,14 @@ from trainables.packing._config import (
 from trainables.packing._data import StackedData
 from trainables.packing._func_stack import FuncStack, vectorize_problem
 from trainables.packing._groups import (
+    CUDA_PACK_LIMIT,
+    GPU_SATURATING_MEMBERS,
+    MAX_PACKS_PER_GPU,
+    GpuPlan,
     default_stack_size,
     pack_group,
     pack_size_auto,
+    plan_gpu_packs,
     shape_group,
     stack_sizes,
 )
@@ -30,8 +35,12 @@ from trainables.packing._run import OnEpoch, PackedRun, PackMember, run_packed_t
 from trainables.packing._stack import Stack
 
 __all__ = [
+    "CUDA_PACK_LIMIT",
+    "GPU_SATURATING_MEMBERS",
+    "MAX_PACKS_PER_GPU",
     "MEMBER_METRICS",
     "FuncStack",
+    "GpuPlan",
     "MLPStack",
     "OnEpoch",
     "PackConfig",
@@ -46,6 +55,7 @@ __all__ = [
     "pack_config_errors",
     "pack_group",
     "pack_size_auto",
+    "plan_gpu_packs",
     "run_packed_training",
     "shape_group",
     "stack_sizes",
