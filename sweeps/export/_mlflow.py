@@ -142,7 +142,10 @@ def _read(
     if trials.empty:
         return [], False
     if objective is None or mode is None:
-        objective, mode = analysis.default_objective(trials)
+        try:
+            objective, mode = analysis.default_objective(trials)
+        except analysis.ResultsError:  # no trial scored anything: every run has no best
+            objective, mode = "val_accuracy", "max"
     epochs = analysis.load_epochs(root, sweep)
     rounds = analysis.load_rounds(root, sweep)
     space = analysis.load_space(root, sweep)

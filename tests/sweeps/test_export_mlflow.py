@@ -372,3 +372,17 @@ def test_caviar_run_exports_at_the_end_and_a_failed_export_keeps_the_results(
         f"export them later: caviar export mlflow {out} --sweep exp --tracking-uri {gone}"
     )
     assert _digests(out) == before
+
+
+def test_a_sweep_where_every_trial_failed_is_exported_without_a_best(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Nothing scored, so there is no objective to rank by: the failed trials still go."""
+    _write(tmp_path / "results", "r1", 0, [FIRST_ROUND[2]])
+    monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")
+    store = f"file://{tmp_path / 'mlruns'}"
+    [summary] = export_mlflow(tmp_path / "results", tracking_uri=store)
+    assert summary.created == 1
+    runs = _runs(store)
+    assert runs["exp/r1/t00002"].info.status == "FAILED"
+    assert "caviar.best_trial_id" not in runs["exp/r1"].data.tags
