@@ -7,6 +7,7 @@ dict ends bit-identical (on CPU) to one that never stopped.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import logging
 import math
@@ -26,6 +27,7 @@ from trainables._model import BNMLP, softmax_cross_entropy
 logger = logging.getLogger(__name__)
 
 STATE_FORMAT = 1  # bump when the layout of `state_dict` changes
+PRECISIONS = ("fp32", "bf16")
 _EVAL_CHUNK = 8192  # evaluation batch: bounds memory without changing the (eval-mode) result
 
 
@@ -87,6 +89,27 @@ def _make_optimizer(hp: HParams, model: nn.Module) -> torch.optim.Optimizer:
 Network = Callable[[Dataset], nn.Module]
 
 
+def autocast(device: torch.device | str, precision: str) -> contextlib.AbstractContextManager[Any]:
+    """The context forward passes run in: nothing for fp32; bfloat16 autocast for bf16, which
+    leaves the weights, their gradients and the optimizer's state in float32 (no loss scaling
+    is needed: bfloat16 has float32's exponent range)."""
+    if precision == "fp32":
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=torch.device(device).type, dtype=torch.bfloat16)
+
+
+def precision_problem(device: torch.device | str, precision: str) -> str | None:
+    """Why `precision` cannot train on `device`; None when it can. CPUs run bfloat16 autocast
+    everywhere (emulated where the CPU lacks native support); GPUs need it in hardware."""
+    if precision not in PRECISIONS:
+        return f"must be one of {', '.join(PRECISIONS)}"
+    device = torch.device(device)
+    if precision == "bf16" and device.type == "cuda" and not torch.cuda.is_bf16_supported():
+        name = torch.cuda.get_device_name(device)
+        return f"this GPU ({name}) has no bfloat16 support; use precision: fp32"
+    return None
+
+
 def initial_model(
     hp: HParams, data: Dataset, *, seed: int, network: Network | None = None
 ) -> tuple[nn.Module, torch.Generator]:
@@ -135,7 +158,7 @@ def build_state(
     return TrainState(model, optimizer, scheduler, generator, epoch=0)
 
 
-def train_epoch(state: TrainState, data: Dataset, hp: HParams) -> float:
+def train_epoch(state: TrainState, data: Dataset, hp: HParams, precision: str = "fp32") -> float:
     """One pass over the shuffled training set; returns the sample-weighted mean loss.
 
     The last partial batch is kept, except when BatchNorm is on and it holds a single sample:
@@ -153,7 +176,8 @@ def train_epoch(state: TrainState, data: Dataset, hp: HParams) -> float:
     total = torch.zeros((), dtype=torch.float64, device=data.device)
     seen = 0
     for index in batches:
-        loss = softmax_cross_entropy(model(data.x_train[index]), data.y_train[index])
+        with autocast(data.device, precision):
+            loss = softmax_cross_entropy(model(data.x_train[index]), data.y_train[index])
         state.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         state.optimizer.step()
@@ -188,7 +212,9 @@ def has_batchnorm(model: nn.Module, hp: HParams) -> bool:
     return any(isinstance(m, _BATCHNORMS) for m in model.modules())
 
 
-def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> tuple[float, float]:
+def evaluate(
+    model: nn.Module, x: torch.Tensor, y: torch.Tensor, precision: str = "fp32"
+) -> tuple[float, float]:
     """(mean loss, accuracy) in eval mode, i.e. with BatchNorm's running statistics.
 
     The model's train/eval mode is restored afterwards, so evaluating mid-training is harmless.
@@ -198,9 +224,11 @@ def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> tuple[float,
     total_loss = torch.zeros((), dtype=torch.float64, device=x.device)
     correct = torch.zeros((), dtype=torch.int64, device=x.device)
     try:
-        with torch.no_grad():
+        with torch.no_grad(), autocast(x.device, precision):
             for x_chunk, y_chunk in zip(x.split(_EVAL_CHUNK), y.split(_EVAL_CHUNK), strict=True):
                 logits = model(x_chunk)
+                if precision != "fp32":  # bfloat16 logits: the loss in float32, as in training
+                    logits = logits.float()
                 loss = softmax_cross_entropy(logits, y_chunk, reduction="sum")
                 total_loss += loss.to(torch.float64)
                 correct += (logits.argmax(dim=1) == y_chunk).sum()
@@ -253,6 +281,7 @@ def run_training(
     seed: int,
     state: TrainState | None = None,
     on_epoch: Callable[[EpochResult, TrainState], bool] | None = None,
+    precision: str = "fp32",
 ) -> list[EpochResult]:
     """Train until `epochs` epochs are complete in total, divergence, or `on_epoch` says stop.
 
@@ -260,14 +289,15 @@ def run_training(
     then unused. A non-finite train or validation loss marks the epoch diverged and ends
     training: nothing useful can follow, and the caller reports it as an outcome, not a crash.
     `on_epoch` sees every epoch, the diverged one included, and returns False to stop early.
+    `precision` "bf16" runs the forward passes under bfloat16 autocast (`autocast`).
     """
     if state is None:
         state = build_state(hp, data, seed=seed)
     results: list[EpochResult] = []
     while state.epoch < epochs:
         lr = float(state.optimizer.param_groups[0]["lr"])
-        train_loss = train_epoch(state, data, hp)
-        val_loss, val_accuracy = evaluate(state.model, data.x_val, data.y_val)
+        train_loss = train_epoch(state, data, hp, precision)
+        val_loss, val_accuracy = evaluate(state.model, data.x_val, data.y_val, precision)
         diverged = not (math.isfinite(train_loss) and math.isfinite(val_loss))
         result = EpochResult(state.epoch, train_loss, val_loss, val_accuracy, lr, diverged)
         results.append(result)

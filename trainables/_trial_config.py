@@ -27,6 +27,7 @@ from trainables._hparams import (
     hyperparameter_errors,
     unknown_name_error,
 )
+from trainables._train import PRECISIONS
 
 TRIAL_SETTINGS: Mapping[str, HyperParameter] = declare(
     [
@@ -49,6 +50,10 @@ TRIAL_SETTINGS: Mapping[str, HyperParameter] = declare(
                        "Save a checkpoint every N epochs and after the last one; 0 never saves.",
                        low=0),
         DATA_VERSION,
+        HyperParameter("precision", "str", "fp32",
+                       "'fp32', or 'bf16': forward passes under bfloat16 autocast, float32 "
+                       "master weights and optimizer state.",
+                       choices=PRECISIONS),
     ]
 )  # fmt: skip
 
@@ -100,6 +105,7 @@ class TrialConfig:
     val_fraction: float = 0.2
     checkpoint_every: int = 0
     data_version: str = ""
+    precision: str = "fp32"
     # A user's model: its factory and the values of its keywords (defaults filled in).
     factory: ModelFactory | None = None
     model_params: Mapping[str, object] = field(default_factory=dict)

@@ -20,11 +20,13 @@ import torch
 from ray import tune
 
 from trainables._data import Dataset, load_dataset
+from trainables._hparams import HyperParameterError
 from trainables._train import (
     EpochResult,
     TrainState,
     build_state,
     load_state,
+    precision_problem,
     run_training,
     state_dict,
 )
@@ -104,6 +106,7 @@ def train_bn_mlp(config: dict[str, Any]) -> None:
     trial = TrialConfig.from_flat(config)
     torch.set_num_threads(_granted_cpus())
     device = trial_device()
+    _check_precision(device, trial.precision)
     data = trial_data(trial, device)
     state = build_state(trial.hparams, data, seed=trial.seed, network=trial.network)
     _restore(state, device)
@@ -120,8 +123,9 @@ def train_bn_mlp(config: dict[str, Any]) -> None:
         return True
 
     run_training(
-        trial.hparams, data, epochs=trial.epochs, seed=trial.seed, state=state, on_epoch=report
-    )
+        trial.hparams, data, epochs=trial.epochs, seed=trial.seed, state=state, on_epoch=report,
+        precision=trial.precision,
+    )  # fmt: skip
 
 
 def train_bn_mlp_packed(config: dict[str, Any]) -> None:
@@ -143,6 +147,7 @@ def train_bn_mlp_packed(config: dict[str, Any]) -> None:
     pack = PackConfig.from_config(config)
     torch.set_num_threads(_granted_cpus())
     device = trial_device()
+    _check_precision(device, pack.members[0].trial.precision)  # shared by the pack
     datasets: dict[int, Dataset] = {}
     for member in pack.members:
         # Members share dataset and val_fraction (PackConfig checks): one split per seed,
@@ -152,7 +157,7 @@ def train_bn_mlp_packed(config: dict[str, Any]) -> None:
     members = [
         PackMember(
             m.trial.hparams, m.trial.seed, datasets[m.trial.seed], m.trial.network,
-            m.trial.network_key,
+            m.trial.network_key, m.trial.precision,
         )
         for m in pack.members
     ]  # fmt: skip
@@ -176,6 +181,13 @@ def train_bn_mlp_packed(config: dict[str, Any]) -> None:
         with tempfile.TemporaryDirectory(prefix="caviar-checkpoint-") as directory:
             torch.save(run.state_dict(), Path(directory) / PACK_CHECKPOINT_FILE)
             tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(directory))
+
+
+def _check_precision(device: torch.device, precision: str) -> None:
+    """A GPU without bfloat16 fails the trial with one line, before any data is loaded."""
+    problem = precision_problem(device, precision)
+    if problem is not None:
+        raise HyperParameterError("precision", precision, problem)
 
 
 def _restore_pack(members: list[PackMember], device: torch.device) -> PackedRun | None:

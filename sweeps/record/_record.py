@@ -50,6 +50,7 @@ def trials_schema(model_columns: Mapping[str, str] | None = None) -> pa.Schema:
     tail = [
         ("dataset", pa.string()),
         ("data_version", pa.string()),
+        ("precision", pa.string()),  # fp32 or bf16 (null: a training function's own loop)
         ("epochs", pa.int64()),
         *[(m, pa.float64()) for m in EPOCH_METRICS],
         ("best_val_accuracy", pa.float64()),
@@ -175,6 +176,7 @@ def trial_row(
         FileSource.from_config(dataset).label if FileSource.is_config(dataset) else dataset
     )
     row["data_version"] = config.get("data_version")
+    row["precision"] = None if own_loop else config.get("precision", "fp32")
     row["epochs"] = config.get("epochs")
     row["seed"] = config.get("seed")
     last = history[-1] if history else {}

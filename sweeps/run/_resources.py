@@ -22,6 +22,7 @@ def check_resources(spec: SpecModel, session: RaySession) -> None:
     CPU and GPU per trial, then custom resources."""
     _check_fits(spec.resources.cpu, spec.resources.gpu, session)
     _check_custom(spec.resources.custom, session)
+    _check_precision(spec, session)
 
 
 def _check_fits(cpu: float, gpu: float, session: RaySession) -> None:
@@ -41,6 +42,19 @@ def _check_fits(cpu: float, gpu: float, session: RaySession) -> None:
         field, value = ("resources.gpu", gpu) if gpu > largest[1] else ("resources.cpu", cpu)
         raise SpecError([Problem(field, value, message)])
     log.warning("%s; trials wait until the cluster adds such a node", message)
+
+
+def _check_precision(spec: SpecModel, session: RaySession) -> None:
+    """bf16 on the embedded Ray's GPU, which this process sees: refused before any trial when
+    the GPU lacks it. On a cluster the trials check their own GPU (and fail in one line)."""
+    if spec.precision == "fp32" or spec.resources.gpu <= 0 or not session.embedded:
+        return
+    import torch
+
+    from trainables import precision_problem
+
+    if torch.cuda.is_available() and (problem := precision_problem("cuda", spec.precision)):
+        raise SpecError([Problem("precision", spec.precision, problem)])
 
 
 def _check_custom(custom: dict[str, float], session: RaySession) -> None:

@@ -96,6 +96,7 @@ RESERVED_COLUMNS = frozenset(
         "sweep", "run_id", "round", "trial_id", "status", "seed", "error", "epochs_done",
         "started_at", "ended_at", "duration_s", "node", "node_id", "config_index", "pack_id",
         "train_loss", "val_loss", "val_accuracy", "best_val_accuracy", "best_val_loss", "epoch",
+        "precision",
     }
 )  # fmt: skip
 # Custom resource names as a node declares them; Ray's own names are asked for by their fields.
@@ -267,6 +268,8 @@ class SpecModel(BaseModel):
     initial: list[dict[str, Any]] = Field(default_factory=list)
     resources: Resources = Field(default_factory=Resources)
     pack: Literal["auto"] | int = 1
+    # bf16: forward passes under bfloat16 autocast, float32 master weights and optimizer state
+    precision: Literal["fp32", "bf16"] = "fp32"
     results: Annotated[str, Field(min_length=1)] = "results"
     seed: Annotated[int, Field(ge=0, lt=2**32)] = 0
     max_failures: Annotated[int, Field(ge=0, le=100)] = 0
@@ -371,6 +374,7 @@ class Sweep:
             "checkpoint_every": t.checkpoint_every,
             "seed": seed,
             **({} if t.data_version is None else {"data_version": str(t.data_version)}),
+            "precision": self.spec.precision,
         }
 
 
@@ -449,6 +453,7 @@ def parse_spec(text: str, source: str = "<spec>") -> Sweep:
         _check_initial(model, space)
         + _check_size(model, space)
         + _check_pack(model, factory)
+        + _check_precision(model, factory)
         + _check_requirements(model)
         + _check_strategy(model, space)
     )
@@ -482,6 +487,12 @@ def parse_spec(text: str, source: str = "<spec>") -> Sweep:
         if not problems and model.pack != 1:
             effects = structural_keywords(factory, t.fixed, space.domains, data)
             structural, attribute_keywords = effects.structural, effects.attributes
+    if not problems and model.precision != "fp32" and factory is None and model.pack == "auto":
+        model = model.model_copy(update={"pack": 1})
+        notes += (
+            "pack: auto runs one configuration per trial: packs of the built-in MLP train in "
+            "float32, and this sweep asks for precision: bf16",
+        )
     if problems:
         raise SpecError(problems, source=source)
     return Sweep(
@@ -502,6 +513,9 @@ def _parse_function_spec(
         _check_initial(model, space) + _check_size(model, space) + _check_requirements(model)
     )
     problems += _clashing_names(model, space)
+    if model.precision != "fp32":
+        message = "a training function runs its own loop: set its precision there"
+        problems.append(Problem("precision", model.precision, message))
     if problems:
         raise SpecError(problems, source=source)
     return Sweep(model, space, _digest(model), source, function_dir=str(base))
@@ -530,6 +544,8 @@ def _clashing_names(model: SpecModel, space: SearchSpace) -> list[Problem]:
 def _digest(model: SpecModel) -> str:
     """Of everything that decides a run's plan (`retune` and `export` do not)."""
     dumped = model.model_dump(mode="json", exclude={"retune", "export"})
+    if dumped.get("precision") == "fp32":  # the default, added later: old digests stay valid
+        del dumped["precision"]
     return hashlib.sha256(json.dumps(dumped, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -572,6 +588,18 @@ def _check_pack(model: SpecModel, factory: ModelFactory | None) -> list[Problem]
     packable = f"{', '.join(kinds[:-1])} and {kinds[-1]}"
     message = f"packing runs {packable}; strategy {model.strategy.kind!r} needs 1"
     return [Problem("pack", model.pack, message)]
+
+
+def _check_precision(model: SpecModel, factory: ModelFactory | None) -> list[Problem]:
+    """The built-in MLP's packs run a hand-written float32 step: bf16 is for its single
+    trials and for any packed factory network. (`pack: auto` falls back to 1 instead.)"""
+    if model.precision == "fp32" or factory is not None or model.pack in (1, "auto"):
+        return []
+    message = (
+        "packs of the built-in MLP train in float32 (a hand-written step); "
+        "use pack: 1 or pack: auto, or a model factory"
+    )
+    return [Problem("precision", model.precision, message)]
 
 
 def _check_size(model: SpecModel, space: SearchSpace) -> list[Problem]:

@@ -186,7 +186,9 @@ def probe_epoch_seconds(sweep: Sweep) -> float:
         data = trial_data(trial)
         state = build_state(trial.hparams, data, seed=trial.seed, network=trial.network)
         start = time.perf_counter()
-        run_training(trial.hparams, data, epochs=1, seed=trial.seed, state=state)
+        run_training(
+            trial.hparams, data, epochs=1, seed=trial.seed, state=state, precision=trial.precision
+        )
         return time.perf_counter() - start
 
     seconds = float(ray.get(probe.remote(config), timeout=600))

@@ -195,6 +195,7 @@ def babysit(
             seed=trial.seed,
             state=model,
             on_epoch=clock.tick,
+            precision=trial.precision,
         )
         last = results[-1]
         new, decisions = judge(

@@ -60,3 +60,14 @@ def test_rows_fit_the_fixed_schema() -> None:
     assert table.schema.field("lr").type == pa.float64()
     assert table.schema.field("hidden").type == pa.int64()
     assert epoch_row(IDS, _epoch(2, 0.5, 1.0))["epoch"] == 2
+
+
+def test_the_precision_a_trial_trained_in_is_a_column() -> None:
+    assert trials_schema().field("precision").type == "string"
+    at = datetime.now(UTC)
+    history = [_epoch(1, 0.5, 1.0)]
+    assert trial_row(IDS, CONFIG, history, started_at=at, error=None)["precision"] == "fp32"
+    bf16 = {**CONFIG, "precision": "bf16"}
+    assert trial_row(IDS, bf16, history, started_at=at, error=None)["precision"] == "bf16"
+    own_loop = {**CONFIG, "function": "train:train"}  # a training function's own precision
+    assert trial_row(IDS, own_loop, history, started_at=at, error=None)["precision"] is None

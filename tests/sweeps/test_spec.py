@@ -449,3 +449,21 @@ def test_a_reader_that_leaves_early_gets_no_traceback() -> None:
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 141, err.decode()
     assert err.decode() == ""
+
+
+def test_precision_bf16_is_checked_where_it_cannot_apply() -> None:
+    base = "name: p\nsearch_space: {lr: {type: float, low: 0.001, high: 0.1, scale: log}}\n"
+    assert parse_spec(base).spec.precision == "fp32"
+    assert (
+        parse_spec(base + "precision: bf16\n").trial_config({"lr": 0.01}, seed=0)["precision"]
+        == "bf16"
+    )
+    with pytest.raises(SpecError, match=r"precision: .*'fp32' or 'bf16'|precision: .*fp16"):
+        parse_spec(base + "precision: fp16\n")
+    with pytest.raises(SpecError, match=r"precision: packs of the built-in MLP train in float32"):
+        parse_spec(base + "precision: bf16\npack: 4\n")
+    auto = parse_spec(base + "precision: bf16\npack: auto\n")
+    assert auto.spec.pack == 1 and "precision: bf16" in auto.notes[0]
+    # The default leaves the digest of specs written before `precision` existed alone.
+    assert parse_spec(base + "precision: fp32\n").digest == parse_spec(base).digest
+    assert parse_spec(base + "precision: bf16\n").digest != parse_spec(base).digest

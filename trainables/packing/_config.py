@@ -21,7 +21,7 @@ MEMBER_ID = "member_id"
 # Settings every member of a pack must share: one pack trains on one dataset split size for
 # one number of epochs (its members advance epoch by epoch together) and checkpoints as one.
 SHARED_SETTINGS: tuple[str, ...] = (
-    "model", "dataset", "val_fraction", "epochs", "checkpoint_every",
+    "model", "dataset", "val_fraction", "epochs", "checkpoint_every", "precision",
 )  # fmt: skip
 PACK_KEYS: tuple[str, ...] = ("members", "early_stopping")
 # What each member's entry in a pack's per-epoch report holds, in order.

@@ -31,7 +31,7 @@ from torch.nn import functional
 from trainables._data import Dataset
 from trainables._hparams import HParams
 from trainables._network_signature import first_difference, network_signature
-from trainables._train import Network, has_batchnorm, initial_model
+from trainables._train import Network, autocast, has_batchnorm, initial_model
 from trainables.packing._data import StackedData
 from trainables.packing._layout import FlatLayout
 from trainables.packing._optim import StackedOptimizer
@@ -62,6 +62,7 @@ class FuncStack(Stack):
         generators: list[torch.Generator],
         data_index: torch.Tensor,
         epoch: int,
+        precision: str = "fp32",
     ) -> None:
         super().__init__(
             members, hparams, params.requires_grad_(True), optimizer, generators, data_index, epoch
@@ -69,6 +70,7 @@ class FuncStack(Stack):
         self._group = group
         self._layout = layout
         self.buffers = buffers
+        self.precision = precision  # forward passes under `autocast` for bf16
         self._template = template  # one member's module: the code every member runs
         self._batchnorm = has_batchnorm(template, hparams[0])
         # Written under no_grad by the optimizer; the same storage as `params`.
@@ -84,6 +86,7 @@ class FuncStack(Stack):
         datasets: Sequence[Dataset],
         networks: Sequence[Network],
         group: Hashable,
+        precision: str = "fp32",
     ) -> FuncStack:
         """Fresh members, each built by its own network builder and initialised as
         `build_state` would for its seed."""
@@ -92,8 +95,9 @@ class FuncStack(Stack):
             for hp, seed, index, network in zip(hparams, seeds, data_index, networks, strict=True)
         ]
         return cls.from_models(
-            members, hparams, [m for m, _ in built], [g for _, g in built], data_index, group
-        )
+            members, hparams, [m for m, _ in built], [g for _, g in built], data_index, group,
+            precision=precision,
+        )  # fmt: skip
 
     @classmethod
     def from_models(
@@ -104,6 +108,7 @@ class FuncStack(Stack):
         generators: list[torch.Generator],
         data_index: list[int],
         group: Hashable,
+        precision: str = "fp32",
     ) -> FuncStack:
         """A stack of built members (`initial_model`). They may differ in parameter values
         (a keyword that only changes the initialisation) but not in `network_signature`."""
@@ -128,7 +133,7 @@ class FuncStack(Stack):
         return cls(
             members, hparams, (group, signature), first, layout, params,
             {n: b.detach().clone() for n, b in buffers.items()},
-            optimizer, list(generators), index_tensor, 0,
+            optimizer, list(generators), index_tensor, 0, precision,
         )  # fmt: skip
 
     @property
@@ -159,8 +164,9 @@ class FuncStack(Stack):
         flat = index.reshape(-1)
         x = data.x_train.index_select(0, flat).view(k, b, *data.x_train.shape[1:])
         y = data.y_train.index_select(0, flat)
-        logits = self._logits(self.layout.views(self.params), x)
-        losses = functional.cross_entropy(logits.reshape(k * b, -1), y, reduction="none")
+        with autocast(x.device, self.precision):  # weights, gradients, moments: float32
+            logits = self._logits(self.layout.views(self.params), x)
+            losses = functional.cross_entropy(logits.reshape(k * b, -1), y, reduction="none")
         loss = losses.view(k, b).mean(dim=1)
         # Members share no weights: the gradient of the sum is each member's own gradient.
         (grad,) = torch.autograd.grad(loss.sum(), self.params)
@@ -175,7 +181,10 @@ class FuncStack(Stack):
         flat = index.reshape(-1)
         x = data.x_val.index_select(0, flat).view(k, b, *data.x_val.shape[1:])
         y = data.y_val.index_select(0, flat)
-        logits = self._logits(self.layout.views(self.params.detach()), x)
+        with autocast(x.device, self.precision):
+            logits = self._logits(self.layout.views(self.params.detach()), x)
+        if self.precision != "fp32":
+            logits = logits.float()
         losses = functional.cross_entropy(logits.reshape(k * b, -1), y, reduction="none")
         hits = (logits.argmax(dim=2) == y.view(k, b)).sum(dim=1)
         return losses.view(k, b).sum(dim=1), hits
@@ -207,6 +216,7 @@ class FuncStack(Stack):
             generators=rows.generators,
             data_index=rows.data_index,
             epoch=self.epoch,
+            precision=self.precision,
         )
 
 

@@ -52,6 +52,7 @@ class PackMember:
     data: Dataset
     network: Network | None = None
     network_key: Hashable = None
+    precision: str = "fp32"  # shared by a pack; see `_train.autocast`
 
 
 def member_group(member: PackMember) -> Hashable:
@@ -182,7 +183,13 @@ def _new_stack(
     hparams = [members[i].hparams for i in rows]
     seeds = [members[i].seed for i in rows]
     index = [data_index[i] for i in rows]
+    precision = members[rows[0]].precision
     if members[rows[0]].network is None:
+        if precision != "fp32":
+            raise ValueError(
+                f"the built-in MLP's packed step is written for float32, not {precision}: "
+                "train it with pack: 1, or pack a model factory"
+            )
         return MLPStack.build(rows, hparams, seeds, index, datasets)
     if built is None:
         built = {i: _initial(members[i], datasets[data_index[i]]) for i in rows}
@@ -193,6 +200,7 @@ def _new_stack(
         [built[i][1] for i in rows],
         index,
         member_group(members[rows[0]]),
+        precision=precision,
     )
 
 
