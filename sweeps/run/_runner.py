@@ -6,9 +6,10 @@ import logging
 from collections.abc import Callable
 from dataclasses import replace
 
-from analysis import ResultsPath
+from analysis import ResultsPath, ResultsStore
 from sweeps._errors import Problem, RunError
 from sweeps.run._lifecycle import open_run
+from sweeps.run._lock import refuse_if_locked
 from sweeps.run._outcome import SweepOutcome, best_row
 from sweeps.run._preflight import check_results_dir
 from sweeps.run._progress import Progress
@@ -48,6 +49,7 @@ def run_sweep(
         )
 
         check_results_dir(results_dir)  # before Ray starts: a bad --results fails at once
+        refuse_if_locked(ResultsStore(results_dir, sweep.name).sweep_dir)  # and a held sweep
         with ray_session(address) as session:  # one Ray for the decision's probe and the run
             concrete, run_id = decide_auto(sweep, results_dir, session, resume=resume)
             return run_sweep(

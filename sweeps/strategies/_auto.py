@@ -21,6 +21,7 @@ from typing import Any
 from analysis import ResultsPath, ResultsStore, SweepLayout, write_text_atomically
 from sweeps._errors import Problem, SpecError
 from sweeps.record._record import AUTO_EVENT, events_schema
+from sweeps.run._lock import sweep_lock
 from sweeps.run._preflight import check_results_dir
 from sweeps.run._ray_session import RaySession
 from sweeps.run._resources import check_resources
@@ -139,19 +140,22 @@ def decide_auto(
     # Before the probe: a trial that cannot be placed would keep it waiting.
     check_resources(sweep.spec, session)
     if decision is None:
-        log.info("auto: probing the cost of one configuration")
-        epoch_s = probe_epoch_seconds(sweep)
-        decision = decide(
-            sweep, cpus=session.cpus, gpus=session.gpus, nodes=session.nodes, epoch_s=epoch_s
-        )
-        run_id = None if resume else new_run_id()
-        recorded_under = run_id
-        if recorded_under is None:
-            previous = latest_run(store.sweep_dir)
-            recorded_under = previous.run_id if previous else None
-        save_decision(store.sweep_dir, sweep.digest, decision)
-        if recorded_under is not None:
-            _record_event(store, recorded_under, decision)
+        # Under the sweep's lock, as a run's writes are: a run that starts meanwhile is refused
+        # before it probes too. Let go at the end, for the run itself to take (`open_run`).
+        with sweep_lock(store.sweep_dir):
+            log.info("auto: probing the cost of one configuration")
+            epoch_s = probe_epoch_seconds(sweep)
+            decision = decide(
+                sweep, cpus=session.cpus, gpus=session.gpus, nodes=session.nodes, epoch_s=epoch_s
+            )
+            run_id = None if resume else new_run_id()
+            recorded_under = run_id
+            if recorded_under is None:
+                previous = latest_run(store.sweep_dir)
+                recorded_under = previous.run_id if previous else None
+            save_decision(store.sweep_dir, sweep.digest, decision)
+            if recorded_under is not None:
+                _record_event(store, recorded_under, decision)
     log.warning("%s", decision.line())  # the CLI shows warnings: the decision is news
     return concrete_sweep(sweep, decision), run_id
 

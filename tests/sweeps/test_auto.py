@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import json
+import os
 import textwrap
 from pathlib import Path
 
 import pytest
 from _procs import run_caviar, user_env
 
-from analysis import load_table, load_trials
+from analysis import SweepLayout, load_table, load_trials
 from sweeps import parse_spec, run_sweep
-from sweeps.strategies._auto import decide
+from sweeps.run._lock import LockHeldError, refuse_if_locked, sweep_lock
+from sweeps.run._ray_session import RaySession
+from sweeps.strategies._auto import decide, decide_auto
 
 SPEC = textwrap.dedent(
     """
@@ -110,3 +113,63 @@ def test_auto_refuses_a_gpu_the_machine_lacks_before_writing_anything(tmp_path: 
     assert line.startswith("error: resources.gpu: no node has 1 CPU and 1 GPU for one trial")
     assert line.endswith("0 GPUs) (got 1.0)")
     assert not (tmp_path / "out").exists()
+
+
+def test_a_held_auto_sweep_is_refused_before_ray_starts_or_the_probe_trains(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As a held `kind: random` sweep is: the answer needs neither Ray nor a probe."""
+    import sweeps.run._ray_session as ray_session
+    import sweeps.strategies._auto as auto
+
+    def no_ray(address: str | None) -> None:
+        raise AssertionError("Ray was started for a sweep another run holds")
+
+    monkeypatch.setattr(ray_session, "ray_session", no_ray)
+    monkeypatch.setattr(auto, "probe_epoch_seconds", lambda sweep: pytest.fail("probed"))
+    held = pytest.raises(LockHeldError, match=f"pid {os.getpid()}")
+    with sweep_lock(tmp_path / "auto"), held:
+        run_sweep(parse_spec(SPEC), tmp_path)
+    assert [p.name for p in (tmp_path / "auto").iterdir()] == [SweepLayout.RUN_LOCK]
+
+
+def test_a_second_caviar_run_of_a_held_auto_sweep_exits_1_and_writes_nothing(
+    tmp_path: Path,
+) -> None:
+    """The line and exit code of a held non-auto sweep (test_crash.py); no `_auto/` decision,
+    no `events` row, nothing but the lock file in the sweep's folder."""
+    (tmp_path / "auto.yaml").write_text(SPEC)
+    with sweep_lock(tmp_path / "out" / "auto"):
+        proc = run_caviar(
+            "run", "auto.yaml", "--results", "out", cwd=tmp_path, env=user_env(tmp_path / "home"),
+            timeout=120,
+        )  # fmt: skip
+    assert proc.returncode == 1, proc.stderr
+    [line] = proc.stderr.strip().splitlines()
+    holder = f"another `caviar run` of this sweep is running (pid {os.getpid()})"
+    assert line == f"error: sweep: {holder} (got 'auto')"
+    assert [p.name for p in (tmp_path / "out" / "auto").iterdir()] == [SweepLayout.RUN_LOCK]
+
+
+def _one_node(cpus: float) -> RaySession:
+    return RaySession("embedded", cpus, 0.0, 1, ((cpus, 0.0),), embedded=True)
+
+
+def test_auto_holds_the_sweep_while_it_probes_and_records_its_decision(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A run that starts while the probe trains is refused as if the run had begun; the lock is
+    let go once the decision is recorded, for the run itself to take."""
+    import sweeps.strategies._auto as auto
+
+    def probe(sweep: object) -> float:
+        with pytest.raises(LockHeldError, match=f"pid {os.getpid()}"):
+            refuse_if_locked(tmp_path / "auto")
+        return 0.5
+
+    monkeypatch.setattr(auto, "probe_epoch_seconds", probe)
+    concrete, run_id = decide_auto(parse_spec(SPEC), tmp_path, _one_node(1))
+    assert concrete.spec.strategy.kind == "panda" and run_id is not None
+    assert len(list((tmp_path / "auto" / "_auto").glob("*.json"))) == 1
+    assert load_table(tmp_path, "events", "auto")["action"].tolist() == ["auto:panda"]
+    refuse_if_locked(tmp_path / "auto")  # free again
