@@ -7,6 +7,7 @@ import os
 import secrets
 import signal
 import socket
+import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -15,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from sweeps._errors import Problem, RunError
-from sweeps.run._stop import install_sigterm_handler
+from sweeps.run._stop import install_sigterm_handler, sigterm_held
 
 __all__ = ["RaySession", "prepare_ray_environment", "ray_session"]
 
@@ -88,32 +89,22 @@ def ray_session(address: str | None = None) -> Iterator[RaySession]:
     and left open.
     """
     prepare_ray_environment(address)
-    import ray
+    with _failure_handler_off():
+        import ray
 
     owned = False
     before = signal.getsignal(signal.SIGTERM)
-    if not ray.is_initialized():
-        target = address or os.environ.get("RAY_ADDRESS") or None
-        common: dict[str, Any] = {"log_to_driver": False, "logging_level": logging.WARNING}
-        if target:
-            _check_reachable(target)
-        try:
-            if target:
-                ray.init(address=target, **common)
-            else:
-                ray.init(
-                    address="local",
-                    include_dashboard=False,
-                    _node_ip_address="127.0.0.1",
-                    **common,
-                )
-        except (ConnectionError, RuntimeError, ValueError) as exc:
-            where = target or "embedded"
-            message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-            raise RunError([Problem("address", where, f"cannot start Ray: {message}")]) from None
-        owned = True
-        install_sigterm_handler()  # ray.init replaced it with its own
     try:
+        if not ray.is_initialized():
+            target = address or os.environ.get("RAY_ADDRESS") or None
+            if target:
+                _check_reachable(target)
+            # Held: a SIGTERM while Ray starts is raised once it is up, so that the
+            # `ray.shutdown` below stops every process it started.
+            with sigterm_held():
+                _init(ray, target)
+                owned = True
+            install_sigterm_handler()  # ours while Ray is up, whatever was there before
         resources = ray.cluster_resources()
         alive = [n for n in ray.nodes() if n.get("Alive")]
         target = address or os.environ.get("RAY_ADDRESS")
@@ -131,9 +122,49 @@ def ray_session(address: str | None = None) -> Iterator[RaySession]:
         )
     finally:
         if owned:
-            ray.shutdown()
-            if before is not None and threading.current_thread() is threading.main_thread():
-                signal.signal(signal.SIGTERM, before)
+            try:
+                with sigterm_held():  # stopped halfway, Ray's daemons would outlive caviar
+                    ray.shutdown()
+            finally:
+                if before is not None and threading.current_thread() is threading.main_thread():
+                    signal.signal(signal.SIGTERM, before)
+
+
+def _init(ray: Any, target: str | None) -> None:
+    common: dict[str, Any] = {"log_to_driver": False, "logging_level": logging.WARNING}
+    try:
+        if target:
+            ray.init(address=target, **common)
+        else:
+            ray.init(
+                address="local", include_dashboard=False, _node_ip_address="127.0.0.1", **common
+            )
+    except (ConnectionError, RuntimeError, ValueError) as exc:
+        where = target or "embedded"
+        message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise RunError([Problem("address", where, f"cannot start Ray: {message}")]) from None
+
+
+@contextmanager
+def _failure_handler_off() -> Iterator[None]:
+    """Ray imported so that this process, the driver, keeps SIGTERM's handler at the OS level.
+
+    Ray's core worker puts a C++ failure-signal handler on SIGTERM too (a stack dump on
+    stderr), and `ray.shutdown` then leaves SIGTERM at its default action: for the second or
+    so a shutdown takes, a SIGTERM killed caviar with no word. `RAY_DISABLE_FAILURE_SIGNAL_HANDLER`
+    (Ray's own switch, read once, when Ray is first imported) turns that off; it is taken out
+    of the environment again at once, so that Ray's own processes, started later, keep their
+    crash stacks. The driver loses its C++ stack on a crash; Python's traceback remains.
+    """
+    key = "RAY_DISABLE_FAILURE_SIGNAL_HANDLER"
+    if "ray" in sys.modules or key in os.environ:  # too late, or the user's to decide
+        yield
+        return
+    os.environ[key] = "1"
+    try:
+        yield
+    finally:
+        del os.environ[key]
 
 
 def _check_reachable(address: str) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import os
 import signal
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -16,7 +17,13 @@ from typing import Any
 import pytest
 
 from sweeps import _cli
-from sweeps.run._stop import forget_sigterm, install_sigterm_handler, stopped_by_sigterm
+from sweeps.run._stop import (
+    Terminated,
+    forget_sigterm,
+    install_sigterm_handler,
+    sigterm_held,
+    stopped_by_sigterm,
+)
 
 
 def _sigterm_inside_ray(args: argparse.Namespace) -> int:
@@ -113,6 +120,63 @@ def test_submit_wait_stopped_by_sigterm_exits_143_and_by_ctrl_c_130(
         monkeypatch.setattr(_submit, "wait_for_job", _ctrl_c_while_following)
         assert _cli._submit(sweep, args) == 130
         assert capsys.readouterr().err.startswith("interrupted; stopped following")
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        forget_sigterm()
+
+
+class _StopsInItsFinalizer:
+    """Sends SIGTERM from its `__del__`: the handler runs inside the finalizer, where Python
+    prints and drops whatever it raises."""
+
+    def __init__(self, reached: list[str]) -> None:
+        self.reached = reached
+
+    def __del__(self) -> None:
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(5)  # the handler raises here
+        self.reached.append("the finalizer's end")
+
+
+def test_sigterm_dropped_in_a_finalizer_is_sent_again_and_stops_the_command() -> None:
+    """Seen in a run: SIGTERM landed in a `__del__` of Ray Tune's, `Terminated` was dropped
+    there, and the run went on to exit 0."""
+    previous = signal.getsignal(signal.SIGTERM)
+    hook = sys.unraisablehook
+    install_sigterm_handler()
+    forget_sigterm()
+    reached: list[str] = []
+    try:
+        with pytest.raises(KeyboardInterrupt) as caught:
+            _StopsInItsFinalizer(reached)  # dropped at once: its finalizer runs here
+            time.sleep(20)  # sent again: raised here
+        assert stopped_by_sigterm(caught.value)
+        assert reached == []  # the first `Terminated` was raised inside the finalizer
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        sys.unraisablehook = hook
+        forget_sigterm()
+
+
+def test_sigterm_held_is_recorded_kept_from_other_handlers_and_raised_after() -> None:
+    """What `ray_session` wraps `ray.init` and `ray.shutdown` in: the body finishes, a handler
+    it sets for SIGTERM (as `ray.init` does) is not set, and `Terminated` comes after."""
+    previous = signal.getsignal(signal.SIGTERM)
+    install_sigterm_handler()
+    ours = signal.getsignal(signal.SIGTERM)
+    forget_sigterm()
+    done: list[str] = []
+    try:
+        with pytest.raises(Terminated), sigterm_held():
+            signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(signum))
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(0.2)  # a raising handler would raise here
+            done.append("body")
+        assert done == ["body"]
+        assert signal.getsignal(signal.SIGTERM) is ours
+        with sigterm_held():  # no SIGTERM: nothing raised
+            done.append("again")
+        assert done == ["body", "again"]
     finally:
         signal.signal(signal.SIGTERM, previous)
         forget_sigterm()
