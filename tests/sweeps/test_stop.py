@@ -105,7 +105,7 @@ def test_submit_wait_stopped_by_sigterm_exits_143_and_by_ctrl_c_130(
     spec.write_text("name: s\n")
     job = _submit.Submission("raysubmit_1", "http://head:8265", "caviar run spec.yaml", "/r")
     monkeypatch.setattr(_submit, "submit_sweep", lambda *a, **k: job)
-    args = argparse.Namespace(address="http://head:8265", results=None, wait=True)
+    args = argparse.Namespace(address="http://head:8265", results=None, wait=True, dry_run=False)
     sweep: Any = SimpleNamespace(source=str(spec))  # `_submit` reads only the spec's text
     previous = signal.getsignal(signal.SIGTERM)
     install_sigterm_handler()
