@@ -18,46 +18,12 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from trainables._data_settings import VAL_FRACTION, dataset_problem, synthetic_input_scale
 from trainables._files import FileArrays, FileSource, read_file_arrays
-from trainables._hparams import HyperParameter, HyperParameterError
+from trainables._hparams import HyperParameterError
 from trainables._split import digits, stratified_split
 
 logger = logging.getLogger(__name__)
-
-DATASETS: tuple[str, ...] = ("digits", "mnist1d", "synthetic")
-
-DATASET = HyperParameter(
-    "dataset",
-    "str",
-    "digits",
-    "digits: sklearn's 8x8 handwritten digits (1797 samples, 64 features, 10 classes); "
-    "mnist1d: procedurally generated MNIST-1D (5000 samples, 40 features, 10 classes); "
-    "synthetic: sklearn make_classification (2000 samples, 20 features, 5 classes); "
-    "or a user's file (`FileSource.to_config()`).",
-)
-VAL_FRACTION = HyperParameter(
-    "val_fraction",
-    "float",
-    0.2,
-    "Share of the samples held out (stratified by class) for validation; bounded so that every "
-    "class keeps samples on both sides of the split.",
-    low=0.01,
-    high=0.9,
-)
-
-DATA_VERSION = HyperParameter(
-    "data_version",
-    "str",
-    "",
-    "Which version of the data to train on. For digits and mnist1d only a label recorded with "
-    "the results; for synthetic an integer >= 1 ('' means 1): version v multiplies the "
-    "standardised inputs by SYNTHETIC_DRIFT ** (v - 1), a drifting dataset whose best "
-    "learning rate (without BatchNorm) moves down with each version.",
-)
-
-# Version v's inputs arrive 10x larger than version v-1's ("the sensor's units changed") while
-# the preprocessing keeps its old scaling; without BatchNorm the best lr then drops about 10x.
-SYNTHETIC_DRIFT = 10.0
 
 # MNIST-1D's published size; generation takes about 3 s on one core, once per (process, seed).
 MNIST1D_SAMPLES = 5000
@@ -155,15 +121,6 @@ def _raw_arrays(name: str, seed: int) -> tuple[np.ndarray, np.ndarray]:
     return x, y
 
 
-def dataset_problem(value: object) -> str | None:
-    """None if `value` names a built-in dataset or is a file source's config, else why not."""
-    if FileSource.is_config(value):
-        return None
-    if value not in DATASETS:
-        return f"must be one of {list(DATASETS)} or a data file"
-    return None
-
-
 @functools.lru_cache(maxsize=4)
 def _file_arrays(config: str, data_version: str) -> tuple[FileArrays, FileArrays | None]:
     """A file's arrays, cached per process and per version: a rewritten file (a new
@@ -256,17 +213,6 @@ def _split(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     train, val = stratified_split(y, val_fraction, seed)  # = sklearn's train_test_split
     return x[train], x[val], y[train], y[val]
-
-
-def synthetic_input_scale(data_version: str) -> float:
-    """The input scale of a synthetic data version; applied after standardisation, so that the
-    drift survives it (the pipeline's statistics are the old version's)."""
-    version = str(DATA_VERSION.coerce(data_version)).strip() or "1"
-    if not version.isdigit() or int(version) < 1:
-        raise HyperParameterError(
-            "data_version", data_version, "the synthetic dataset's versions are integers >= 1"
-        )
-    return SYNTHETIC_DRIFT ** (int(version) - 1)
 
 
 def dataset_fingerprint(data: Dataset) -> str:

@@ -23,30 +23,12 @@ from torch import nn
 
 from trainables._hparams import HYPERPARAMETERS, HyperParameter, HyperParameterError, Kind
 from trainables._job_paths import local_path
+from trainables._model_choice import TRAINING_HYPERPARAMETERS
 
-__all__ = [
-    "BUILTIN_MODEL",
-    "BUILTIN_ONLY",
-    "TRAINING_HYPERPARAMETERS",
-    "ModelFactory",
-    "import_callable",
-    "is_factory_reference",
-    "load_factory",
-    "load_training_function",
-]
+__all__ = ["ModelFactory", "import_callable", "load_factory", "load_training_function"]
 
-BUILTIN_MODEL = "bn_mlp"
-# The built-in MLP's shape; a user's network has its own.
-BUILTIN_ONLY = ("hidden", "depth", "batchnorm", "bn_momentum")
-TRAINING_HYPERPARAMETERS: Mapping[str, HyperParameter] = MappingProxyType(
-    {name: hp for name, hp in HYPERPARAMETERS.items() if name not in BUILTIN_ONLY}
-)
 _POSITIONAL = ("input_shape", "n_classes")
 _KINDS: dict[type, Kind] = {bool: "bool", int: "int", float: "float", str: "str"}
-
-
-def is_factory_reference(model: object) -> bool:
-    return isinstance(model, str) and model != BUILTIN_MODEL and ":" in model
 
 
 @dataclass(frozen=True)

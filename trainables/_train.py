@@ -23,11 +23,11 @@ from trainables._data import Dataset
 from trainables._hparams import HParams
 from trainables._lifted import lift_attributes
 from trainables._model import BNMLP, softmax_cross_entropy
+from trainables._trial_config import PRECISIONS
 
 logger = logging.getLogger(__name__)
 
 STATE_FORMAT = 1  # bump when the layout of `state_dict` changes
-PRECISIONS = ("fp32", "bf16")
 _EVAL_CHUNK = 8192  # evaluation batch: bounds memory without changing the (eval-mode) result
 
 

@@ -1,23 +1,17 @@
 """The flat trial configuration that Ray Tune hands to the trainable, parsed and validated.
 
 Kept apart from the Ray adapter so that the sweep layer can validate a configuration (and
-list every problem at once) without importing Ray.
+list every problem at once) without importing Ray, and free of torch unless the configuration
+names a user's network (whose module imports it anyway).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-from torch import nn
-
-from trainables._data import DATA_VERSION, DATASET, VAL_FRACTION, Dataset, dataset_problem
-from trainables._factory import (
-    BUILTIN_MODEL,
-    ModelFactory,
-    is_factory_reference,
-    load_factory,
-)
+from trainables._data_settings import DATA_VERSION, DATASET, VAL_FRACTION, dataset_problem
 from trainables._hparams import (
     HYPERPARAMETERS,
     HParams,
@@ -27,7 +21,16 @@ from trainables._hparams import (
     hyperparameter_errors,
     unknown_name_error,
 )
-from trainables._train import PRECISIONS
+from trainables._model_choice import BUILTIN_MODEL, is_factory_reference
+
+if TYPE_CHECKING:
+    from torch import nn
+
+    from trainables._data import Dataset
+    from trainables._factory import ModelFactory
+
+# What `precision` may be; `_train` says which a device runs.
+PRECISIONS = ("fp32", "bf16")
 
 TRIAL_SETTINGS: Mapping[str, HyperParameter] = declare(
     [
@@ -65,6 +68,8 @@ def trial_config_errors(config: Mapping[str, object]) -> list[HyperParameterErro
         return [HyperParameterError("model", model, "must be 'bn_mlp' or 'module:function'")]
     factory = None
     if is_factory_reference(model):
+        from trainables._factory import load_factory  # torch: only for a user's network
+
         try:
             factory = load_factory(str(model), str(config.get("model_dir", "")))
         except HyperParameterError as exc:
@@ -126,6 +131,8 @@ class TrialConfig:
         hparams = HParams.from_mapping({k: v for k, v in config.items() if k in HYPERPARAMETERS})
         factory, params = None, {}
         if is_factory_reference(settings["model"]):
+            from trainables._factory import load_factory
+
             factory = load_factory(str(settings["model"]), str(settings["model_dir"]))
             params = {
                 name: hp.coerce(config.get(name, hp.default)) for name, hp in factory.params.items()

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from trainables import DATASETS, HyperParameterError, _data, load_dataset
+from trainables import DATASETS, HyperParameterError, _data, _data_settings, load_dataset
 
 # (samples, features, classes) of each dataset before the split.
 SHAPES = {"digits": (1797, 64, 10), "mnist1d": (5000, 40, 10), "synthetic": (2000, 20, 5)}
@@ -119,7 +119,7 @@ def test_synthetic_versions_scale_the_standardised_inputs() -> None:
     v1 = load_dataset("synthetic", seed=3)
     assert torch.equal(load_dataset("synthetic", seed=3, data_version="1").x_train, v1.x_train)
     v3 = load_dataset("synthetic", seed=3, data_version="3")
-    assert torch.allclose(v3.x_train, v1.x_train * _data.SYNTHETIC_DRIFT**2)
+    assert torch.allclose(v3.x_train, v1.x_train * _data_settings.SYNTHETIC_DRIFT**2)
     assert torch.equal(v3.y_val, v1.y_val)  # same problem, other units
     for bad in ("0", "two", "1.5"):
         with pytest.raises(HyperParameterError, match=r"data_version: .* integers >= 1"):
