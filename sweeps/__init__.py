@@ -1,11 +1,22 @@
 """Orchestration: sweep specs, Ray Tune wiring, the `caviar` CLI. The only package that imports
-`search_spaces`, `trainables` and `analysis`."""
+`search_spaces`, `trainables` and `analysis`.
+
+Only the errors load with the package; the rest load on first access (PEP 562), so that
+`caviar --version` imports none of them and each command imports what it uses: a command that
+trains nothing never imports torch or Ray.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
 
 from sweeps._errors import CaviarError, Problem, RunError, SpecError
-from sweeps.run._outcome import SweepOutcome
-from sweeps.run._runner import run_sweep
-from sweeps.spec._spec import Sweep, load_spec, parse_spec
-from sweeps.strategies._points import Origin, Point, plan_points
+
+if TYPE_CHECKING:
+    from sweeps.run._outcome import SweepOutcome
+    from sweeps.run._runner import run_sweep
+    from sweeps.spec._spec import Sweep, load_spec, parse_spec
+    from sweeps.strategies._points import Origin, Point, plan_points
 
 __all__ = [
     "CaviarError",
@@ -21,3 +32,24 @@ __all__ = [
     "plan_points",
     "run_sweep",
 ]
+
+_LAZY = {
+    "SweepOutcome": "sweeps.run._outcome",
+    "run_sweep": "sweeps.run._runner",
+    **dict.fromkeys(("Sweep", "load_spec", "parse_spec"), "sweeps.spec._spec"),
+    **dict.fromkeys(("Origin", "Point", "plan_points"), "sweeps.strategies._points"),
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
+
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

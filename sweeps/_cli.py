@@ -10,19 +10,21 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from analysis import ResultsError, ResultsPath, results_path
 from sweeps._errors import CaviarError
-from sweeps.export._command import export_at_end, export_command, require_export
 from sweeps.run._progress import Progress
 from sweeps.run._ray_session import prepare_ray_environment
 from sweeps.run._stop import Terminated, forget_sigterm, install_sigterm_handler, stopped_by_sigterm
-from sweeps.spec._spec import Sweep, load_spec
-from sweeps.strategies._points import Point
-from sweeps.strategies._strategies import behaviour
-from sweeps.tune._auto_pack import settle_auto_packing
-from sweeps.tune._packing import group_key
-from trainables.packing import plan_gpu_packs
+
+if TYPE_CHECKING:
+    from analysis import ResultsPath
+    from sweeps.spec._spec import Sweep
+    from sweeps.strategies._points import Point
+
+# Everything else is imported by the command that uses it: `--version` imports nothing heavy,
+# `best`, `report`, `export` and `validate` of a built-in MLP's spec import neither torch nor
+# Ray (tests/sweeps/test_cli_imports.py; bench/cli_startup.py times them).
 
 __all__ = ["main"]
 
@@ -126,7 +128,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         for line in exc.lines():
             print(line, file=sys.stderr)
         return exc.exit_code
-    except ResultsError as exc:
+    except Exception as exc:
+        if not _is_results_error(exc):
+            raise
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt as exc:
@@ -135,6 +139,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             "retune": "; the current best is unchanged",
         }.get(args.command, "")
         return _interrupted(exc, hint)
+
+
+def _is_results_error(exc: Exception) -> bool:
+    """Whether `exc` is `analysis.ResultsError` (a results location that cannot be read), looked
+    up without importing `analysis` (pandas): only a command that imported it can raise one."""
+    analysis = sys.modules.get("analysis")
+    return analysis is not None and isinstance(exc, analysis.ResultsError)
 
 
 def _interrupted(exc: KeyboardInterrupt, hint: str) -> int:
@@ -155,8 +166,12 @@ def _dispatch(args: argparse.Namespace) -> int:
     if args.command in ("run", "retune"):
         # Ray reads its auth settings when it is first imported, by whichever module that is.
         prepare_ray_environment(args.address)
+    from sweeps.spec._spec import load_spec
+
     sweep = load_spec(args.spec)
     if args.command in ("validate", "run"):
+        from sweeps.tune._auto_pack import settle_auto_packing
+
         sweep = settle_auto_packing(sweep)  # auto's packs of one or two run as plain trials
     if args.command in ("validate", "run", "retune", "submit"):
         for note in sweep.notes:
@@ -192,6 +207,8 @@ def _report(args: argparse.Namespace) -> int:
 
 
 def _export(args: argparse.Namespace) -> int:
+    from sweeps.export._command import export_command
+
     lines = export_command(
         args.results_dir,
         sweep=args.sweep,
@@ -205,6 +222,8 @@ def _export(args: argparse.Namespace) -> int:
 
 def _export_at_end(sweep: Sweep, results: ResultsPath, say: Callable[[str], None]) -> int:
     """The spec's `export:`, after the run's last line: a failure is one line on stderr, exit 1."""
+    from sweeps.export._command import export_at_end
+
     code, line = export_at_end(sweep, results)
     if line is not None and code == 0:
         say(line)
@@ -215,6 +234,7 @@ def _export_at_end(sweep: Sweep, results: ResultsPath, say: Callable[[str], None
 
 def _validate(sweep: Sweep, *, explain: bool) -> int:
     from sweeps.strategies._points import preview_points
+    from sweeps.strategies._strategies import behaviour
 
     spec = sweep.spec
     out = sys.stdout
@@ -330,6 +350,9 @@ def _pack_lines(sweep: Sweep, planned: list[Point]) -> list[str]:
                 f"{found})"
             )
     if planned:
+        from sweeps.tune._packing import group_key
+        from trainables.packing import plan_gpu_packs
+
         groups: dict[object, int] = {}
         for point in planned:
             key = group_key(sweep.trial_config(point.params, seed=sweep.spec.seed), ())
@@ -355,6 +378,7 @@ def _pack_lines(sweep: Sweep, planned: list[Point]) -> list[str]:
 
 def _retune(sweep: Sweep, args: argparse.Namespace) -> int:
     """A few plain, timestamped lines: what cron mails when something needs a look."""
+    from sweeps.export._command import require_export
     from sweeps.retune._retune import check_retune_results, run_retune
 
     require_export(sweep)
@@ -394,6 +418,8 @@ def _best(sweep: Sweep, args: argparse.Namespace) -> int:
 
 def _results(args: argparse.Namespace, sweep: Sweep) -> ResultsPath:
     """`--results`, else the spec's `results`: a local path, or s3://bucket/prefix."""
+    from analysis import results_path
+
     return results_path(args.results or sweep.spec.results, "results")
 
 
@@ -409,6 +435,8 @@ def _log_line(text: str) -> None:
 
 
 def _strategy_line(sweep: Sweep) -> str:
+    from sweeps.strategies._strategies import behaviour
+
     strategy = sweep.spec.strategy
     return behaviour(strategy).describe(
         strategy, sweep.space, sweep.spec.seed, len(sweep.spec.initial)
@@ -428,6 +456,7 @@ def _fmt(value: object) -> str:
 
 
 def _run(sweep: Sweep, args: argparse.Namespace) -> int:
+    from sweeps.export._command import require_export
     from sweeps.run._runner import run_sweep
 
     require_export(sweep)

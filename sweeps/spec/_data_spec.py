@@ -16,7 +16,7 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from sweeps._errors import MISSING, Problem
-from trainables import FILE_FORMATS, FileSource, HyperParameterError, file_digest, load_dataset
+from trainables import FILE_FORMATS, FileSource, HyperParameterError, file_digest
 
 __all__ = ["AUTO_VERSION", "FileDatasetSpec", "resolve_file_dataset"]
 
@@ -66,6 +66,8 @@ def resolve_file_dataset(
         problems.append(Problem(f"{_FIELD}.target", MISSING, "a table needs its label column"))
     if problems:
         return None, None, problems
+    from trainables import load_dataset  # torch: only a spec with a data file pays for it
+
     try:
         version = (
             file_digest(source)

@@ -17,12 +17,7 @@ from typing import Any
 from search_spaces import ChoiceDomain, FloatDomain, IntDomain, SearchSpace
 from sweeps._errors import Problem
 from sweeps.spec._hparam_checks import check_fixed, check_searched
-from trainables import (
-    BUILTIN_ONLY,
-    HYPERPARAMETERS,
-    HyperParameterError,
-    load_training_function,
-)
+from trainables import BUILTIN_ONLY, HYPERPARAMETERS, HyperParameterError
 
 __all__ = ["check_function_spec", "function_columns"]
 
@@ -39,6 +34,8 @@ def check_function_spec(
     strategy_kind: str,
     pack: object,
 ) -> list[Problem]:
+    from trainables import load_training_function  # imports torch, as the user's module does
+
     problems: list[Problem] = []
     try:
         load_training_function(reference, base)

@@ -11,24 +11,17 @@ from __future__ import annotations
 from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-
-import torch
+from typing import TYPE_CHECKING
 
 from search_spaces import ChoiceDomain, Domain
 from sweeps._errors import Problem
-from trainables import (
-    HYPERPARAMETERS,
-    Dataset,
-    HyperParameter,
-    HyperParameterError,
-    ModelFactory,
-    is_factory_reference,
-    lift_attributes,
-    load_dataset,
-    load_factory,
-    network_signature,
-    vectorize_problem,
-)
+from trainables import HYPERPARAMETERS, HyperParameter, HyperParameterError, is_factory_reference
+
+if TYPE_CHECKING:
+    from trainables import Dataset, ModelFactory
+
+# torch and the trainables that need it are imported in the functions below, which only a spec
+# with a user's network calls: a built-in MLP's spec is read without importing torch.
 
 __all__ = [
     "KeywordEffects",
@@ -44,6 +37,8 @@ __all__ = [
 def resolve_factory(reference: str, base: Path) -> tuple[ModelFactory | None, list[Problem]]:
     if not is_factory_reference(reference):
         return None, []
+    from trainables import load_factory
+
     try:
         return load_factory(reference, base), []
     except HyperParameterError as exc:
@@ -56,6 +51,8 @@ def model_hyperparameters(factory: ModelFactory | None) -> Mapping[str, HyperPar
 
 def load_model_data(dataset: str, *, seed: int, val_fraction: float, data_version: str) -> Dataset:
     """The sweep's data as its trials split it: what the checks below run the network on."""
+    from trainables import load_dataset
+
     return load_dataset(dataset, seed=seed, val_fraction=val_fraction, data_version=data_version)
 
 
@@ -65,6 +62,8 @@ def check_factory_builds(
     """Build the network with `values` (the fixed keywords, the rest at their defaults) and run
     it on two training samples of `data()` in train mode: logits of shape (2, n_classes) or
     one problem."""
+    import torch
+
     loaded = data()
     try:
         model = factory.build(loaded.input_shape, loaded.n_classes, values).to(loaded.dtype)
@@ -90,6 +89,8 @@ def factory_pack_problem(
 ) -> str | None:
     """Why the network (built with `values`, the rest at their defaults) cannot be packed:
     two copies trained for one small vectorized epoch on `data()`; None when they can."""
+    from trainables import vectorize_problem
+
     return vectorize_problem(lambda d: factory.build(d.input_shape, d.n_classes, values), data())
 
 
@@ -118,6 +119,10 @@ def structural_keywords(
     the networks they build, so that costs speed, not correctness. A build that fails marks the
     keyword structural: the probe never rejects a spec.
     """
+    import torch
+
+    from trainables import lift_attributes, network_signature
+
     names = [name for name in searched if name in factory.params]
     if not names:
         return KeywordEffects((), ())

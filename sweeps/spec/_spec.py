@@ -16,7 +16,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from functools import cache, partial
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import yaml
 from pydantic import (
@@ -64,11 +64,13 @@ from trainables import (
     FileSource,
     HyperParameter,
     HyperParameterError,
-    ModelFactory,
     is_factory_reference,
     portable_path,
     synthetic_input_scale,
 )
+
+if TYPE_CHECKING:
+    from trainables import ModelFactory  # imports torch: only a spec with a factory loads one
 
 __all__ = [
     "RESERVED_COLUMNS",

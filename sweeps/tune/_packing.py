@@ -15,7 +15,10 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from trainables import TrialConfig, pack_group, pack_size_auto
+from trainables import TrialConfig
+
+# `pack_group` and `pack_size_auto` import torch: loaded by the functions that group, so that
+# reading a spec that does not pack (`caviar validate`, `caviar best`) does not.
 
 __all__ = ["MEMBERS_KEY", "PACK_ID_KEY", "Pack", "group_key", "pack_trial_config", "plan_packs"]
 
@@ -51,6 +54,8 @@ def plan_packs(
         elif auto_size is not None:
             size = auto_size(len(members))
         else:
+            from trainables import pack_size_auto
+
             size = pack_size_auto(device, len(members), parallel_trials=parallel_trials)
         for start in range(0, len(members), size):
             packs.append(Pack(f"p{len(packs):05d}", members[start : start + size]))
@@ -59,6 +64,8 @@ def plan_packs(
 
 def group_key(config: Mapping[str, Any], strip: tuple[str, ...]) -> object:
     """The shape a configuration's network and update rule have; packs share one."""
+    from trainables import pack_group
+
     trial = TrialConfig.from_flat({k: v for k, v in config.items() if k not in strip})
     return pack_group(trial.hparams, trial.network_key)
 
