@@ -1,7 +1,7 @@
 """The built-in BatchNorm MLP trained three ways in this process, no Ray: one configuration at
-a time, packed by its hand-written stack (`packing/_mlp_stack.py`), and packed by the generic torch.func
-stack that every user network uses (`packing/_func_stack.py`). The measurement behind keeping or retiring
-the hand-written stack (docs/performance.md, "The built-in MLP's path").
+a time, packed by its hand-written stack (`packing/_mlp_stack.py`), and packed by the generic
+torch.func stack that every user network uses (`packing/_func_stack.py`). The measurement behind
+keeping or retiring the hand-written stack (docs/performance.md, "The built-in MLP's path").
 
     .venv/bin/python bench/builtin_mlp_paths.py                    # digits, 1 and 2 threads
     .venv/bin/python bench/builtin_mlp_paths.py --dataset mnist1d --hidden 128
