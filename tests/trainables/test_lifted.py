@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -24,14 +23,6 @@ from trainables.packing import PackedRun, PackMember, run_packed_training
 
 EXAMPLES = Path(__file__).parents[2] / "sweeps" / "examples"
 IMAGES = FileSource(str(EXAMPLES / "data" / "digits_images.npz")).to_config()
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread() -> Iterator[None]:
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def test_lifting_swaps_exactly_the_registered_modules() -> None:

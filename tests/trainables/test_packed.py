@@ -8,7 +8,7 @@ import math
 import os
 import subprocess
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 
 import pytest
 import torch
@@ -32,15 +32,6 @@ from trainables.packing import (
     stack_sizes,
 )
 from trainables.packing._mlp_forward import member_tensors
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread() -> Iterator[None]:
-    # As in test_train: tiny models, and one thread does not stall on a busy machine.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def _data(dtype: torch.dtype, seeds: Sequence[int], device: str = "cpu") -> dict[int, Dataset]:

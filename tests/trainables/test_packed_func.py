@@ -5,7 +5,7 @@ bit-identically."""
 from __future__ import annotations
 
 import io
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
@@ -31,14 +31,6 @@ from trainables.packing import (
 
 EXAMPLES = Path(__file__).parents[2] / "sweeps" / "examples"
 IMAGES = FileSource(str(EXAMPLES / "data" / "digits_images.npz")).to_config()
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread() -> Iterator[None]:
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def _cnn(channels: int = 4) -> tuple[object, object]:

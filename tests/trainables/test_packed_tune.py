@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
-import torch
 
 import trainables
 from trainables import (
@@ -27,15 +26,6 @@ from trainables.packing import (
 )
 
 BASE = {"dataset": "digits", "epochs": 3}
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread() -> Iterator[None]:
-    # As in the 1-CPU trial, so that in-process float reductions match the trial's bit for bit.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 MEMBERS = [

@@ -3,7 +3,6 @@ optimizer state, for single trials and packed user networks; refused where it ca
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -15,14 +14,6 @@ from trainables.packing import PackMember, run_packed_training
 
 EXAMPLES = Path(__file__).parents[2] / "sweeps" / "examples"
 IMAGES = FileSource(str(EXAMPLES / "data" / "digits_images.npz")).to_config()
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread() -> Iterator[None]:
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def _cnn():  # type: ignore[no-untyped-def]

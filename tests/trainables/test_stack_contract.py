@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import io
 import math
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import pytest
@@ -21,14 +21,6 @@ from torch import nn
 
 from trainables import Dataset, HParams, build_state, load_dataset, run_training
 from trainables.packing import FuncStack, MLPStack, PackMember, Stack, StackedData
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread() -> Iterator[None]:
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def _user_mlp(data: Dataset) -> nn.Module:
