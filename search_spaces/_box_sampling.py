@@ -14,24 +14,12 @@ from typing import Literal
 
 import numpy as np
 
-from ._domains import ChoiceDomain, Domain, FloatDomain, IntDomain
-from ._narrowing import Box
+from ._domains import Domain, FloatDomain, IntDomain
+from ._narrowing import Box, cube_to_box
 from ._space import SearchSpace
 
 # The spec admits exactly these (sweeps/spec/_strategy_specs.py uses this type).
 SamplerName = Literal["random", "sobol", "model"]
-
-
-def cube_to_box(space: SearchSpace, box: Box, cube: np.ndarray) -> np.ndarray:
-    """Points of the unit cube (n, len(space)) mapped into the box, choices onto allowed values."""
-    low, high = np.asarray(box.low), np.asarray(box.high)
-    unit = low + cube * (high - low)
-    for j, domain in enumerate(space.domains.values()):
-        if isinstance(domain, ChoiceDomain):
-            allowed = np.asarray(box.allowed[j])
-            position = np.minimum((cube[:, j] * len(allowed)).astype(int), len(allowed) - 1)
-            unit[:, j] = (allowed[position] + 0.5) / len(domain.values)
-    return unit
 
 
 def model_ready(space: SearchSpace, losses: np.ndarray) -> bool:

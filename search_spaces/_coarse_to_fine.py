@@ -19,7 +19,7 @@ from typing import Any, Literal, cast, get_args
 import numpy as np
 
 from ._box_sampling import SamplerName, clip_to_domains, sample_in_box
-from ._domains import ChoiceDomain, _plain
+from ._domains import ChoiceDomain, plain_value
 from ._errors import Problem, SearchSpaceError
 from ._narrowing import (
     Box,
@@ -58,7 +58,7 @@ def _unit_point(space: SearchSpace, config: object, where: str) -> np.ndarray:
         if name not in config:
             problems.append(Problem(field, dict(config), "missing from the configuration"))
             continue
-        value = _plain(config[name])
+        value = plain_value(config[name])
         if isinstance(domain, ChoiceDomain):
             point[j] = domain.to_unit(value) if domain.contains(value) else math.nan
             continue
@@ -76,7 +76,7 @@ def _unit_point(space: SearchSpace, config: object, where: str) -> np.ndarray:
 
 
 def _key(space: SearchSpace, config: Mapping[str, object]) -> tuple[object, ...]:
-    return tuple((isinstance(v, bool), v) for v in (_plain(config[n]) for n in space.names))
+    return tuple((isinstance(v, bool), v) for v in (plain_value(config[n]) for n in space.names))
 
 
 class CoarseToFine:
@@ -234,7 +234,7 @@ class CoarseToFine:
         if problems:  # every problem of the batch at once, and nothing recorded
             raise SearchSpaceError(problems)
         for config, point, loss in zip(configs, points, losses, strict=True):
-            self._configs.append({n: _plain(config[n]) for n in self._space.names})
+            self._configs.append({n: plain_value(config[n]) for n in self._space.names})
             self._points.append(point)
             self._losses.append(loss)
             if self._asked is not None:

@@ -212,7 +212,7 @@ class IntDomain:
         return {"type": "int", "low": self.low, "high": self.high, "scale": self.scale}
 
 
-def _plain(value: object) -> object:
+def plain_value(value: object) -> object:
     """numpy scalars become Python ones, so configs print, compare and serialise plainly."""
     return value.item() if isinstance(value, np.generic) else value
 
@@ -229,7 +229,7 @@ def _choice_problems(values: object) -> list[Problem]:
         return [Problem("values", values, "must not be empty")]
     problems: list[Problem] = []
     seen: set[tuple[bool, object]] = set()
-    for value in map(_plain, values):
+    for value in map(plain_value, values):
         if isinstance(value, numbers.Real) and not math.isfinite(value):
             problems.append(Problem("values", value, "choices must be finite"))
         elif not isinstance(value, str | numbers.Real):
@@ -253,7 +253,7 @@ class ChoiceDomain:
         problems = _choice_problems(self.values)
         if problems:
             raise SearchSpaceError(problems)
-        values = tuple(_plain(v) for v in self.values)
+        values = tuple(plain_value(v) for v in self.values)
         table = np.empty(len(values), dtype=object)
         table[:] = values
         object.__setattr__(self, "values", values)
@@ -263,7 +263,7 @@ class ChoiceDomain:
     def _position(self, x: object) -> int:
         if self._why_not(x) is not None:
             raise ValueError(f"{x!r} is not one of the choices {list(self.values)!r}")
-        return self._index[_choice_key(_plain(x))]
+        return self._index[_choice_key(plain_value(x))]
 
     def to_unit(self, x: object) -> float | np.ndarray:
         """The centre of x's cell; an ndarray of values gives an array of coordinates."""
@@ -285,7 +285,7 @@ class ChoiceDomain:
         return np.asarray(self.from_unit(rng.random(n)), dtype=object)
 
     def _why_not(self, x: object) -> str | None:
-        x = _plain(x)
+        x = plain_value(x)
         if not isinstance(x, str | numbers.Real) or _choice_key(x) not in self._index:
             return f"must be one of {list(self.values)!r}"
         return None

@@ -174,6 +174,22 @@ def full_box(space: SearchSpace) -> Box:
     return Box((0.0,) * len(space), (1.0,) * len(space), allowed)
 
 
+def cube_to_box(space: SearchSpace, box: Box, cube: np.ndarray) -> np.ndarray:
+    """Points of the unit cube (n, len(space)) mapped into the box, choices onto allowed values.
+
+    Here, beside `Box`, because both samplers in a box use it: `_box_sampling` and the model
+    sampler it calls, `_surrogate`.
+    """
+    low, high = np.asarray(box.low), np.asarray(box.high)
+    unit = low + cube * (high - low)
+    for j, domain in enumerate(space.domains.values()):
+        if isinstance(domain, ChoiceDomain):
+            allowed = np.asarray(box.allowed[j])
+            position = np.minimum((cube[:, j] * len(allowed)).astype(int), len(allowed) - 1)
+            unit[:, j] = (allowed[position] + 0.5) / len(domain.values)
+    return unit
+
+
 def _run(tr: TrustRegion, losses: np.ndarray) -> np.ndarray:
     """Indices of the current run's points, best first (non-finite losses last)."""
     indices = np.arange(tr.since, len(losses))

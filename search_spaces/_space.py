@@ -16,14 +16,10 @@ import numpy as np
 
 from ._domains import ChoiceDomain, Domain, FloatDomain, IntDomain, domain_from_dict
 from ._errors import Problem, SearchSpaceError, prefixed
+from ._searcher_safe import searcher_safe_key
 
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _DOMAIN_TYPES = (FloatDomain, IntDomain, ChoiceDomain)
-
-
-def searcher_safe_key(name: str) -> str:
-    """The Ray Tune key under which searcher-safe mode exposes 1 - value of a reverse_log `name`."""
-    return f"one_minus_{name}"
 
 
 def _is_reverse_log(domain: object) -> bool:
@@ -171,7 +167,7 @@ class SearchSpace:
         """Ray Tune domains for `param_space`; see `search_spaces._tune` for the two modes."""
         from ._tune import to_tune  # Ray is heavy and only the orchestration layer needs it.
 
-        return to_tune(self, searcher_safe=searcher_safe)
+        return to_tune(self._domains, searcher_safe=searcher_safe)
 
     def from_tune(self, config: Mapping[str, object]) -> dict[str, object]:
         """Undo searcher-safe renaming: `one_minus_beta` becomes `beta`; other keys pass through."""

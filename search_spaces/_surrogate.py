@@ -16,9 +16,8 @@ from __future__ import annotations
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from ._box_sampling import cube_to_box
 from ._domains import ChoiceDomain
-from ._narrowing import Box
+from ._narrowing import Box, cube_to_box
 from ._space import SearchSpace
 
 # Thompson draws are taken jointly over this many candidates (a 512x512 Cholesky per round);

@@ -24,6 +24,7 @@ A reverse_log float has no Ray equivalent, and there are two ways to hand it ove
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import cast
 
 import numpy as np
@@ -31,7 +32,7 @@ from ray import tune
 from ray.tune.search import sample as ray_sample
 
 from ._domains import ChoiceDomain, Domain, FloatDomain, IntDomain
-from ._space import SearchSpace, searcher_safe_key
+from ._searcher_safe import searcher_safe_key
 
 # Drawing u through a stock Ray domain lets Ray interpret random_state (None, seed, Generator,
 # RandomState or its own wrapper) exactly as it does for its built-in samplers.
@@ -81,10 +82,11 @@ def tune_domain(domain: Domain) -> ray_sample.Domain:
     return reverse_loguniform(domain.low, domain.high)
 
 
-def to_tune(space: SearchSpace, *, searcher_safe: bool = False) -> dict[str, object]:
-    """A Ray Tune `param_space` for the space; see the module docstring for `searcher_safe`."""
+def to_tune(domains: Mapping[str, Domain], *, searcher_safe: bool = False) -> dict[str, object]:
+    """A Ray Tune `param_space` for a space's domains (`SearchSpace.to_tune`, which passes them
+    in: this module does not import the space); see the module docstring for `searcher_safe`."""
     out: dict[str, object] = {}
-    for name, domain in space.domains.items():
+    for name, domain in domains.items():
         if searcher_safe and isinstance(domain, FloatDomain) and domain.scale == "reverse_log":
             out[searcher_safe_key(name)] = tune.loguniform(1.0 - domain.high, 1.0 - domain.low)
         else:
