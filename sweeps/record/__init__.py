@@ -1,4 +1,5 @@
-"""Where rows are written: trial and epoch rows, panda's decisions, the current best. The package's
-public names are exported by `sweeps`; these modules are private."""
+"""Where rows are written: trial and epoch rows, the events table's schema, the current best
+(panda's own rows are `sweeps.panda`'s). The package's public names are exported by `sweeps`;
+these modules are private."""
 
 __all__: list[str] = []

@@ -56,9 +56,7 @@ def run_sweep(
                 concrete, results_dir, address=address, resume=resume, show=show, run_id=run_id
             )
     if strategy.own_loop:
-        from sweeps.strategies._panda import (
-            run_panda,  # babysitting has its own loop; see docs/panda.md
-        )
+        from sweeps.panda import run_panda  # babysitting has its own loop; see docs/panda.md
 
         return run_panda(
             sweep, results_dir, address=address, resume=resume, show=show, run_id=run_id

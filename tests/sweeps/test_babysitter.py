@@ -7,7 +7,7 @@ import math
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sweeps.strategies._babysitter import (
+from sweeps.panda._babysitter import (
     PandaRules,
     SitterState,
     checkpoint_name,

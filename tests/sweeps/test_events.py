@@ -9,10 +9,10 @@ from pathlib import Path
 import pyarrow as pa
 
 from analysis import ResultsStore, load_table
-from sweeps.record._panda_record import event_row, recorded_decisions
+from sweeps.panda._babysitter import Decision
+from sweeps.panda._record import event_row, recorded_decisions
 from sweeps.record._record import EVENT_KINDS, events_schema
 from sweeps.retune._retune import retune_events_schema
-from sweeps.strategies._babysitter import Decision
 
 
 def _decision(index: int) -> Decision:

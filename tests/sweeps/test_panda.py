@@ -20,11 +20,10 @@ from _procs import kill_session
 
 from analysis import ResultsStore, load_epochs, load_table, load_trials, write_report
 from sweeps import SpecError, load_spec, parse_spec, run_sweep
-from sweeps.record._panda_record import panda_epochs_schema
-from sweeps.spec._spec import PandaStrategy, Sweep
-from sweeps.strategies._babysitter import SitterState
-from sweeps.strategies._panda import checkpoint_dir, model_configs, panda_rules, start_points
-from sweeps.strategies._panda_trial import (
+from sweeps.panda._babysitter import SitterState
+from sweeps.panda._record import panda_epochs_schema
+from sweeps.panda._run import checkpoint_dir, model_configs, panda_rules, start_points
+from sweeps.panda._trial import (
     PandaJob,
     PeriodReport,
     babysit,
@@ -32,6 +31,7 @@ from sweeps.strategies._panda_trial import (
     save_checkpoint,
     set_base_lr,
 )
+from sweeps.spec._spec import PandaStrategy, Sweep
 from trainables import TrialConfig, build_state, load_dataset, run_training, state_dict
 
 # lr 0.05 learns digits; raised 100-fold (clamped to 5.0) it wrecks the model within an epoch.

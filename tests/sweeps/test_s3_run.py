@@ -19,10 +19,10 @@ from _readers import READERS, check_reads_everything
 from analysis import ObjectPath, load_epochs, load_table, load_trials, results_path
 from sweeps import parse_spec
 from sweeps._cli import main
+from sweeps.panda._babysitter import SitterState
+from sweeps.panda._run import model_configs, panda_rules
+from sweeps.panda._trial import PandaJob, PeriodReport, babysit
 from sweeps.run._lock import sweep_lock
-from sweeps.strategies._babysitter import SitterState
-from sweeps.strategies._panda import model_configs, panda_rules
-from sweeps.strategies._panda_trial import PandaJob, PeriodReport, babysit
 
 SPEC = textwrap.dedent(
     """

@@ -25,10 +25,10 @@ from sweeps.strategies._strategies import STRATEGIES, behaviour
 SWEEPS = Path(__file__).parents[2] / "sweeps"
 # A strategy's own driver may narrow the spec's strategy to its model, and nothing else may.
 DRIVERS = {
-    "_auto": "AutoStrategy",
-    "_coarse_driver": "CoarseToFineStrategy",
-    "_panda": "PandaStrategy",
-    "_tpe_driver": "TpeStrategy",
+    "strategies/_auto.py": "AutoStrategy",
+    "strategies/_coarse_driver.py": "CoarseToFineStrategy",
+    "panda/_run.py": "PandaStrategy",
+    "strategies/_tpe_driver.py": "TpeStrategy",
 }
 
 
@@ -61,7 +61,8 @@ def _strategy_type_checks(path: Path) -> set[str]:
 def test_only_a_strategys_own_driver_tests_for_its_type() -> None:
     offenders = {}
     for path in sorted(SWEEPS.rglob("*.py")):
-        allowed = {DRIVERS[path.stem]} if path.stem in DRIVERS else set()
+        module = path.relative_to(SWEEPS).as_posix()
+        allowed = {DRIVERS[module]} if module in DRIVERS else set()
         if extra := _strategy_type_checks(path) - allowed:
             offenders[path.name] = sorted(extra)
     assert offenders == {}

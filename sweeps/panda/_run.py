@@ -1,8 +1,8 @@
 """Panda mode: babysit one model (or a few) instead of sampling many; see docs/panda.md.
 
 Each model is one long Ray Tune trial that trains a period, judges it
-(`sweeps.strategies._babysitter`), saves the model when it improved, and reports; the driver
-records every period's epochs and decisions as they arrive (`sweeps.record._panda_recorder`).
+(`sweeps.panda._babysitter`), saves the model when it improved, and reports; the driver
+records every period's epochs and decisions as they arrive (`sweeps.panda._recorder`).
 One trial per model rather than one Tuner per period: Tune's per-fit start-up would otherwise
 dominate short periods, and nothing is lost by it, because the babysitter's state lives in the
 events table and its checkpoint files, not in Tune. `--resume` reads the last recorded decision
@@ -23,12 +23,12 @@ import pandas as pd
 from analysis import ObjectPath, ResultsPath, ResultsStore, load_table
 from search_spaces import ChoiceDomain
 from sweeps._errors import Problem, RunError
+from sweeps.panda._babysitter import PandaRules, SitterState
 from sweeps.record._record import trial_row, trials_schema
 from sweeps.run._lifecycle import open_run
 from sweeps.run._outcome import SweepOutcome, best_row
 from sweeps.run._progress import Progress
 from sweeps.spec._spec import PandaStrategy, Sweep
-from sweeps.strategies._babysitter import PandaRules, SitterState
 from sweeps.strategies._points import trial_seed
 from sweeps.strategies._strategies import panda_start_points
 from sweeps.tune._trial_outcome import babysat_status
@@ -89,7 +89,7 @@ def run_panda(
     run_id: str | None = None,
 ) -> SweepOutcome:
     """Babysit `strategy.models` models to the end; nothing is written until Ray is up."""
-    from sweeps.record._panda_record import (
+    from sweeps.panda._record import (
         last_decisions,
         recorded_decisions,
         remove_undecided_epochs,
@@ -166,8 +166,8 @@ def _babysit_on_tune(
 ) -> dict[str, str]:
     """One Tune trial per unfinished model; returns the error of each model whose trial failed."""
 
-    from sweeps.record._panda_recorder import PandaRecorder
-    from sweeps.strategies._panda_trial import PandaJob, panda_trial
+    from sweeps.panda._recorder import PandaRecorder
+    from sweeps.panda._trial import PandaJob, panda_trial
     from sweeps.tune._tune_adapter import TRIAL_KEY, PointsSearcher
 
     running = {trial_id: state for trial_id, state in todo.items() if not state.stopped}
@@ -210,7 +210,7 @@ def _record_trials(
     Built from the record rather than from memory, so a model that stopped just before a crash
     gets the same row from the resumed run.
     """
-    from sweeps.record._panda_record import last_decisions, recorded_decisions
+    from sweeps.panda._record import last_decisions, recorded_decisions
 
     events = recorded_decisions(store, run_id)
     decisions = last_decisions(events)

@@ -1,5 +1,5 @@
 """The driver-side Ray Tune callback of panda mode: each period's epochs and decisions go to
-Parquet as they arrive (rows built by `sweeps.record._panda_record`), once each."""
+Parquet as they arrive (rows built by `sweeps.panda._record`), once each."""
 
 from __future__ import annotations
 
@@ -13,11 +13,11 @@ from ray import tune
 from ray.tune.experiment import Trial
 
 from analysis import ResultsStore
-from sweeps.record._panda_record import event_row, panda_epochs_schema
+from sweeps.panda._babysitter import Decision, SitterState
+from sweeps.panda._record import event_row, panda_epochs_schema
+from sweeps.panda._trial import PeriodReport
 from sweeps.record._record import epoch_row, events_schema
 from sweeps.run._progress import Progress
-from sweeps.strategies._babysitter import Decision, SitterState
-from sweeps.strategies._panda_trial import PeriodReport
 from sweeps.tune._tune_adapter import trial_error_message
 
 __all__ = ["PandaRecorder"]

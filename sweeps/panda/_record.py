@@ -2,7 +2,7 @@
 
 No Ray here: this module is imported before Ray's environment is prepared, and Ray reads its
 auth settings when it is first imported. The callback that writes the record as periods
-arrive is the Ray adapter `sweeps.record._panda_recorder`.
+arrive is the Ray adapter `sweeps.panda._recorder`.
 
 Each period's epochs file is written before its events file, so an event is never visible
 without its epochs; a crash between the two leaves epochs whose decision was never recorded,
@@ -20,8 +20,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from analysis import ResultsStore, arrow_filesystem, arrow_path, load_table
+from sweeps.panda._babysitter import Decision
 from sweeps.record._record import PANDA_EVENT, branch_columns, epochs_schema
-from sweeps.strategies._babysitter import Decision
 
 __all__ = [
     "decision_from_row",

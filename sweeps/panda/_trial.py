@@ -1,6 +1,6 @@
 """One babysat model, trained period by period inside a single Ray Tune trial.
 
-The loop (`babysit`) is plain PyTorch around `sweeps.strategies._babysitter.judge`, so it is tested
+The loop (`babysit`) is plain PyTorch around `sweeps.panda._babysitter.judge`, so it is tested
 without Ray; `panda_trial` is the thin Ray Tune function that runs it and reports each period.
 A kept model is saved before its decision is reported, so a recorded decision never points at
 a missing file; a rollback reloads the good checkpoint from disk, which is exactly what a
@@ -19,7 +19,7 @@ from typing import Any
 import torch
 
 from analysis import ResultsPath, results_path, write_bytes_atomically
-from sweeps.strategies._babysitter import Decision, PandaRules, SitterState, judge, period_length
+from sweeps.panda._babysitter import Decision, PandaRules, SitterState, judge, period_length
 from trainables import (
     Dataset,
     EpochResult,
