@@ -1,5 +1,7 @@
-"""The design's dependency rules, read from the source (function-local imports included):
-only `sweeps` imports the other packages, which do not import each other; Ray is imported in
+"""The design's dependency rules, read from the source (function-local and relative imports
+included): each package's modules import only their own layer or lower ones (`sweeps`' own
+subpackages, until issue #28's restructure lands, with the exceptions in `KNOWN_UPWARD`); only
+`sweeps` imports the other packages, which do not import each other; Ray is imported in
 `search_spaces` and `trainables` only by their adapter module `_tune.py`, and never in
 `analysis`; no two modules import each other, however indirectly; and no module imports
 another module's private names."""
@@ -7,6 +9,7 @@ another module's private names."""
 from __future__ import annotations
 
 import ast
+import functools
 from pathlib import Path
 
 import pytest
@@ -16,19 +19,51 @@ PACKAGES = ("sweeps", "trainables", "search_spaces", "analysis")
 RAY_ADAPTER = "_tune.py"
 
 
-def _imports(path: Path) -> set[str]:
-    """Top-level names of every module `path` imports, anywhere in the file."""
-    names = set()
+def _module_name(path: Path, root: Path = ROOT) -> str:
+    parts = path.relative_to(root).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _statements(path: Path, root: Path = ROOT) -> list[tuple[str, tuple[str, ...]]]:
+    """Every import in `path`, anywhere in the file, as (module, names): `import a.b` is
+    ("a.b", ()), `from m import x, y` is ("m", ("x", "y")), and a relative `m` is made
+    absolute (in package `p`, `from . import x` is ("p", ("x",)), `from ._m import y` is
+    ("p._m", ("y",)))."""
+    name = _module_name(path, root)
+    package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+    found: list[tuple[str, tuple[str, ...]]] = []
     for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
         if isinstance(node, ast.Import):
-            names |= {alias.name.split(".")[0] for alias in node.names}
-        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
-            names.add(node.module.split(".")[0])
-    return names
+            found += [(alias.name, ()) for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            module = node.module or ""
+            if node.level:
+                parts = package.split(".")
+                base = ".".join(parts[: len(parts) - node.level + 1])
+                module = f"{base}.{module}" if module else base
+            found.append((module, tuple(alias.name for alias in node.names)))
+    return found
 
 
-def _modules(package: str) -> list[Path]:
-    return sorted((ROOT / package).rglob("*.py"))
+def _imports(path: Path, root: Path = ROOT) -> set[str]:
+    """Top-level names of every module `path` imports, anywhere in the file."""
+    return {module.split(".")[0] for module, _ in _statements(path, root)}
+
+
+def _private_names(path: Path, root: Path = ROOT) -> list[str]:
+    """The private names `path` imports from the packages (`from x import _helper`); a private
+    module's public names (`from x._mod import helper`) are the way to share within a package."""
+    return [
+        name
+        for module, names in _statements(path, root)
+        if module.split(".")[0] in PACKAGES
+        for name in names
+        if name.startswith("_")
+    ]
+
+
+def _modules(package: str, root: Path = ROOT) -> list[Path]:
+    return sorted((root / package).rglob("*.py"))
 
 
 @pytest.mark.parametrize("package", [p for p in PACKAGES if p != "sweeps"])
@@ -51,25 +86,20 @@ def test_ray_is_imported_only_by_the_adapter_module(package: str) -> None:
     assert importers == [p for p in allowed if (ROOT / p).exists()]
 
 
-def _module_name(path: Path) -> str:
-    parts = path.relative_to(ROOT).with_suffix("").parts
-    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
-
-
-def _module_graph() -> dict[str, set[str]]:
+@functools.cache
+def _module_graph(root: Path = ROOT, packages: tuple[str, ...] = PACKAGES) -> dict[str, set[str]]:
     """Which of the project's modules each one imports (`from pkg import sub` counts `sub`;
     `from pkg import name` counts the package's `__init__`)."""
-    paths = {_module_name(p): p for package in PACKAGES for p in _modules(package)}
+    paths = {_module_name(p, root): p for package in packages for p in _modules(package, root)}
     graph: dict[str, set[str]] = {}
     for name, path in paths.items():
         deps: set[str] = set()
-        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-            if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module in paths:
-                for alias in node.names:
-                    sub = f"{node.module}.{alias.name}"
-                    deps.add(sub if sub in paths else node.module)
-            elif isinstance(node, ast.Import):
-                deps |= {alias.name for alias in node.names if alias.name in paths}
+        for module, names in _statements(path, root):
+            if not names and module in paths:
+                deps.add(module)
+            for alias in names:
+                sub = f"{module}.{alias}"
+                deps |= {sub} if sub in paths else {module} & paths.keys()
         graph[name] = deps - {name}
     return graph
 
@@ -116,26 +146,166 @@ def test_the_cycle_rule_finds_a_cycle_hidden_in_a_function() -> None:
 
 
 def test_no_module_imports_another_modules_private_names() -> None:
-    offending = []
-    for package in PACKAGES:
-        for path in _modules(package):
-            for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-                if (
-                    isinstance(node, ast.ImportFrom)
-                    and (node.module or "").split(".")[0] in PACKAGES
-                ):
-                    offending += [
-                        f"{path.relative_to(ROOT)}: {alias.name}"
-                        for alias in node.names
-                        if alias.name.startswith("_")
-                    ]
+    offending = [
+        f"{path.relative_to(ROOT)}: {name}"
+        for package in PACKAGES
+        for path in _modules(package)
+        for name in _private_names(path)
+    ]
     assert offending == []
 
 
-def test_the_rules_see_imports_inside_functions(tmp_path: Path) -> None:
-    module = tmp_path / "m.py"
-    module.write_text("def f():\n    import ray.tune\n    from analysis import x\n")
-    assert _imports(module) == {"ray", "analysis"}
+def test_the_rules_see_imports_inside_functions_and_relative_ones(tmp_path: Path) -> None:
+    package = tmp_path / "search_spaces" / "sub"
+    package.mkdir(parents=True)
+    (package / "__init__.py").write_text("from . import m\n")
+    module = package / "m.py"
+    module.write_text(
+        "def f():\n    import ray.tune\n    from analysis import x\n"
+        "    from .. import _y\n    from ._z import w\n"
+    )
+    assert _statements(module, tmp_path) == [
+        ("ray.tune", ()), ("analysis", ("x",)), ("search_spaces", ("_y",)),
+        ("search_spaces.sub._z", ("w",)),
+    ]  # fmt: skip
+    assert _statements(package / "__init__.py", tmp_path) == [("search_spaces.sub", ("m",))]
+    assert _imports(module, tmp_path) == {"ray", "analysis", "search_spaces"}
+    assert _private_names(module, tmp_path) == ["_y"]
+
+
+# Layers, lowest first; a module may import its own layer and lower ones. An entry is a module or
+# a package (holding every module inside it) and the longest entry that holds a module places
+# it, so a package's own name, in its top layer, places its `__init__` and any module no other
+# entry names.
+Layers = tuple[tuple[str, ...], ...]
+
+
+def _in(package: str, modules: str) -> tuple[str, ...]:
+    return tuple(f"{package}.{module}" for module in modules.split())
+
+
+PACKAGE_LAYERS: Layers = (("analysis", "search_spaces", "trainables"), ("sweeps",))
+TRAINABLES_LAYERS: Layers = (
+    # one configuration's training without Ray: settings, data, the model, the step
+    _in("trainables", "_hparams _job_paths _model_choice _files _data_settings _split _data")
+    + _in("trainables", "_factory _trial_config _model _lifted _network_signature _train"),
+    ("trainables.packing",),  # many configurations as one vectorized model
+    ("trainables",),  # the Ray adapter (`_tune.py`) and the package's names
+)
+SEARCH_SPACES_LAYERS: Layers = (
+    ("search_spaces._errors",),
+    _in("search_spaces", "_domains _searcher_safe"),  # one parameter
+    _in("search_spaces", "_space _tune"),  # the space, and its Ray Tune form
+    _in("search_spaces", "_samplers _narrowing _box_sampling _surrogate _gaussian_process"),
+    ("search_spaces._coarse_to_fine",),
+    ("search_spaces",),
+)
+ANALYSIS_LAYERS: Layers = (
+    ("analysis._errors",),
+    _in("analysis", "_fs _layout _parts _store _load _compact _upgrade"),  # results, stored
+    _in("analysis", "_summary _scales _rounds _fanova _importance _lr_range _next_search"),
+    _in("analysis", "_plot_axes _plots _plot_search"),
+    _in("analysis", "_report _report_sections _report_panda _report_retunes"),
+    ("analysis",),  # the package's names, and the notebook that uses them
+)
+# Issue #28's planned order of `sweeps`' own parts (`plan` and `panda` are still to come).
+SWEEPS_LAYERS: Layers = (
+    ("sweeps._errors",),
+    ("sweeps.plan",),
+    ("sweeps.spec",),
+    ("sweeps.record",),
+    ("sweeps.run",),
+    ("sweeps.tune",),
+    ("sweeps.strategies", "sweeps.panda", "sweeps.retune", "sweeps.cluster", "sweeps.export"),
+    ("sweeps",),  # `_cli.py`, `_init.py`, `__main__.py` and the package's names
+)
+# Today's imports against that order; the restructure removes them, and a new one fails.
+KNOWN_UPWARD = frozenset(
+    {
+        "sweeps.record._record -> sweeps.tune._trial_outcome",
+        "sweeps.run._resume -> sweeps.strategies._search_state",
+        "sweeps.run._resume -> sweeps.strategies._strategies",
+        "sweeps.run._runner -> sweeps.panda",
+        "sweeps.run._runner -> sweeps.strategies._auto",
+        "sweeps.run._runner -> sweeps.strategies._drivers",
+        "sweeps.run._runner -> sweeps.strategies._points",
+        "sweeps.run._runner -> sweeps.strategies._proposer",
+        "sweeps.run._runner -> sweeps.strategies._strategies",
+        "sweeps.run._runner -> sweeps.tune._trials",
+        "sweeps.spec._export_spec -> sweeps.export._mlflow_uri",
+        "sweeps.spec._spec -> sweeps.strategies._strategies",
+        "sweeps.tune._auto_pack -> sweeps.strategies._points",
+        "sweeps.tune._auto_pack -> sweeps.strategies._strategies",
+        "sweeps.tune._trials -> sweeps.strategies._points",
+        "sweeps.tune._trials -> sweeps.strategies._proposer",
+        "sweeps.tune._trials -> sweeps.strategies._search_state",
+        "sweeps.tune._tune_adapter -> sweeps.strategies._proposer",
+        "sweeps.tune._tune_adapter -> sweeps.strategies._search_state",
+    }
+)
+
+
+def _placed(module: str, layers: Layers) -> tuple[int, str] | None:
+    """The index of the layer that holds `module`, and the entry that places it there."""
+    holding = [
+        (len(entry), index, entry)
+        for index, layer in enumerate(layers)
+        for entry in layer
+        if module == entry or module.startswith(f"{entry}.")
+    ]
+    return max(holding)[1:] if holding else None
+
+
+def _upward_imports(graph: dict[str, set[str]], layers: Layers) -> dict[str, str]:
+    """Every import in `graph` from a layer to a higher one, as {"a -> b": "a -> b (layer 6
+    sweeps.strategies above layer 4 sweeps.run)"}; a module no layer holds is not checked."""
+    found = {}
+    for module, deps in graph.items():
+        for dep in deps:
+            own, theirs = _placed(module, layers), _placed(dep, layers)
+            if own and theirs and theirs[0] > own[0]:
+                where = f"layer {theirs[0]} {theirs[1]} above layer {own[0]} {own[1]}"
+                found[f"{module} -> {dep}"] = f"{module} -> {dep} ({where})"
+    return dict(sorted(found.items()))
+
+
+@pytest.mark.parametrize(
+    "layers",
+    [PACKAGE_LAYERS, TRAINABLES_LAYERS, SEARCH_SPACES_LAYERS, ANALYSIS_LAYERS],
+    ids=["packages", "trainables", "search_spaces", "analysis"],
+)
+def test_modules_import_only_their_own_layer_or_lower(layers: Layers) -> None:
+    assert list(_upward_imports(_module_graph(), layers).values()) == []
+
+
+def test_sweeps_imports_up_its_planned_layers_only_where_known() -> None:
+    upward = _upward_imports(_module_graph(), SWEEPS_LAYERS)
+    assert [why for pair, why in upward.items() if pair not in KNOWN_UPWARD] == []
+
+
+def test_every_known_upward_import_in_sweeps_is_still_there() -> None:
+    """One that the restructure removed leaves `KNOWN_UPWARD` too, so it cannot come back."""
+    assert sorted(KNOWN_UPWARD - _upward_imports(_module_graph(), SWEEPS_LAYERS).keys()) == []
+
+
+def test_the_layer_rule_finds_an_upward_import(tmp_path: Path) -> None:
+    files = {
+        "pkg/__init__.py": "",
+        "pkg/low.py": "def f():\n    from .high import x\n",
+        "pkg/high.py": "from .sub.deep import y\nx = y\n",
+        "pkg/sub/__init__.py": "",
+        "pkg/sub/deep.py": "from .. import low\ny = 1\n",
+    }
+    for name, text in files.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(text)
+    graph = _module_graph(tmp_path, ("pkg",))
+    assert graph["pkg.high"] == {"pkg.sub.deep"} and graph["pkg.sub.deep"] == {"pkg.low"}
+    layers = (("pkg.low",), ("pkg.sub",), ("pkg",))
+    assert list(_upward_imports(graph, layers).values()) == [
+        "pkg.low -> pkg.high (layer 2 pkg above layer 0 pkg.low)"
+    ]
+    assert _upward_imports(graph, (("pkg.low", "pkg.high", "pkg.sub"), ("pkg",))) == {}
 
 
 def test_every_package_folder_is_packaged() -> None:
