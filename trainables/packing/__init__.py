@@ -2,12 +2,14 @@
 
 Layers, from the bottom: `_layout` (members' tensors in one flat buffer), `_optim` (the
 stacked optimizers), `_data` (a pack's datasets as one), `_stack` (the `Stack` base: epoch and
-evaluation loops, learning rates, checkpoints, restacking), its two networks `_mlp_stack`
+evaluation loops, learning rates, checkpoints, restacking; a step replayed as a CUDA graph by
+`_capture`), its two networks `_mlp_stack`
 (the built-in MLP, hand-written step in `_mlp_forward`) and `_func_stack` (any user network,
 through torch.func), `_groups` (which members share a stack, pack sizes), `_run` (a pack's
 training from start to end) and `_config` (a packed Ray trial's config, with `_halving`).
 """
 
+from trainables.packing._capture import CAPTURE_ENV, StepCapture
 from trainables.packing._config import (
     MEMBER_METRICS,
     PackConfig,
@@ -35,6 +37,7 @@ from trainables.packing._run import OnEpoch, PackedRun, PackMember, run_packed_t
 from trainables.packing._stack import Stack
 
 __all__ = [
+    "CAPTURE_ENV",
     "CUDA_PACK_LIMIT",
     "GPU_SATURATING_MEMBERS",
     "MAX_PACKS_PER_GPU",
@@ -49,6 +52,7 @@ __all__ = [
     "PackedRun",
     "Stack",
     "StackedData",
+    "StepCapture",
     "SuccessiveHalving",
     "default_stack_size",
     "member_metrics",

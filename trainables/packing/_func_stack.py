@@ -151,6 +151,11 @@ class FuncStack(Stack):
     def _set_training(self, training: bool) -> None:
         self._template.train(training)
 
+    @property
+    def capturable(self) -> bool:
+        # bfloat16 autocast caches its casts of the weights, which a recording must not keep.
+        return super().capturable and self.precision == "fp32"
+
     def _logits(self, params: dict[str, torch.Tensor], x: torch.Tensor) -> torch.Tensor:
         def one(
             p: dict[str, torch.Tensor], b: dict[str, torch.Tensor], xs: torch.Tensor

@@ -67,8 +67,11 @@ class StackedOptimizer:
         self.lr.copy_(torch.tensor(lrs, dtype=torch.float64))
 
     def step(self, params: Sequence[torch.Tensor], grads: Sequence[torch.Tensor]) -> None:
-        """One update of the (K, *shape) parameter blocks from their gradients (overwritten)."""
-        self.steps += 1
+        """One update of the (K, *shape) parameter blocks from their gradients (overwritten).
+
+        The caller counts the step (`steps += 1`) before: an update reads nothing but device
+        tensors (Adam aside, whose bias correction reads `steps`), so it can be recorded once
+        as a CUDA graph and replayed (`_capture`)."""
         for block, (param, grad) in enumerate(zip(params, grads, strict=True)):
             column = (-1,) + (1,) * (param.dim() - 1)  # a per-member value for this block
             lr = self.lr.view(column)

@@ -16,13 +16,14 @@ initialises an unpacked member, so each member trains as its unpacked twin would
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Hashable, Sequence
+from collections.abc import Callable, Hashable, Sequence
 from typing import Any, ClassVar, TypeVar
 
 import torch
 
 from trainables._hparams import HParams
 from trainables._train import batch_starts, lr_factor
+from trainables.packing._capture import GraphBackend, StepCapture, graph_backend
 from trainables.packing._data import StackedData
 from trainables.packing._layout import FlatLayout, restack
 from trainables.packing._optim import StackedOptimizer, restack_optimizers
@@ -73,6 +74,11 @@ class Stack(ABC):
     """
 
     eval_chunk: ClassVar[int]  # validation samples per member per pass: bounds memory
+    # Where a stack's full-batch steps may be recorded as a CUDA graph (`_capture`); a test
+    # puts a CPU stand-in here.
+    graph_backend: ClassVar[Callable[[torch.device], GraphBackend | None]] = staticmethod(
+        graph_backend
+    )
 
     def __init__(
         self,
@@ -91,6 +97,8 @@ class Stack(ABC):
         self.generators = generators
         self.data_index = data_index
         self.epoch = epoch
+        self._capture: StepCapture | None = None
+        self._captured_data: StackedData | None = None
 
     # What a network supplies.
 
@@ -136,6 +144,26 @@ class Stack(ABC):
     def _set_training(self, training: bool) -> None:  # noqa: B027 (a hook: no-op by default)
         """Put the network in training or eval mode (for networks that have modes)."""
 
+    @property
+    def capturable(self) -> bool:
+        """Whether a step can be recorded as a CUDA graph: every value it reads per step must
+        be a device tensor, and Adam reads its step count as a Python number."""
+        return self.optimizer.kind != "adam"
+
+    @property
+    def capture(self) -> StepCapture | None:
+        """How this stack's steps run, once it has trained (for logs and tests)."""
+        return self._capture
+
+    def _stepper(self, data: StackedData) -> StepCapture:
+        """The step for `data`, eager or recorded: one recording per stack and dataset."""
+        if self._capture is None or self._captured_data is not data:
+            device = self.params.device
+            backend = type(self).graph_backend(device) if self.capturable else None
+            self._capture = StepCapture(lambda index: self._train_step(index, data), backend)
+            self._captured_data = data
+        return self._capture
+
     # The loops every stack shares.
 
     def learning_rates(self) -> list[float]:
@@ -158,9 +186,11 @@ class Stack(ABC):
         order = order.to(device) + (self.data_index * n).unsqueeze(1)
         total = torch.zeros(len(self.members), dtype=torch.float64, device=device)
         seen = 0
+        step = self._stepper(data)
         for start in batch_starts(n, batch_size, batchnorm=self.batchnorm):
             index = order[:, start : start + batch_size]
-            loss = self._train_step(index, data)
+            self.optimizer.steps += 1  # here, not in the step: a recorded step replays no Python
+            loss = step(index)
             total.add_(loss.detach().to(torch.float64), alpha=index.shape[1])
             seen += index.shape[1]
         self.epoch += 1
