@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import math
 import os
 import signal
@@ -229,7 +230,12 @@ def _cnn_members(configs: int, epochs: int, device: str, where: Path) -> list[An
 
 
 def engine_alone(configs: int, epochs: int, device: str) -> float:
-    """Seconds caviar's packed trainer takes for every configuration in one pack, no Ray."""
+    """Seconds caviar's packed trainer takes for every configuration in one pack, no Ray. Each
+    stack's choice between its recorded (CUDA graph) and eager step is logged."""
+    capture = logging.getLogger("trainables.packing._capture")
+    if not capture.handlers:
+        capture.addHandler(logging.StreamHandler(sys.stdout))
+        capture.setLevel(logging.INFO)
     from trainables import run_packed_training
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -463,11 +469,19 @@ def main() -> None:
         wall = engine_alone(n, args.epochs, args.device)
         print(f"[engine alone {n}x{args.epochs}] {wall:.2f} s", flush=True)
         rows.append(Row("engine alone", n, args.epochs, wall, "in-process, no Ray"))
+    if args.device == "cuda":  # what recording the step as a CUDA graph buys, at one size
+        os.environ["CAVIAR_CUDA_GRAPHS"] = "0"
+        try:
+            wall = engine_alone(args.small, args.epochs, args.device)
+        finally:
+            del os.environ["CAVIAR_CUDA_GRAPHS"]
+        print(f"[engine alone {args.small}x{args.epochs}, eager steps] {wall:.2f} s", flush=True)
+        rows.append(Row("engine, eager steps", args.small, args.epochs, wall, "no CUDA graphs"))
     diff = eager_difference(args.device, tf32=torch.backends.cudnn.allow_tf32)
     diff_strict = eager_difference(args.device, tf32=False) if args.device == "cuda" else diff
     if args.device == "cuda":
         torch.cuda.empty_cache()  # the GPU's memory to the Ray paths that follow
-    engine = rows[-1]
+    engine = next(r for r in rows if r.path == "engine alone" and r.configs == args.large)
     engine.goal, engine.extra["eager_diff"] = ">= 4000 cfg-ep/s, f32 ok", diff
     engine.note += f"; vs eager: {diff:.1e} (cuDNN TF32 off: {diff_strict:.1e}; tol 1e-5)"
 
