@@ -1,9 +1,9 @@
-"""Samplers: the contract every sampler meets, Sobol's evenness, and the comparison grid."""
+"""Samplers: Sobol's evenness and its sequence, and the comparison grid. The contract every
+sampler meets is tests/search_spaces/test_sampler_contract.py."""
 
 from __future__ import annotations
 
 import warnings
-from collections.abc import Callable
 
 import numpy as np
 import pytest
@@ -14,7 +14,6 @@ from search_spaces import (
     FloatDomain,
     IntDomain,
     RandomSampler,
-    Sampler,
     SearchSpace,
     SearchSpaceError,
     SobolSampler,
@@ -30,36 +29,6 @@ SPACE = SearchSpace(
     }
 )
 SQUARE = SearchSpace({"x": FloatDomain(0.0, 1.0), "y": FloatDomain(0.0, 1.0)})
-SAMPLERS: list[Callable[[int], Sampler]] = [RandomSampler, SobolSampler]
-
-
-# --- the contract every sampler meets ---------------------------------------------------------
-
-
-@pytest.mark.parametrize("make", SAMPLERS, ids=lambda m: m.__name__)
-class TestSamplerContract:
-    def test_is_a_sampler(self, make: Callable[[int], Sampler]):
-        assert isinstance(make(0), Sampler)
-
-    def test_configs_are_valid_python_scalars(self, make: Callable[[int], Sampler]):
-        configs = make(0).sample(SPACE, 37)
-        assert len(configs) == 37
-        for config in configs:
-            SPACE.check_config(config)
-            assert [type(config[n]) for n in SPACE.names] == [float, float, int, int]
-
-    def test_same_seed_same_configs(self, make: Callable[[int], Sampler]):
-        assert make(3).sample(SPACE, 16) == make(3).sample(SPACE, 16)
-        assert make(3).sample(SPACE, 16) != make(4).sample(SPACE, 16)
-
-    def test_successive_calls_continue_the_stream(self, make: Callable[[int], Sampler]):
-        sampler = make(5)
-        first, second = sampler.sample(SQUARE, 8), sampler.sample(SQUARE, 8)
-        assert first == make(5).sample(SQUARE, 8)
-        assert not {tuple(c.values()) for c in first} & {tuple(c.values()) for c in second}
-
-    def test_zero_configs(self, make: Callable[[int], Sampler]):
-        assert make(0).sample(SPACE, 0) == []
 
 
 # --- Sobol ----------------------------------------------------------------------------------
