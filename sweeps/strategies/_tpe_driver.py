@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import numpy as np
 import pandas as pd
 
 from analysis import ResultsStore
@@ -53,8 +54,9 @@ class TpeProposer:
         optuna.logging.set_verbosity(optuna.logging.WARNING)
         self._sweep = sweep
         self._metric = sweep.spec.objective.metric
+        rows = recorded.to_dict("records") if not recorded.empty else []
         sampler = optuna.samplers.TPESampler(
-            n_startup_trials=strategy.startup, seed=sweep.spec.seed
+            n_startup_trials=strategy.startup, seed=_sampler_seed(sweep.spec.seed, len(rows))
         )
         self._optuna = OptunaSearch(
             # A Tune search space, which OptunaSearch converts; its annotation lists only
@@ -64,7 +66,6 @@ class TpeProposer:
             mode=sweep.spec.objective.resolved_mode,
             sampler=sampler,
         )
-        rows = recorded.to_dict("records") if not recorded.empty else []
         for row in rows:
             score = recorded_score(row, self._metric)
             params = self._searcher_safe({n: _plain(row[n]) for n in sweep.space.names})
@@ -134,6 +135,14 @@ class TpeProposer:
             else:
                 out[name] = value
         return out
+
+
+def _sampler_seed(seed: int, recorded: int) -> int:
+    """The spec's seed for a fresh run; a resumed one's study is new, and a sampler seeded as
+    the first run's would draw the first run's startup points again, all of them recorded."""
+    if recorded == 0:
+        return seed
+    return int(np.random.SeedSequence([seed, recorded]).generate_state(1, dtype=np.uint32)[0])
 
 
 def _plain(value: object) -> object:
