@@ -16,13 +16,19 @@ if TYPE_CHECKING:
     from sweeps.run._outcome import SweepOutcome
     from sweeps.run._runner import run_sweep
     from sweeps.spec._spec import Sweep, load_spec, parse_spec
+    from sweeps.strategies._drivers import DRIVERS
     from sweeps.strategies._points import Origin, Point, plan_points
+    from sweeps.strategies._proposer import Proposer
+    from sweeps.strategies._search_state import PlannedPoint
 
 __all__ = [
+    "DRIVERS",
     "CaviarError",
     "Origin",
+    "PlannedPoint",
     "Point",
     "Problem",
+    "Proposer",
     "RunError",
     "SpecError",
     "Sweep",
@@ -38,6 +44,11 @@ _LAZY = {
     "run_sweep": "sweeps.run._runner",
     **dict.fromkeys(("Sweep", "load_spec", "parse_spec"), "sweeps.spec._spec"),
     **dict.fromkeys(("Origin", "Point", "plan_points"), "sweeps.strategies._points"),
+    # the adaptive strategies' drivers and the interface they implement (a contract suite,
+    # tests/sweeps/test_proposer_contract.py, runs every one)
+    "DRIVERS": "sweeps.strategies._drivers",
+    "Proposer": "sweeps.strategies._proposer",
+    "PlannedPoint": "sweeps.strategies._search_state",
 }
 
 
