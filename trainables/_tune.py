@@ -52,6 +52,16 @@ def _granted_cpus() -> int:
     return max(1, int(cpus))
 
 
+def _granted_gpu_share() -> float:
+    """The fraction of a GPU Ray reserved for this trial (1 with a whole GPU or more): how
+    much of the device's memory a pack may plan for when packs share it."""
+    try:
+        gpus = tune.get_context().get_trial_resources().required_resources.get("GPU", 0.0)
+    except AttributeError:  # no Tune session (called directly)
+        return 1.0
+    return 1.0 if gpus <= 0 else min(1.0, float(gpus))
+
+
 def trial_device() -> torch.device:
     """Where this Ray worker trains: CUDA only when Ray granted it a GPU (a visible GPU may
     belong to another trial). Trials and anything that must cost like them (the `auto` probe)
@@ -161,7 +171,9 @@ def train_bn_mlp_packed(config: dict[str, Any]) -> None:
         )
         for m in pack.members
     ]  # fmt: skip
-    run = _restore_pack(members, device) or PackedRun.start(members)
+    run = _restore_pack(members, device) or PackedRun.start(
+        members, memory_share=_granted_gpu_share()
+    )
     schedule = pack.members[0].trial  # checkpoint_every and epochs are shared by the pack
     # node_id as in single trials' metrics, once per report: it is the same for all members.
     node = ray.get_runtime_context().get_node_id()

@@ -8,7 +8,8 @@
 #   1. Ray Tune from the carried wheels into /tmp/site, when python3 lacks Ray (the GPU image);
 #   2. the CUDA tests (tests/trainables/test_packed.py -k "cuda or gpu": packed runs on the GPU
 #      against the CPU's, a pack saved on the GPU continued on the CPU; tests/trainables/
-#      test_capture.py: steps replayed as CUDA graphs train as eager ones);
+#      test_capture.py: steps replayed as CUDA graphs train as eager ones; test_memory.py: a
+#      member's memory estimate covers its real step);
 #   3. bench/device/table.py: the example CNN through caviar and through plain Ray Tune with
 #      1/16 GPU per trial (256 and 2048 configurations x 10 epochs; 2048 projected through 256
 #      and 1024 when it would not fit), the engine alone, the MLP benchmark: ONE table of wall
@@ -42,7 +43,7 @@ echo "[setup] $SECONDS s"
 
 tests=0
 timeout 75 "$PY" -m pytest -q -p no:cacheprovider tests/trainables/test_packed.py \
-    tests/trainables/test_capture.py -k "cuda or gpu" -rs 2>&1 | tee "$OUT/cuda_tests.log" \
+    tests/trainables/test_capture.py tests/trainables/test_memory.py -k "cuda or gpu" -rs 2>&1 | tee "$OUT/cuda_tests.log" \
     || tests=$?
 echo "[cuda tests] exit $tests at $SECONDS s"
 

@@ -11,6 +11,7 @@ compacted away and the padding is trimmed to the widest member left.
 
 from __future__ import annotations
 
+import copy
 import logging
 import math
 from collections.abc import Callable, Collection, Hashable, Mapping, Sequence
@@ -26,6 +27,7 @@ from trainables._train import EpochResult, Network, initial_model
 from trainables.packing._data import StackedData
 from trainables.packing._func_stack import FuncStack
 from trainables.packing._groups import default_stack_size, pack_group, stack_sizes
+from trainables.packing._memory import device_memory, member_memory, memory_cap
 from trainables.packing._mlp_stack import MLPStack
 from trainables.packing._stack import Stack
 
@@ -82,10 +84,19 @@ class PackedRun:
         self._stack_size = stack_size
 
     @classmethod
-    def start(cls, members: Sequence[PackMember], *, stack_size: int | None = None) -> PackedRun:
+    def start(
+        cls,
+        members: Sequence[PackMember],
+        *,
+        stack_size: int | None = None,
+        memory_share: float = 1.0,
+    ) -> PackedRun:
         """Fresh members, grouped by shape and split into stacks of at most `stack_size`
-        (default: `default_stack_size` of their device)."""
+        (default: `default_stack_size` of their device). On a GPU, a user network's stacks
+        are also cut to what the device's free memory holds (`_memory`), of which this pack
+        may use `memory_share` (its fraction of a shared GPU)."""
         datasets, data, data_index, stack_size = _prepare(members, stack_size)
+        memory = device_memory(datasets[0].device)
         stacks: list[Stack] = []
         for indices in _groups(members).values():
             if members[indices[0]].network is None:
@@ -101,9 +112,13 @@ class PackedRun:
             if len(by_structure) > 1:
                 logger.info("a pack group builds %d network structures", len(by_structure))
             for same in by_structure.values():
+                size = stack_size
+                if memory is not None:
+                    size = _memory_bound(members, same, built, datasets, data_index, size,
+                                         memory, memory_share)  # fmt: skip
                 stacks += [
                     _new_stack(members, chunk, datasets, data_index, built)
-                    for chunk in _chunks(same, stack_size)
+                    for chunk in _chunks(same, size)
                 ]
         return cls(members, stacks, data, stack_size)
 
@@ -202,6 +217,31 @@ def _new_stack(
         member_group(members[rows[0]]),
         precision=precision,
     )
+
+
+def _memory_bound(
+    members: Sequence[PackMember],
+    same: list[int],
+    built: Mapping[int, tuple[torch.nn.Module, torch.Generator]],
+    datasets: Sequence[Dataset],
+    data_index: list[int],
+    stack_size: int | None,
+    memory: tuple[int, int],
+    share: float,
+) -> int | None:
+    """`stack_size`, lowered to what the device's memory holds for these members."""
+    first = same[0]
+    throwaway = copy.deepcopy(built[first][0])  # measuring moves its running statistics
+    member = member_memory(throwaway, members[first].hparams, datasets[data_index[first]])
+    cap = memory_cap(member, len(members), memory, share)
+    if cap is not None and cap < len(same) and (stack_size is None or cap < stack_size):
+        logger.info(
+            "stacks of at most %d members: %.1f MB of state and %.1f MB of activations a "
+            "member, %.1f GB free of %.1f GB (share %g)", cap, member.state / 1e6,
+            member.activations / 1e6, memory[0] / 1e9, memory[1] / 1e9, share,
+        )  # fmt: skip
+        return cap
+    return stack_size
 
 
 def _distinct_datasets(members: Sequence[PackMember]) -> list[Dataset]:
