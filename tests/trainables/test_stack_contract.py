@@ -5,7 +5,8 @@ suite against every sampler): a new kind of stack is added to `KINDS` and must p
 - a checkpoint (`state_dict`, through `torch.save`, into a freshly built stack) continues
   bit-identically;
 - `restack` drops rows without changing the training of the rows kept;
-- a member whose numbers stop being finite does not disturb the others.
+- a member whose numbers stop being finite does not disturb the others, and once restacked
+  out (how a diverged member is frozen) leaves no trace in the rows kept.
 """
 
 from __future__ import annotations
@@ -173,3 +174,24 @@ def test_a_member_gone_non_finite_leaves_the_others_untouched(kind: Kind, data: 
     for epoch in range(2):
         assert not math.isfinite(got[epoch][1][0]) and not math.isfinite(got[epoch][1][1])
         assert got[epoch][0] == clean[epoch][0] and got[epoch][2] == clean[epoch][2]
+
+
+@pytest.mark.parametrize("kind", KINDS, ids=lambda k: k.name)
+def test_a_diverged_member_restacked_out_leaves_no_trace(kind: Kind, data: Dataset) -> None:
+    """Divergence freezes a member as `PackedRun.drop` does: its row is restacked out, and the
+    rows kept train on as in a stack where nothing diverged (no NaN carried over in the
+    parameters, the optimizer state or the BatchNorm statistics)."""
+    hparams, seeds = [hp for hp, _ in MEMBERS], [s for _, s in MEMBERS]
+    stacked = StackedData.from_datasets([data])
+    clean = _epochs(kind.build(hparams, seeds, data), stacked, 2)
+
+    poisoned = kind.build(hparams, seeds, data)
+    with torch.no_grad():
+        for view in poisoned.layout.views(poisoned.params.detach()).values():
+            view[1] = math.nan
+    diverged = _epochs(poisoned, stacked, 1)[0]
+    assert not math.isfinite(diverged[1][0])
+    kept = Stack.restack([(poisoned, [0, 2])])
+    assert kept.members == [0, 2]
+
+    _assert_close(_epochs(kept, stacked, 1)[0], [clean[1][0], clean[1][2]])
