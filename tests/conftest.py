@@ -1,12 +1,14 @@
-"""Shared fixtures: one local Ray instance for every test marked `ray`."""
+"""Shared fixtures: one local Ray instance for every test marked `ray`; and the `cli` marker
+kept honest: a test without it that starts `caviar` in a subprocess fails."""
 
 from __future__ import annotations
 
 import logging
 import os
+import subprocess
 import sys
 import uuid
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from pathlib import Path
 
 import pytest
@@ -21,6 +23,29 @@ os.environ.setdefault("RAY_AUTH_MODE", "disabled")
 os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
 os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_protocol(item: pytest.Item) -> Generator[None, object, object]:
+    """Refuse, in a test not marked `cli`, to start caviar's command line in a subprocess (its
+    fixtures included): `pytest -m "not slow and not cli"` leaves out exactly those tests."""
+    if item.get_closest_marker("cli") is not None:
+        return (yield)
+    from _procs import starts_caviar
+
+    popen_init = subprocess.Popen.__init__
+
+    def refuse_caviar(self: subprocess.Popen[bytes], *args: object, **kwargs: object) -> None:
+        argv = args[0] if args else kwargs.get("args", ())
+        if starts_caviar(argv):
+            pytest.fail(f"{item.nodeid} starts caviar ({argv!r}): mark it @pytest.mark.cli")
+        popen_init(self, *args, **kwargs)
+
+    subprocess.Popen.__init__ = refuse_caviar
+    try:
+        return (yield)
+    finally:
+        subprocess.Popen.__init__ = popen_init
 
 
 @pytest.fixture(scope="session")

@@ -8,6 +8,7 @@ what the test started, never by name.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import os
 import signal
 import socket
@@ -23,6 +24,7 @@ __all__ = [
     "kill_session",
     "run_caviar",
     "session_members",
+    "starts_caviar",
     "user_env",
 ]
 
@@ -42,6 +44,21 @@ def user_env(home: Path, **extra: str) -> dict[str, str]:
 def caviar_command() -> str:
     """The installed console script, as a user runs it (not `python -m sweeps`)."""
     return str(Path(sys.executable).parent / "caviar")
+
+
+def starts_caviar(args: object) -> bool:
+    """Whether a child with these arguments runs caviar's command line: the `caviar` script,
+    `python -m sweeps`, or a `python -c` script that imports `sweeps._cli`. A test that starts
+    one carries `@pytest.mark.cli` (tests/conftest.py fails one that does not)."""
+    argv = [
+        os.fsdecode(a) for a in ([args] if isinstance(args, str | bytes | os.PathLike) else args)
+    ]
+    if argv and Path(argv[0]).name == "caviar":
+        return True
+    return any(
+        (arg == "-m" and nxt == "sweeps") or (arg == "-c" and "sweeps._cli" in nxt)
+        for arg, nxt in itertools.pairwise(argv)
+    )
 
 
 def run_caviar(

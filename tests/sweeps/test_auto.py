@@ -98,6 +98,7 @@ def test_auto_runs_coarse_to_fine_with_room_and_resume_keeps_the_decision(
     assert again.run_id == outcome.run_id and again.evaluated == 0
 
 
+@pytest.mark.cli
 @pytest.mark.ray
 def test_auto_refuses_a_gpu_the_machine_lacks_before_writing_anything(tmp_path: Path) -> None:
     """As `kind: random` is refused: one line naming the field, exit 2, no files, and no
@@ -133,6 +134,7 @@ def test_a_held_auto_sweep_is_refused_before_ray_starts_or_the_probe_trains(
     assert [p.name for p in (tmp_path / "auto").iterdir()] == [SweepLayout.RUN_LOCK]
 
 
+@pytest.mark.cli
 def test_a_second_caviar_run_of_a_held_auto_sweep_exits_1_and_writes_nothing(
     tmp_path: Path,
 ) -> None:

@@ -10,7 +10,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from _procs import user_env
+
+pytestmark = pytest.mark.cli
 
 ROOT = Path(__file__).parents[2]
 DEMO = ROOT / "sweeps" / "examples" / "demo.yaml"

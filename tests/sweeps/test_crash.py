@@ -86,6 +86,7 @@ def _resume_and_check(
     assert leftovers == []
 
 
+@pytest.mark.cli
 @pytest.mark.ray
 def test_kill_before_any_result_then_resume(
     launch: Callable[..., subprocess.Popen[str]], tmp_path: Path
@@ -97,6 +98,7 @@ def test_kill_before_any_result_then_resume(
     _resume_and_check(launch, out)
 
 
+@pytest.mark.cli
 @pytest.mark.ray
 def test_kill_mid_run_after_results_landed_then_resume(
     launch: Callable[..., subprocess.Popen[str]], tmp_path: Path
@@ -111,6 +113,7 @@ def test_kill_mid_run_after_results_landed_then_resume(
     _resume_and_check(launch, out)
 
 
+@pytest.mark.cli
 @pytest.mark.ray
 def test_crash_between_epochs_and_trials_writes_then_resume(
     launch: Callable[..., subprocess.Popen[str]], tmp_path: Path
@@ -145,6 +148,7 @@ def _check_rounds(out: Path) -> None:
     assert sorted(trials.groupby("round").size()) == [4, 4, 4]
 
 
+@pytest.mark.cli
 @pytest.mark.ray
 def test_kill_between_rounds_then_resume(
     launch: Callable[..., subprocess.Popen[str]], tmp_path: Path
@@ -158,6 +162,7 @@ def test_kill_between_rounds_then_resume(
     _check_rounds(out)
 
 
+@pytest.mark.cli
 @pytest.mark.ray
 def test_kill_mid_round_then_resume(
     launch: Callable[..., subprocess.Popen[str]], tmp_path: Path
@@ -170,6 +175,7 @@ def test_kill_mid_round_then_resume(
     _check_rounds(out)
 
 
+@pytest.mark.cli
 def test_a_second_run_of_the_same_sweep_is_refused(tmp_path: Path) -> None:
     from sweeps.run._lock import sweep_lock
 
@@ -238,6 +244,7 @@ def test_taking_the_lock_removes_what_a_killed_run_left_half_written(tmp_path: P
     assert sorted(p.name for p in sweep.rglob("*.tmp")) == sorted(p.name for p in kept[:2])
 
 
+@pytest.mark.cli
 @pytest.mark.ray
 def test_sigterm_stops_like_ctrl_c_then_resume(
     launch: Callable[..., subprocess.Popen[str]], tmp_path: Path
@@ -282,6 +289,7 @@ USER_MODEL_SPEC = textwrap.dedent(
 )
 
 
+@pytest.mark.cli
 @pytest.mark.ray
 def test_a_user_model_killed_mid_run_resumes_with_each_configuration_once(
     launch: Callable[..., subprocess.Popen[str]], tmp_path: Path

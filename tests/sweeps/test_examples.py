@@ -23,7 +23,7 @@ from _procs import run_caviar, user_env
 EXAMPLES = Path(__file__).parents[2] / "sweeps" / "examples"
 SPECS = sorted(path.name for path in EXAMPLES.glob("*.yaml"))
 
-pytestmark = pytest.mark.ray
+pytestmark = [pytest.mark.ray, pytest.mark.cli]
 
 
 def _shortened(spec: dict[str, Any]) -> tuple[dict[str, Any], int]:

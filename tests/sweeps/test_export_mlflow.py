@@ -276,6 +276,7 @@ def test_an_unreachable_server_is_one_line_and_leaves_the_results_untouched(
     assert line.startswith("error: --tracking-uri: unknown scheme 'ftp'"), line
 
 
+@pytest.mark.cli
 def test_without_mlflow_one_line_says_how_to_install_it(results: Path, tmp_path: Path) -> None:
     """`import mlflow` fails in the subprocess; importing the CLI still works (nothing else
     imports MLflow), and the export says what to install: exit 2."""

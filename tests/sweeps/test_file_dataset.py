@@ -94,6 +94,7 @@ BAD_DATASETS = [
 ]  # fmt: skip
 
 
+@pytest.mark.cli
 @pytest.mark.parametrize(("dataset", "field", "message"), BAD_DATASETS)
 def test_a_bad_data_file_is_one_line_naming_the_field_and_nothing_is_written(
     project: Path, dataset: str, field: str, message: str

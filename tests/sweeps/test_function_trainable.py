@@ -115,6 +115,7 @@ BAD = [
 ]  # fmt: skip
 
 
+@pytest.mark.cli
 @pytest.mark.parametrize(("old", "new", "field", "message"), BAD)
 def test_what_needs_caviars_loop_is_refused_in_one_line(
     project: Path, old: str, new: str, field: str, message: str
@@ -145,6 +146,7 @@ NICE_SPEC = textwrap.dedent(
 )
 
 
+@pytest.mark.cli
 @pytest.mark.ray
 @pytest.mark.parametrize("worker_niceness", [None, "15"])
 def test_trials_of_an_embedded_ray_run_at_normal_priority_unless_the_user_says(

@@ -31,6 +31,7 @@ def _caviar(*args: str, home: Path) -> subprocess.CompletedProcess[str]:
     return run_caviar(*args, env=user_env(home), timeout=180)
 
 
+@pytest.mark.cli
 @pytest.mark.ray
 def test_more_gpus_than_any_node_has_is_refused_up_front(tmp_path: Path) -> None:
     """The embedded instance has no GPU and no autoscaler: the trial could never start."""
@@ -57,6 +58,7 @@ def _custom_refused(proc: subprocess.CompletedProcess[str]) -> None:
     assert len(errors) == 1 and "resources.custom" in errors[0] and "{a10g: 1}" in errors[0]
 
 
+@pytest.mark.cli
 @pytest.mark.ray
 @pytest.mark.parametrize("strategy", ["random", "panda"])
 def test_a_custom_resource_no_node_has_is_refused_up_front(strategy: str, tmp_path: Path) -> None:
@@ -71,6 +73,7 @@ def test_a_custom_resource_no_node_has_is_refused_up_front(strategy: str, tmp_pa
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.cli
 @pytest.mark.ray
 def test_a_retune_asking_for_a_custom_resource_no_node_has_is_refused(tmp_path: Path) -> None:
     spec, out, home = tmp_path / "spec.yaml", tmp_path / "out", tmp_path / "home"
@@ -94,6 +97,7 @@ def _most_at_once(rows: pd.DataFrame) -> int:
     return most
 
 
+@pytest.mark.cli
 @pytest.mark.ray
 def test_packs_share_one_gpu_in_quarters(tmp_path: Path) -> None:
     """A node that declares one GPU (this machine has none; Ray hands out the fractions all the

@@ -9,6 +9,8 @@ from _procs import run_caviar, user_env
 
 from analysis import load_trials
 
+pytestmark = pytest.mark.cli
+
 
 @pytest.mark.ray
 def test_the_starter_project_validates_and_runs_as_written(tmp_path: Path) -> None:

@@ -37,6 +37,7 @@ def two_nodes() -> Iterator[tuple[str, dict[str, str]]]:
         yield cluster
 
 
+@pytest.mark.cli
 @pytest.mark.ray
 def test_trials_run_on_both_nodes_and_land_once(two_nodes, tmp_path):
     address, alive = two_nodes

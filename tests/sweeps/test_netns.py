@@ -19,6 +19,8 @@ from _ray_nodes import VENV_BIN, alive_nodes, ray_env
 
 from analysis import load_trials
 
+pytestmark = pytest.mark.cli
+
 SPEC = textwrap.dedent(
     """
     name: across-veth

@@ -87,6 +87,7 @@ BAD = [
 ]  # fmt: skip
 
 
+@pytest.mark.cli
 @pytest.mark.parametrize(("old", "new", "field", "message"), BAD)
 def test_a_bad_model_is_one_line_naming_the_field_and_nothing_is_written(
     project: Path, old: str, new: str, field: str, message: str
@@ -197,6 +198,7 @@ def test_a_user_cnn_trains_in_packs_as_it_would_alone(ray_local: None, project: 
     assert (packed["val_loss"] - alone["val_loss"]).abs().max() < 1e-3
 
 
+@pytest.mark.cli
 def test_pack_auto_falls_back_for_a_network_vmap_cannot_run(project: Path) -> None:
     (project / "branchy.py").write_text(
         textwrap.dedent(
@@ -275,6 +277,7 @@ def test_validation_finds_the_keywords_that_change_the_network(
     assert load_spec_text(project, spec.replace("pack: auto", "pack: 1")).pack_by == "*"
 
 
+@pytest.mark.cli
 def test_explain_shows_which_configurations_share_a_pack(project: Path) -> None:
     (project / "scaled.py").write_text(SCALED)
     spec = textwrap.dedent(
@@ -365,6 +368,7 @@ def test_auto_runs_plain_trials_where_most_packs_would_hold_one_or_two(project: 
     assert settle_auto_packing(explicit) is explicit
 
 
+@pytest.mark.cli
 def test_validate_explain_says_auto_runs_plain_trials(project: Path) -> None:
     spec = SPEC.replace("rounds: 2, per_round: 3", "rounds: 2, per_round: 8") + "pack: auto\n"
     (project / "auto.yaml").write_text(spec)

@@ -310,6 +310,7 @@ def launch(tmp_path: Path) -> Iterator[Callable[..., subprocess.Popen[str]]]:
         kill_session(proc.pid)
 
 
+@pytest.mark.cli
 @pytest.mark.ray
 @pytest.mark.slow  # two `caviar run` processes, each starting its own Ray: about a minute
 def test_kill_then_resume_continues_from_the_last_decision(

@@ -109,6 +109,7 @@ def test_unwritable_results_fail_before_anything_starts(tmp_path: Path) -> None:
         run_sweep(parse_spec(SPEC), blocker / "results")
 
 
+@pytest.mark.cli
 @pytest.mark.ray
 def test_cli_runs_its_own_embedded_ray_beside_a_live_cluster(
     ray_local: None, tmp_path: Path
@@ -134,6 +135,7 @@ def test_cli_runs_its_own_embedded_ray_beside_a_live_cluster(
     assert ray.is_initialized() and ray.cluster_resources().get("CPU") == 2
 
 
+@pytest.mark.cli
 @pytest.mark.ray
 def test_cli_joins_an_existing_cluster_with_address_and_leaves_it_running(
     ray_local: None, tmp_path: Path
@@ -158,6 +160,7 @@ def test_cli_joins_an_existing_cluster_with_address_and_leaves_it_running(
     assert ray.is_initialized() and ray.cluster_resources().get("CPU") == 2
 
 
+@pytest.mark.cli
 def test_cli_reports_an_unreachable_address_in_one_line(tmp_path: Path) -> None:
     spec = tmp_path / "spec.yaml"
     spec.write_text(SPEC)
@@ -208,6 +211,7 @@ def test_two_resumes_one_after_the_other_record_each_configuration_once(
     assert second.evaluated == 0 and second.skipped == 4
 
 
+@pytest.mark.cli
 def test_version_is_the_installed_distributions() -> None:
     from importlib.metadata import version
 

@@ -152,6 +152,7 @@ def test_resume_continues_an_old_sweep_in_a_bucket(
             check_reads_everything(reader, f"{sweep}/{table}", expected)
 
 
+@pytest.mark.cli
 @pytest.mark.ray
 @pytest.mark.slow
 def test_caviar_run_in_its_own_process_passes_the_s3_settings_to_its_ray(

@@ -21,6 +21,8 @@ from pathlib import Path
 import pytest
 from _procs import caviar_command, kill_session, session_members, user_env
 
+pytestmark = pytest.mark.cli
+
 SPEC = textwrap.dedent(
     """
     name: stop

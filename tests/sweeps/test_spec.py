@@ -436,6 +436,7 @@ def test_tpe_without_optuna_is_a_spec_error_before_anything_runs(
     assert [(p.field, p.value) for p in err.value.problems] == [("strategy.kind", "tpe")]
 
 
+@pytest.mark.cli
 def test_a_reader_that_leaves_early_gets_no_traceback() -> None:
     """`caviar validate SPEC --explain | head -1`: the closed pipe ends caviar quietly, with
     the shell's SIGPIPE status, instead of a BrokenPipeError trace."""

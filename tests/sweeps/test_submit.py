@@ -148,6 +148,7 @@ def _get(url: str, token: str | None) -> tuple[int, str]:
         return 0, ""
 
 
+@pytest.mark.cli
 @pytest.mark.ray
 def test_submit_wait_runs_the_sweep_on_a_token_cluster(token_cluster, tmp_path):
     address, token = token_cluster
@@ -174,6 +175,7 @@ def test_submit_wait_runs_the_sweep_on_a_token_cluster(token_cluster, tmp_path):
     assert str(spec) not in entrypoint
 
 
+@pytest.mark.cli
 @pytest.mark.ray
 def test_the_jobs_api_refuses_requests_without_the_right_token(token_cluster, tmp_path):
     address, _ = token_cluster
@@ -397,6 +399,7 @@ def test_the_project_copy_leaves_credentials_home_too(tmp_path):
     assert ignore(str(tmp_path), names) == {".env", ".ssh", "deploy.pem", "id_rsa"}
 
 
+@pytest.mark.cli
 def test_a_spec_in_the_home_directory_is_refused_in_one_line(tmp_path, monkeypatch, capsys):
     """`caviar submit ~/sweep.yaml` would ship the whole home directory: refused, exit 2,
     before any cluster is contacted (nothing listens at the address: reaching it is exit 1);
@@ -432,6 +435,7 @@ def test_a_spec_at_the_filesystem_root_is_refused():
     assert line.endswith("(got '/')")
 
 
+@pytest.mark.cli
 def test_dry_run_lists_what_would_travel_and_needs_no_cluster(tmp_path):
     project = tmp_path / "proj"
     _user_project(project)
@@ -528,6 +532,7 @@ def two_nodes_with_jobs_api() -> Iterator[tuple[str, dict[str, str]]]:
         yield address, alive
 
 
+@pytest.mark.cli
 @pytest.mark.ray
 def test_a_user_module_and_data_travel_to_every_node(two_nodes_with_jobs_api, tmp_path):
     """The model module and its data exist only in the submitted directory (deleted here once

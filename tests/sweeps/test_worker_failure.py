@@ -17,6 +17,8 @@ import pytest
 
 from analysis import load_epochs, load_trials
 
+pytestmark = pytest.mark.cli
+
 SPEC = textwrap.dedent(
     """
     name: workers
