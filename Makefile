@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.stamp-install
 # The CPU build that lies on these machines; a plain `torch` would pull a multi-GB CUDA build.
 TORCH  := torch==2.13.0
 
-.PHONY: demo test test-slow lint format venv clean
+.PHONY: demo test test-fast test-slow lint format venv clean
 
 venv: $(STAMP)
 
@@ -25,6 +25,10 @@ test: $(STAMP)
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
 	$(PY) -m pytest -q --durations=15
+
+# The inner loop: no slow tests and none that start `caviar` in a subprocess (marked `cli`).
+test-fast: $(STAMP)
+	$(PY) -m pytest -q -m "not slow and not cli"
 
 test-slow: $(STAMP)
 	$(PY) -m pytest -q -m slow
