@@ -61,7 +61,7 @@ def searches(draw: st.DrawFn) -> Drawn:
     per_round = draw(st.integers(1, 10))
     search = CoarseToFine(
         draw(spaces(max_size=4)),
-        rounds=draw(st.integers(2, 6)),
+        rounds=draw(st.integers(2, 5)),
         per_round=per_round,
         seed=draw(st.integers(0, 2**32 - 1)),
         mode=mode,  # type: ignore[arg-type]
