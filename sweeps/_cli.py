@@ -233,8 +233,8 @@ def _export_at_end(sweep: Sweep, results: ResultsPath, say: Callable[[str], None
 
 
 def _validate(sweep: Sweep, *, explain: bool) -> int:
+    from sweeps.spec._strategy_table import strategy_row
     from sweeps.strategies._points import preview_points
-    from sweeps.strategies._strategies import behaviour
 
     spec = sweep.spec
     out = sys.stdout
@@ -266,7 +266,7 @@ def _validate(sweep: Sweep, *, explain: bool) -> int:
             print(line, file=out)
         print(f"results: {_sweep_location(spec.results, spec.name)}", file=out)
         shown = planned[:5]
-        if behaviour(spec.strategy).adaptive:
+        if strategy_row(spec.strategy).adaptive:
             print(
                 "later configurations are chosen from the results as they come; the rounds' "
                 "bounds are recorded in `rounds/` and drawn by `caviar report`",
@@ -435,7 +435,7 @@ def _log_line(text: str) -> None:
 
 
 def _strategy_line(sweep: Sweep) -> str:
-    from sweeps.strategies._strategies import behaviour
+    from sweeps.spec._strategy_table import behaviour
 
     strategy = sweep.spec.strategy
     return behaviour(strategy).describe(

@@ -29,8 +29,8 @@ from sweeps.run._lifecycle import open_run
 from sweeps.run._outcome import SweepOutcome, best_row
 from sweeps.run._progress import Progress
 from sweeps.spec._spec import PandaStrategy, Sweep
+from sweeps.spec._strategy_behaviour import panda_start_points
 from sweeps.strategies._points import trial_seed
-from sweeps.strategies._strategies import panda_start_points
 from sweeps.tune._trial_outcome import babysat_status
 from sweeps.tune._trials import build_tuner
 from trainables import HYPERPARAMETERS

@@ -39,8 +39,8 @@ from sweeps.run._preflight import check_results_dir
 from sweeps.run._progress import Progress
 from sweeps.run._runs import new_run_id
 from sweeps.spec._spec import RetuneSpec, Sweep
+from sweeps.spec._strategy_table import strategy_row
 from sweeps.strategies._points import Point
-from sweeps.strategies._strategies import behaviour
 from trainables import dataset_fingerprint, load_dataset
 
 __all__ = [
@@ -115,9 +115,9 @@ def run_retune(
     from sweeps.run._resources import trial_slots
     from sweeps.tune._trials import run_trials
 
-    if not behaviour(sweep.spec.strategy).retunes:
-        message = "re-tuning samples configurations; a panda sweep babysits one model"
-        raise SpecError([Problem("strategy.kind", "panda", message)])
+    refusal = strategy_row(sweep.spec.strategy).refuses_retune
+    if refusal is not None:
+        raise SpecError([Problem("strategy.kind", sweep.spec.strategy.kind, refusal)])
     check_retune_results(results_dir)
     local_results = Path(str(results_dir))  # a re-tune's results are local: checked just above
     check_results_dir(results_dir)

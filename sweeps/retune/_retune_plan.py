@@ -20,8 +20,8 @@ from analysis import Mode
 from search_spaces import SearchSpace, SearchSpaceError
 from sweeps._errors import Problem, SpecError
 from sweeps.spec._spec import RetuneSpec, SpecModel
+from sweeps.spec._strategy_table import behaviour
 from sweeps.strategies._points import Origin
-from sweeps.strategies._strategies import behaviour
 
 __all__ = [
     "INCUMBENT",

@@ -19,8 +19,8 @@ from sweeps._errors import Problem, SpecError
 from sweeps.run._runs import latest_run, new_run_id
 from sweeps.spec._spec import Sweep
 from sweeps.spec._spec_edit import check_continuation
+from sweeps.spec._strategy_table import strategy_row
 from sweeps.strategies._search_state import load_search_state
-from sweeps.strategies._strategies import behaviour
 
 __all__ = ["RunChoice", "choose_run", "remove_orphan_epochs"]
 
@@ -49,7 +49,7 @@ def choose_run(
     if previous is None:
         raise SpecError([Problem("--resume", sweep.name, "no earlier run of this sweep to resume")])
     edited = previous.digest != sweep.digest
-    if edited and not behaviour(sweep.spec.strategy).continues_after_edit:
+    if edited and not strategy_row(sweep.spec.strategy).continues_after_edit:
         raise SpecError(
             [
                 Problem(

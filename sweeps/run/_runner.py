@@ -5,26 +5,41 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import replace
+from typing import Protocol, cast
 
-from analysis import ResultsPath, ResultsStore
+from analysis import ResultsPath
 from sweeps._errors import Problem, RunError
 from sweeps.run._lifecycle import open_run
-from sweeps.run._lock import refuse_if_locked
 from sweeps.run._outcome import SweepOutcome, best_row
-from sweeps.run._preflight import check_results_dir
 from sweeps.run._progress import Progress
 from sweeps.run._resources import trial_slots
 from sweeps.run._resume import remove_orphan_epochs
 from sweeps.spec._spec import Sweep
+from sweeps.spec._strategy_table import resolve, strategy_row
 from sweeps.strategies._drivers import open_driver
 from sweeps.strategies._points import Point, plan_points
 from sweeps.strategies._proposer import Proposer
-from sweeps.strategies._strategies import behaviour
 from sweeps.tune._trials import run_trials
 
-__all__ = ["run_sweep"]
+__all__ = ["RunStrategy", "run_on_tune", "run_sweep"]
 
 log = logging.getLogger(__name__)
+
+
+class RunStrategy(Protocol):
+    """How a sweep of one kind runs (a row's `driver` in the strategy table): `run_sweep`'s
+    arguments, all of them given."""
+
+    def __call__(
+        self,
+        sweep: Sweep,
+        results_dir: ResultsPath,
+        *,
+        address: str | None,
+        resume: bool,
+        show: Callable[[Progress], None] | None,
+        run_id: str | None,
+    ) -> SweepOutcome: ...
 
 
 def run_sweep(
@@ -39,30 +54,26 @@ def run_sweep(
     """Nothing is written until Ray is up and the resources are known to fit.
 
     `run_id` names a fresh run (`auto` decides before the run starts and records under it).
+    The strategy's row says who runs it: its trials on Ray Tune (`run_on_tune`), or its own
+    loop.
     """
-    from sweeps.run._ray_session import ray_session
+    run = cast(RunStrategy, resolve(strategy_row(sweep.spec.strategy).driver))
+    return run(sweep, results_dir, address=address, resume=resume, show=show, run_id=run_id)
 
-    strategy = behaviour(sweep.spec.strategy)
-    if strategy.decides:
-        from sweeps.strategies._auto import (
-            decide_auto,  # panda or caviar: the concrete sweep to run
-        )
 
-        check_results_dir(results_dir)  # before Ray starts: a bad --results fails at once
-        refuse_if_locked(ResultsStore(results_dir, sweep.name).sweep_dir)  # and a held sweep
-        with ray_session(address) as session:  # one Ray for the decision's probe and the run
-            concrete, run_id = decide_auto(sweep, results_dir, session, resume=resume)
-            return run_sweep(
-                concrete, results_dir, address=address, resume=resume, show=show, run_id=run_id
-            )
-    if strategy.own_loop:
-        from sweeps.panda import run_panda  # babysitting has its own loop; see docs/panda.md
-
-        return run_panda(
-            sweep, results_dir, address=address, resume=resume, show=show, run_id=run_id
-        )
-
+def run_on_tune(
+    sweep: Sweep,
+    results_dir: ResultsPath,
+    *,
+    address: str | None,
+    resume: bool,
+    show: Callable[[Progress], None] | None,
+    run_id: str | None,
+) -> SweepOutcome:
+    """A strategy whose configurations are Ray Tune trials: its fixed plan, or its proposer's
+    points as results come (an adaptive row)."""
     points = plan_points(sweep)
+    adaptive = strategy_row(sweep.spec.strategy).adaptive
     with open_run(
         sweep, results_dir, address=address, resume=resume, run_id=run_id, planned=len(points)
     ) as run:
@@ -74,7 +85,7 @@ def run_sweep(
         slots = trial_slots(sweep, run.session)
         work: list[Point] | Proposer = (
             open_driver(sweep, store, choice.run_id, points, choice.recorded, edited=choice.edited)
-            if strategy.adaptive
+            if adaptive
             else todo
         )
         outcome = run_trials(

@@ -33,7 +33,10 @@ def check_function_spec(
     space: SearchSpace,
     strategy_kind: str,
     pack: object,
+    strategy_refusal: str | None,
 ) -> list[Problem]:
+    """Every problem of a spec whose trainable is a training function; `strategy_refusal` is
+    why its strategy cannot run one (the strategy table's `refuses_function`), if it cannot."""
     from trainables import load_training_function  # imports torch, as the user's module does
 
     problems: list[Problem] = []
@@ -49,13 +52,9 @@ def check_function_spec(
     if pack != 1:
         message = "packing trains configurations in caviar's loop; a training function owns its own"
         problems.append(Problem("pack", pack, message))
-    if strategy_kind in ("panda", "auto"):
-        message = (
-            "panda rolls back to caviar's checkpoints"
-            if strategy_kind == "panda"
-            else "auto's cost probe trains with caviar's loop"
-        )
-        problems.append(Problem("strategy.kind", strategy_kind, f"{message}; sample instead"))
+    if strategy_refusal is not None:
+        message = f"{strategy_refusal}; sample instead"
+        problems.append(Problem("strategy.kind", strategy_kind, message))
     for prefix, names in (("trainable.fixed", list(fixed)), ("search_space", space.names)):
         for name in names:
             if name in BUILTIN_ONLY:

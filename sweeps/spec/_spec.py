@@ -53,12 +53,17 @@ from sweeps.spec._strategy_specs import (
     PandaStrategy,
     RandomStrategy,
     SobolStrategy,
-    Strategy,
     TpeStrategy,
     parse_time_budget,
 )
+from sweeps.spec._strategy_table import (
+    STRATEGIES,
+    Strategy,
+    behaviour,
+    default_strategy,
+    strategy_row,
+)
 from sweeps.spec._yaml import MAX_SPEC_BYTES, load_yaml
-from sweeps.strategies._strategies import STRATEGIES, behaviour
 from trainables import (
     DATASETS,
     FileSource,
@@ -266,7 +271,7 @@ class SpecModel(BaseModel):
     objective: Objective = Field(default_factory=Objective)
     trainable: TrainableSpec = Field(default_factory=TrainableSpec)
     search_space: dict[str, Any]
-    strategy: Strategy = Field(default_factory=lambda: RandomStrategy(kind="random"))
+    strategy: Strategy = Field(default_factory=default_strategy)
     initial: list[dict[str, Any]] = Field(default_factory=list)
     resources: Resources = Field(default_factory=Resources)
     pack: Literal["auto"] | int = 1
@@ -510,6 +515,7 @@ def _parse_function_spec(
     problems = check_function_spec(
         function, base, fields_set=set(t.model_fields_set), fixed=t.fixed, space=space,
         strategy_kind=model.strategy.kind, pack=model.pack,
+        strategy_refusal=strategy_row(model.strategy).refuses_function,
     )  # fmt: skip
     problems += (
         _check_initial(model, space) + _check_size(model, space) + _check_requirements(model)
@@ -575,7 +581,7 @@ def _check_strategy(model: SpecModel, space: SearchSpace) -> list[Problem]:
 def _check_requirements(model: SpecModel) -> list[Problem]:
     """A strategy's optional module (TPE's optuna), found missing here, before anything is
     written."""
-    kind, required = model.strategy.kind, behaviour(model.strategy).requires
+    kind, required = model.strategy.kind, strategy_row(model.strategy).requires
     if required is None or importlib.util.find_spec(required):
         return []
     return [Problem("strategy.kind", kind, f"needs {required}: pip install 'caviar[{kind}]'")]
@@ -584,9 +590,9 @@ def _check_requirements(model: SpecModel) -> list[Problem]:
 def _check_pack(model: SpecModel, factory: ModelFactory | None) -> list[Problem]:
     """Packs need points decided in batches: fixed plans, or coarse-to-fine's rounds. (Whether
     a user's network can be vectorized is tried once the rest of the spec is known good.)"""
-    if model.pack == 1 or behaviour(model.strategy).packs:
+    if model.pack == 1 or strategy_row(model.strategy).packs:
         return []
-    kinds = [kind for kind, b in STRATEGIES.items() if b.packs]
+    kinds = [kind for kind, row in STRATEGIES.items() if row.packs]
     packable = f"{', '.join(kinds[:-1])} and {kinds[-1]}"
     message = f"packing runs {packable}; strategy {model.strategy.kind!r} needs 1"
     return [Problem("pack", model.pack, message)]
@@ -619,8 +625,6 @@ def _pydantic_problems(exc: ValidationError, data: dict[str, Any]) -> list[Probl
     problems = []
     for err in exc.errors():
         loc = list(err["loc"])
-        if loc[:1] == ["strategy"] and len(loc) > 1 and loc[1] in _STRATEGIES:
-            del loc[1]  # pydantic puts the union tag in the path; users never wrote it
         field = ".".join(f"[{p}]" if isinstance(p, int) else str(p) for p in loc).replace(".[", "[")
         kind = err["type"]
         value: object = err.get("input")
@@ -643,15 +647,6 @@ _MODELS: dict[tuple[str, ...], type[BaseModel]] = {
     ("export",): ExportSpec,
     ("export", "mlflow"): MlflowExportSpec,
 }
-_STRATEGIES: dict[str, type[BaseModel]] = {
-    "random": RandomStrategy,
-    "sobol": SobolStrategy,
-    "grid": GridStrategy,
-    "coarse_to_fine": CoarseToFineStrategy,
-    "tpe": TpeStrategy,
-    "panda": PandaStrategy,
-    "auto": AutoStrategy,
-}
 
 
 def _valid_keys_hint(parent: Sequence[object], data: dict[str, Any]) -> str:
@@ -659,7 +654,8 @@ def _valid_keys_hint(parent: Sequence[object], data: dict[str, Any]) -> str:
     if parent == ["strategy"]:
         strategy = data.get("strategy")
         kind = strategy.get("kind") if isinstance(strategy, dict) else None
-        model = _STRATEGIES.get(kind) if isinstance(kind, str) else None
+        row = STRATEGIES.get(kind) if isinstance(kind, str) else None
+        model = None if row is None else row.model
     if model is None:
         return ""
     return f"; valid keys: {', '.join(model.model_fields)}"

@@ -15,6 +15,7 @@ import pandas as pd
 
 from sweeps._errors import Problem, SpecError
 from sweeps.spec._spec import Sweep
+from sweeps.spec._strategy_table import STRATEGIES
 
 __all__ = ["check_continuation"]
 
@@ -36,7 +37,8 @@ def check_continuation(old: Mapping[str, Any], sweep: Sweep, recorded: pd.DataFr
         message = f"was {old_mode!r} in the recorded history{_HINT}"
         problems.append(Problem("objective.mode", sweep.spec.objective.resolved_mode, message))
     if old["strategy"]["kind"] != new["strategy"]["kind"]:
-        message = f"was {old['strategy']['kind']!r}; only coarse_to_fine continues a search"
+        continuing = " and ".join(k for k, row in STRATEGIES.items() if row.continues_after_edit)
+        message = f"was {old['strategy']['kind']!r}; only {continuing} continues a search"
         problems.append(Problem("strategy.kind", new["strategy"]["kind"], message))
     old_space: Mapping[str, Mapping[str, Any]] = old["search_space"]
     for name, domain in old_space.items():

@@ -1,13 +1,15 @@
-"""The strategies a spec may name, as typed, validated models: `strategy: {kind: ...}`.
+"""The settings of the built-in strategies, as typed, validated models: `strategy: {kind: ...}`.
 
-Kept apart from the rest of the spec so that the strategy registry (`_strategies`), which the
-spec's checks consult, can depend on them without depending on the spec.
+A model says what its strategy's settings are; which `kind` names it is the strategy table's
+to say (`_strategy_table.STRATEGIES`), which picks the model when a spec is read. Kept apart
+from the rest of the spec so that the table, which the spec's checks consult, can depend on
+them without depending on the spec.
 """
 
 from __future__ import annotations
 
 import re
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -22,7 +24,6 @@ __all__ = [
     "PandaStrategy",
     "RandomStrategy",
     "SobolStrategy",
-    "Strategy",
     "StrategyModel",
     "TpeStrategy",
     "parse_time_budget",
@@ -33,25 +34,27 @@ MAX_TRIALS = 100_000  # configurations one sweep may plan
 STRICT = ConfigDict(extra="forbid", strict=True, frozen=True)
 
 
-class RandomStrategy(BaseModel):
+class StrategyModel(BaseModel):
+    """Every strategy's settings: its `kind` (a key of the strategy table, which chose this
+    model for it) and the keys its subclass declares."""
+
     model_config = STRICT
-    kind: Literal["random"]
+    kind: str
+
+
+class RandomStrategy(StrategyModel):
     samples: Annotated[int, Field(ge=1, le=MAX_TRIALS)] = 64
 
 
-class SobolStrategy(BaseModel):
-    model_config = STRICT
-    kind: Literal["sobol"]
+class SobolStrategy(StrategyModel):
     samples: Annotated[int, Field(ge=1, le=MAX_TRIALS)] = 64
 
 
-class GridStrategy(BaseModel):
-    model_config = STRICT
-    kind: Literal["grid"]
+class GridStrategy(StrategyModel):
     points: Annotated[int, Field(ge=2, le=1_000)] = 5
 
 
-class CoarseToFineStrategy(BaseModel):
+class CoarseToFineStrategy(StrategyModel):
     """Rounds of `per_round` configurations, each round's bounds narrowed around the best so far.
 
     `start_next_at` is the share of a round that must be recorded before the next round is
@@ -59,28 +62,22 @@ class CoarseToFineStrategy(BaseModel):
     the rounds after); 1 makes rounds strict barriers.
     """
 
-    model_config = STRICT
-    kind: Literal["coarse_to_fine"]
     rounds: Annotated[int, Field(ge=1, le=1_000)] = 4
     per_round: Annotated[int, Field(ge=1, le=MAX_TRIALS)] = 64
     sampler: SamplerName = "model"
     start_next_at: Annotated[float, Field(gt=0.0, le=1.0)] = 0.75
 
 
-class TpeStrategy(BaseModel):
+class TpeStrategy(StrategyModel):
     """Optuna's TPE through Ray Tune, for comparing against coarse-to-fine on one's own problem."""
 
-    model_config = STRICT
-    kind: Literal["tpe"]
     samples: Annotated[int, Field(ge=1, le=MAX_TRIALS)] = 64
     startup: Annotated[int, Field(ge=1, le=MAX_TRIALS)] = 10
 
 
-class PandaStrategy(BaseModel):
+class PandaStrategy(StrategyModel):
     """Babysit a few models: judge every `period` epochs, raise the lr or roll back and lower it."""
 
-    model_config = STRICT
-    kind: Literal["panda"]
     period: Annotated[int, Field(ge=1, le=10_000)] = 2
     start: dict[str, Any] = Field(default_factory=dict)
     models: Annotated[int, Field(ge=1, le=64)] = 1
@@ -107,14 +104,12 @@ def parse_time_budget(value: str | int | float) -> float:
     return seconds
 
 
-class AutoStrategy(BaseModel):
+class AutoStrategy(StrategyModel):
     """Panda or caviar, decided from the cluster, a cost probe and `time_budget` (docs/auto.md).
 
     `sampler` is coarse-to-fine's if caviar is chosen; `start` and `max_models` panda's.
     """
 
-    model_config = STRICT
-    kind: Literal["auto"]
     time_budget: str | int | float
     sampler: SamplerName = "model"
     start: dict[str, Any] = Field(default_factory=dict)
@@ -127,16 +122,3 @@ class AutoStrategy(BaseModel):
             raise ValueError("must be seconds or a number with s, m, h or d, e.g. 30m or 2h")
         parse_time_budget(value)
         return value
-
-
-# Every strategy model; the spec field is this union, told apart by `kind`.
-StrategyModel = (
-    RandomStrategy
-    | SobolStrategy
-    | GridStrategy
-    | CoarseToFineStrategy
-    | TpeStrategy
-    | PandaStrategy
-    | AutoStrategy
-)
-Strategy = Annotated[StrategyModel, Field(discriminator="kind")]

@@ -14,6 +14,7 @@ import json
 import logging
 import math
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -21,10 +22,13 @@ from typing import Any
 from analysis import ResultsPath, ResultsStore, SweepLayout, write_text_atomically
 from sweeps._errors import Problem, SpecError
 from sweeps.record._record import AUTO_EVENT, events_schema
-from sweeps.run._lock import sweep_lock
+from sweeps.run._lock import refuse_if_locked, sweep_lock
+from sweeps.run._outcome import SweepOutcome
 from sweeps.run._preflight import check_results_dir
-from sweeps.run._ray_session import RaySession
+from sweeps.run._progress import Progress
+from sweeps.run._ray_session import RaySession, ray_session
 from sweeps.run._resources import check_resources
+from sweeps.run._runner import run_sweep
 from sweeps.run._runs import latest_run, new_run_id
 from sweeps.spec._spec import (
     AutoStrategy,
@@ -34,6 +38,7 @@ from sweeps.spec._spec import (
     parse_time_budget,
     with_strategy,
 )
+from sweeps.spec._strategy_table import kind_of
 
 __all__ = [
     "AutoDecision",
@@ -42,6 +47,7 @@ __all__ = [
     "decide_auto",
     "load_decision",
     "probe_epoch_seconds",
+    "run_auto",
     "save_decision",
 ]
 
@@ -94,7 +100,7 @@ def decide(sweep: Sweep, *, cpus: float, gpus: float, nodes: int, epoch_s: float
         if rounds < 2:
             rounds, per_round = 2, affordable // 2
         strategy: dict[str, Any] = {
-            "kind": "coarse_to_fine",
+            "kind": kind_of(CoarseToFineStrategy),
             "rounds": rounds,
             "per_round": per_round,
             "sampler": auto.sampler,
@@ -102,7 +108,7 @@ def decide(sweep: Sweep, *, cpus: float, gpus: float, nodes: int, epoch_s: float
         why = f"{facts} >= {MIN_CAVIAR_CONFIGS}; coarse-to-fine, {rounds} rounds x {per_round}"
         return AutoDecision("caviar", slots, nodes, epoch_s, budget_s, affordable, strategy, why)
     models = max(1, min(slots, auto.max_models))
-    strategy = {"kind": "panda", "models": models, "start": dict(auto.start)}
+    strategy = {"kind": kind_of(PandaStrategy), "models": models, "start": dict(auto.start)}
     if slots < MIN_CAVIAR_SLOTS:
         why = f"{facts}; fewer than {MIN_CAVIAR_SLOTS} slots: babysit {models} model(s)"
     else:
@@ -123,6 +129,26 @@ def concrete_sweep(sweep: Sweep, decision: AutoDecision) -> Sweep:
         strategy["start"] = dict(sweep.spec.initial[0])
     panda = PandaStrategy.model_validate(strategy)
     return with_strategy(sweep, panda, initial=[], early_stopping=None)
+
+
+def run_auto(
+    sweep: Sweep,
+    results_dir: ResultsPath,
+    *,
+    address: str | None,
+    resume: bool,
+    show: Callable[[Progress], None] | None,
+    run_id: str | None,
+) -> SweepOutcome:
+    """Auto's row's driver: decide, then run the concrete sweep under the run the decision
+    names, in the Ray session the decision's probe used. `run_id` is the decision's to give."""
+    check_results_dir(results_dir)  # before Ray starts: a bad --results fails at once
+    refuse_if_locked(ResultsStore(results_dir, sweep.name).sweep_dir)  # and a held sweep
+    with ray_session(address) as session:  # one Ray for the decision's probe and the run
+        concrete, run_id = decide_auto(sweep, results_dir, session, resume=resume)
+        return run_sweep(
+            concrete, results_dir, address=address, resume=resume, show=show, run_id=run_id
+        )
 
 
 def decide_auto(
@@ -197,7 +223,8 @@ def probe_epoch_seconds(sweep: Sweep) -> float:
 
     seconds = float(ray.get(probe.remote(config), timeout=600))
     if not math.isfinite(seconds) or seconds <= 0:
-        raise SpecError([Problem("strategy", "auto", f"the cost probe returned {seconds}")])
+        message = f"the cost probe returned {seconds}"
+        raise SpecError([Problem("strategy", sweep.spec.strategy.kind, message)])
     return seconds
 
 

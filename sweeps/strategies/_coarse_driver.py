@@ -71,7 +71,7 @@ class CoarseToFineProposer:
     ) -> None:
         strategy = sweep.spec.strategy
         if not isinstance(strategy, CoarseToFineStrategy):
-            raise TypeError(f"not a coarse_to_fine sweep: {strategy.kind}")
+            raise TypeError(f"not a {CoarseToFineStrategy.__name__}: {strategy.kind}")
         self._sweep = sweep
         self._strategy = strategy
         self._store = store
@@ -80,7 +80,7 @@ class CoarseToFineProposer:
         self._queue = queue
         self._round_size: dict[int, int] = {}
         for point in state.planned:
-            if point.origin == "coarse_to_fine":
+            if point.origin == strategy.kind:  # a round's own points, not `initial`
                 self._round_size[point.round] = self._round_size.get(point.round, 0) + 1
         self._proposed = 0
         self._total = len(queue) + (search.rounds - search.round) * strategy.per_round
@@ -252,7 +252,7 @@ class CoarseToFineProposer:
         configs = self._search.ask()
         start = self._state.next_index
         points = [
-            PlannedPoint(start + i, round_index, dict(c), "coarse_to_fine")
+            PlannedPoint(start + i, round_index, dict(c), self._strategy.kind)
             for i, c in enumerate(configs)
         ]
         self._state.planned += points

@@ -1,29 +1,28 @@
-"""The driver of each adaptive strategy, by `kind`: what turns results into the next points.
+"""The proposer of each adaptive strategy: what turns results into the next points.
 
-`_strategies` says whether a strategy is adaptive; this registry says who drives it. The two
-cannot share a module: the spec's checks import `_strategies`, and the drivers import the spec.
-`tests/sweeps/test_strategies.py` checks that every adaptive kind has a driver here.
+The strategy table (`sweeps/spec/_strategy_table.py`) names each adaptive kind's proposer by
+"module:attr", so that reading a spec imports none of them; this module loads them, for the
+runner (`open_driver`) and for a suite that runs every one (`DRIVERS`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Protocol
+from typing import Protocol, cast
 
 import pandas as pd
 
 from analysis import ResultsStore
 from sweeps.spec._spec import Sweep
-from sweeps.strategies._coarse_driver import CoarseToFineProposer
+from sweeps.spec._strategy_table import STRATEGIES, resolve, strategy_row
 from sweeps.strategies._points import Point
 from sweeps.strategies._proposer import Proposer
-from sweeps.strategies._tpe_driver import TpeProposer
 
 __all__ = ["DRIVERS", "OpenDriver", "open_driver"]
 
 
 class OpenDriver(Protocol):
-    """A driver's `open`: the proposer that runs (or resumes) `run_id`, given the planned
+    """A proposer's `open`: the proposer that runs (or resumes) `run_id`, given the planned
     points, this run's recorded `trials` rows, and whether the spec was edited since."""
 
     def __call__(
@@ -38,9 +37,13 @@ class OpenDriver(Protocol):
     ) -> Proposer: ...
 
 
+def _load(reference: str) -> OpenDriver:
+    return cast(OpenDriver, resolve(reference))
+
+
+# Every adaptive kind of the table, its proposer loaded.
 DRIVERS: Mapping[str, OpenDriver] = {
-    "tpe": TpeProposer.open,
-    "coarse_to_fine": CoarseToFineProposer.open,
+    kind: _load(row.proposer) for kind, row in STRATEGIES.items() if row.proposer is not None
 }
 
 
@@ -54,7 +57,7 @@ def open_driver(
     edited: bool,
 ) -> Proposer:
     """The proposer that runs (or resumes) `run_id` of an adaptive sweep."""
-    kind = sweep.spec.strategy.kind
-    if kind not in DRIVERS:
-        raise ValueError(f"strategy {kind!r} is adaptive but has no driver in DRIVERS")
-    return DRIVERS[kind](sweep, store, run_id, points, recorded, edited=edited)
+    reference = strategy_row(sweep.spec.strategy).proposer
+    if reference is None:
+        raise ValueError(f"strategy {sweep.spec.strategy.kind!r} proposes nothing: not adaptive")
+    return _load(reference)(sweep, store, run_id, points, recorded, edited=edited)

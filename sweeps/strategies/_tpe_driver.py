@@ -44,15 +44,16 @@ class TpeProposer:
     def __init__(self, sweep: Sweep, initial: list[Point], recorded: pd.DataFrame) -> None:
         strategy = sweep.spec.strategy
         if not isinstance(strategy, TpeStrategy):
-            raise TypeError(f"not a tpe sweep: {strategy.kind}")
+            raise TypeError(f"not a {TpeStrategy.__name__}: {strategy.kind}")
         try:
             import optuna
             from ray.tune.search.optuna import OptunaSearch
         except ImportError:
-            message = "needs optuna: pip install 'caviar[tpe]'"
-            raise SpecError([Problem("strategy.kind", "tpe", message)]) from None
+            message = f"needs optuna: pip install 'caviar[{strategy.kind}]'"
+            raise SpecError([Problem("strategy.kind", strategy.kind, message)]) from None
         optuna.logging.set_verbosity(optuna.logging.WARNING)
         self._sweep = sweep
+        self._kind = strategy.kind  # the origin of its own proposals
         self._metric = sweep.spec.objective.metric
         rows = recorded.to_dict("records") if not recorded.empty else []
         sampler = optuna.samplers.TPESampler(
@@ -77,7 +78,7 @@ class TpeProposer:
             for p in initial
             if p.trial_id not in done
         ]
-        self._remaining = strategy.samples - sum(row.get("origin") == "tpe" for row in rows)
+        self._remaining = strategy.samples - sum(row.get("origin") == self._kind for row in rows)
         indexes = [int(row["config_index"]) for row in rows] + [p.index for p in initial]
         self._next_index = max(indexes, default=-1) + 1
         self._total = len(self._queue) + max(self._remaining, 0)
@@ -92,7 +93,7 @@ class TpeProposer:
 
     @property
     def label(self) -> str:
-        return "tpe"
+        return self._kind
 
     @property
     def batch(self) -> int:
@@ -109,13 +110,13 @@ class TpeProposer:
             return None
         self._next_index += 1
         self._remaining -= 1
-        return PlannedPoint(index, 0, self._sweep.space.from_tune(suggestion), "tpe")
+        return PlannedPoint(index, 0, self._sweep.space.from_tune(suggestion), self._kind)
 
     def take_queued(self, match: Callable[[PlannedPoint], bool]) -> PlannedPoint | None:
         return None  # TPE runs unpacked: each proposal should see every result before it
 
     def record(self, point: PlannedPoint, score: float | None) -> None:
-        if point.origin == "tpe":
+        if point.origin == self._kind:
             result = None if score is None else {self._metric: score}
             self._optuna.on_trial_complete(point.trial_id, result, error=score is None)
         else:

@@ -16,8 +16,8 @@ from collections import Counter
 from dataclasses import replace
 
 from sweeps.spec._spec import Sweep
+from sweeps.spec._strategy_table import strategy_row
 from sweeps.strategies._points import preview_points
-from sweeps.strategies._strategies import behaviour
 from sweeps.tune._packing import group_key
 
 __all__ = ["SMALL_PACK", "settle_auto_packing"]
@@ -30,7 +30,7 @@ def settle_auto_packing(sweep: Sweep) -> Sweep:
     """`sweep`, with `pack: auto` turned into `pack: 1` (and a note saying why) when at least
     half of its planned configurations would fall into groups of at most `SMALL_PACK`."""
     spec = sweep.spec
-    if spec.pack != "auto" or not behaviour(spec.strategy).packs:
+    if spec.pack != "auto" or not strategy_row(spec.strategy).packs:
         return sweep
     planned = preview_points(sweep)
     if not planned:

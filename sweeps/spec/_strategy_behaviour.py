@@ -1,21 +1,18 @@
-"""What each strategy does, in one place, looked up by its `kind`.
+"""What each built-in strategy does before anything runs: its budget, its fixed points, what it
+asks of the rest of the spec, its first proposals and its `validate` line.
 
-The spec's checks, `validate --explain`, the planner, the runner, `--resume` and `retune` ask a
-strategy's behaviour here instead of testing its type, as Optuna's study asks its sampler.
-Adding a strategy is one model in `_strategy_specs` and one class below, registered in
-`STRATEGIES`, plus its driver in `_drivers.DRIVERS` when it proposes configurations from
-results.
-
-The drivers themselves (coarse-to-fine's rounds, TPE, panda's loop, auto's decision) live in
-their own modules; the runner maps the capabilities declared here (`adaptive`, `own_loop`,
-`decides`) to them, an adaptive kind through the `_drivers` registry.
+The spec's checks, `validate --explain`, the planner and `retune` ask a strategy's behaviour
+instead of testing its type, as Optuna's study asks its sampler; the strategy table
+(`_strategy_table.STRATEGIES`) gives each kind its behaviour, beside its model, its
+capabilities and who runs it. The drivers themselves (coarse-to-fine's rounds, TPE, panda's
+loop, auto's decision) live in their own modules, above the spec.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from typing import Any, ClassVar, Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from analysis import Mode
 from search_spaces import (
@@ -42,9 +39,14 @@ from sweeps.spec._strategy_specs import (
 )
 
 __all__ = [
-    "STRATEGIES",
+    "AutoBehaviour",
+    "CoarseToFineBehaviour",
+    "GridBehaviour",
+    "PandaBehaviour",
+    "RandomBehaviour",
+    "SobolBehaviour",
     "StrategyBehaviour",
-    "behaviour",
+    "TpeBehaviour",
     "grid_size_bound",
     "panda_start_points",
 ]
@@ -53,26 +55,9 @@ S = TypeVar("S", bound=StrategyModel)
 
 
 class StrategyBehaviour(Generic[S]):
-    """The questions every part of caviar may ask about a strategy; defaults fit a strategy
-    that runs a fixed list of points through Ray Tune.
-
-    - `packs`: its points can share packs (they are decided in batches);
-    - `adaptive`: it proposes configurations from results as they come (a driver's Proposer);
-    - `own_loop`: it runs outside Ray Tune's trial loop (panda's babysitting);
-    - `decides`: it chooses another strategy before anything runs (auto);
-    - `continues_after_edit`: `--resume` may continue a run whose spec was edited since;
-    - `retunes`: `caviar retune` can warm-start it;
-    - `requires`: an optional module it needs, refused at validation when missing.
-    """
-
-    kind: ClassVar[str]
-    packs: ClassVar[bool] = False
-    adaptive: ClassVar[bool] = False
-    own_loop: ClassVar[bool] = False
-    decides: ClassVar[bool] = False
-    continues_after_edit: ClassVar[bool] = False
-    retunes: ClassVar[bool] = True
-    requires: ClassVar[str | None] = None
+    """The questions every part of caviar may ask about a strategy's plan; defaults fit a
+    strategy that plans no fixed count and no points. What it can do (pack, adapt, continue
+    after an edit, re-tune ...) is its row's in the strategy table."""
 
     def budget(self, strategy: S, space: SearchSpace) -> int | None:
         """The configurations a full run plans (without `initial`); None: not a fixed count."""
@@ -119,10 +104,7 @@ class StrategyBehaviour(Generic[S]):
         return f"{strategy.kind}, {planned} configurations ({initial} from `initial`)"
 
 
-class _Random(StrategyBehaviour[RandomStrategy]):
-    kind = "random"
-    packs = True
-
+class RandomBehaviour(StrategyBehaviour[RandomStrategy]):
     def budget(self, strategy: RandomStrategy, space: SearchSpace) -> int:
         return strategy.samples
 
@@ -132,10 +114,7 @@ class _Random(StrategyBehaviour[RandomStrategy]):
         return RandomSampler(seed=seed).sample(space, strategy.samples)
 
 
-class _Sobol(StrategyBehaviour[SobolStrategy]):
-    kind = "sobol"
-    packs = True
-
+class SobolBehaviour(StrategyBehaviour[SobolStrategy]):
     def budget(self, strategy: SobolStrategy, space: SearchSpace) -> int:
         return strategy.samples
 
@@ -145,10 +124,7 @@ class _Sobol(StrategyBehaviour[SobolStrategy]):
         return SobolSampler(seed=seed).sample(space, strategy.samples)
 
 
-class _Grid(StrategyBehaviour[GridStrategy]):
-    kind = "grid"
-    packs = True
-
+class GridBehaviour(StrategyBehaviour[GridStrategy]):
     def budget(self, strategy: GridStrategy, space: SearchSpace) -> int:
         return grid_size_bound(space, strategy.points)
 
@@ -167,12 +143,7 @@ class _Grid(StrategyBehaviour[GridStrategy]):
         return grid_points(space, strategy.points)
 
 
-class _CoarseToFine(StrategyBehaviour[CoarseToFineStrategy]):
-    kind = "coarse_to_fine"
-    packs = True  # a round's points are known together
-    adaptive = True
-    continues_after_edit = True  # the edited space narrows the rounds to come (docs)
-
+class CoarseToFineBehaviour(StrategyBehaviour[CoarseToFineStrategy]):
     def budget(self, strategy: CoarseToFineStrategy, space: SearchSpace) -> int:
         return strategy.rounds * strategy.per_round
 
@@ -203,33 +174,26 @@ class _CoarseToFine(StrategyBehaviour[CoarseToFineStrategy]):
             else f"next round starts once {strategy.start_next_at:.0%} of a round is recorded"
         )
         return (
-            f"coarse_to_fine, {strategy.rounds} rounds x {strategy.per_round} "
+            f"{strategy.kind}, {strategy.rounds} rounds x {strategy.per_round} "
             f"({strategy.sampler} sampler) + {initial} from `initial` = {total} configurations; "
             f"round 1 samples the whole space, each next round a box narrowed around the best "
             f"so far; {barrier}"
         )
 
 
-class _Tpe(StrategyBehaviour[TpeStrategy]):
-    kind = "tpe"
-    adaptive = True
-    requires = "optuna"
-
+class TpeBehaviour(StrategyBehaviour[TpeStrategy]):
     def budget(self, strategy: TpeStrategy, space: SearchSpace) -> int:
         return strategy.samples
 
     def describe(self, strategy: TpeStrategy, space: SearchSpace, seed: int, initial: int) -> str:
         return (
-            f"tpe (Optuna through Ray), {strategy.samples} + {initial} from `initial` = "
-            f"{strategy.samples + initial} configurations, {strategy.startup} random first"
+            f"{strategy.kind} (Optuna through Ray), {strategy.samples} + {initial} from "
+            f"`initial` = {strategy.samples + initial} configurations, {strategy.startup} random "
+            "first"
         )
 
 
-class _Panda(StrategyBehaviour[PandaStrategy]):
-    kind = "panda"
-    own_loop = True
-    retunes = False  # re-tuning samples configurations; panda babysits one model
-
+class PandaBehaviour(StrategyBehaviour[PandaStrategy]):
     def problems(
         self,
         strategy: PandaStrategy,
@@ -254,17 +218,14 @@ class _Panda(StrategyBehaviour[PandaStrategy]):
             for point in panda_start_points(strategy, space, seed)
         )
         return (
-            f"panda, {strategy.models} model(s) judged every {strategy.period} epochs "
+            f"{strategy.kind}, {strategy.models} model(s) judged every {strategy.period} epochs "
             f"(raise lr x{strategy.raise_factor:g} when better, roll back and x"
             f"{strategy.lower_factor:g} when worse, stop after {strategy.patience} rollbacks "
             f"in a row); start: {starts}"
         )
 
 
-class _Auto(StrategyBehaviour[AutoStrategy]):
-    kind = "auto"
-    decides = True
-
+class AutoBehaviour(StrategyBehaviour[AutoStrategy]):
     def problems(
         self,
         strategy: AutoStrategy,
@@ -280,19 +241,9 @@ class _Auto(StrategyBehaviour[AutoStrategy]):
 
     def describe(self, strategy: AutoStrategy, space: SearchSpace, seed: int, initial: int) -> str:
         return (
-            f"auto: panda or coarse_to_fine, decided when the run starts from the cluster, a "
-            f"cost probe and the time budget ({strategy.time_budget})"
+            f"{strategy.kind}: panda or coarse_to_fine, decided when the run starts from the "
+            f"cluster, a cost probe and the time budget ({strategy.time_budget})"
         )
-
-
-STRATEGIES: Mapping[str, StrategyBehaviour[Any]] = {
-    b.kind: b for b in (_Random(), _Sobol(), _Grid(), _CoarseToFine(), _Tpe(), _Panda(), _Auto())
-}
-
-
-def behaviour(strategy: StrategyModel) -> StrategyBehaviour[Any]:
-    """The behaviour of a spec's strategy (every `kind` the spec admits is registered)."""
-    return STRATEGIES[strategy.kind]
 
 
 def babysitting_problems(
