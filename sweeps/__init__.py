@@ -13,13 +13,12 @@ from typing import TYPE_CHECKING, Any
 from sweeps._errors import CaviarError, Problem, RunError, SpecError
 
 if TYPE_CHECKING:
+    from sweeps.plan import Origin, PlannedPoint, Point, Proposer
     from sweeps.run._outcome import SweepOutcome
     from sweeps.run._runner import run_sweep
     from sweeps.spec._spec import Sweep, load_spec, parse_spec
     from sweeps.strategies._drivers import DRIVERS
-    from sweeps.strategies._points import Origin, Point, plan_points
-    from sweeps.strategies._proposer import Proposer
-    from sweeps.strategies._search_state import PlannedPoint
+    from sweeps.strategies._points import plan_points
 
 __all__ = [
     "DRIVERS",
@@ -43,12 +42,12 @@ _LAZY = {
     "SweepOutcome": "sweeps.run._outcome",
     "run_sweep": "sweeps.run._runner",
     **dict.fromkeys(("Sweep", "load_spec", "parse_spec"), "sweeps.spec._spec"),
-    **dict.fromkeys(("Origin", "Point", "plan_points"), "sweeps.strategies._points"),
+    **dict.fromkeys(("Origin", "Point", "PlannedPoint"), "sweeps.plan"),
+    "plan_points": "sweeps.strategies._points",
     # the adaptive strategies' drivers and the interface they implement (a contract suite,
     # tests/sweeps/test_proposer_contract.py, runs every one)
     "DRIVERS": "sweeps.strategies._drivers",
-    "Proposer": "sweeps.strategies._proposer",
-    "PlannedPoint": "sweeps.strategies._search_state",
+    "Proposer": "sweeps.plan",
 }
 
 

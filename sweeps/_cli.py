@@ -19,8 +19,8 @@ from sweeps.run._stop import Terminated, forget_sigterm, install_sigterm_handler
 
 if TYPE_CHECKING:
     from analysis import ResultsPath
+    from sweeps.plan import Point
     from sweeps.spec._spec import Sweep
-    from sweeps.strategies._points import Point
 
 # Everything else is imported by the command that uses it: `--version` imports nothing heavy,
 # `best`, `report`, `export` and `validate` of a built-in MLP's spec import neither torch nor

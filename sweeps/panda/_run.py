@@ -24,14 +24,13 @@ from analysis import ObjectPath, ResultsPath, ResultsStore, load_table
 from search_spaces import ChoiceDomain
 from sweeps._errors import Problem, RunError
 from sweeps.panda._babysitter import PandaRules, SitterState
+from sweeps.plan import babysat_status, trial_id_of, trial_seed
 from sweeps.record._record import trial_row, trials_schema
 from sweeps.run._lifecycle import open_run
 from sweeps.run._outcome import SweepOutcome, best_row
 from sweeps.run._progress import Progress
 from sweeps.spec._spec import PandaStrategy, Sweep
 from sweeps.spec._strategy_behaviour import panda_start_points
-from sweeps.strategies._points import trial_seed
-from sweeps.tune._trial_outcome import babysat_status
 from sweeps.tune._trials import build_tuner
 from trainables import HYPERPARAMETERS
 
@@ -150,7 +149,7 @@ def _start_lr(config: dict[str, object]) -> float:
 def model_configs(sweep: Sweep) -> dict[str, dict[str, object]]:
     """Trial id -> the flat trial config of each babysat model (its starting lr included)."""
     return {
-        f"t{index:05d}": sweep.trial_config(point, trial_seed(sweep.spec.seed, index))
+        trial_id_of(index): sweep.trial_config(point, trial_seed(sweep.spec.seed, index))
         for index, point in enumerate(start_points(sweep))
     }
 

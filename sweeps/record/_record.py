@@ -9,7 +9,7 @@ from typing import cast
 
 import pyarrow as pa
 
-from sweeps.tune._trial_outcome import trial_status
+from sweeps.plan import trial_status
 from trainables import BUILTIN_ONLY, HYPERPARAMETERS, FileSource, is_factory_reference
 
 __all__ = [

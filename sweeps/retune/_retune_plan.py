@@ -19,9 +19,9 @@ import pandas as pd
 from analysis import Mode
 from search_spaces import SearchSpace, SearchSpaceError
 from sweeps._errors import Problem, SpecError
+from sweeps.plan import Origin
 from sweeps.spec._spec import RetuneSpec, SpecModel
 from sweeps.spec._strategy_table import behaviour
-from sweeps.strategies._points import Origin
 
 __all__ = [
     "INCUMBENT",

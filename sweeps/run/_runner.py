@@ -9,6 +9,7 @@ from typing import Protocol, cast
 
 from analysis import ResultsPath
 from sweeps._errors import Problem, RunError
+from sweeps.plan import Point, Proposer
 from sweeps.run._lifecycle import open_run
 from sweeps.run._outcome import SweepOutcome, best_row
 from sweeps.run._progress import Progress
@@ -17,8 +18,7 @@ from sweeps.run._resume import remove_orphan_epochs
 from sweeps.spec._spec import Sweep
 from sweeps.spec._strategy_table import resolve, strategy_row
 from sweeps.strategies._drivers import open_driver
-from sweeps.strategies._points import Point, plan_points
-from sweeps.strategies._proposer import Proposer
+from sweeps.strategies._points import plan_points
 from sweeps.tune._trials import run_trials
 
 __all__ = ["RunStrategy", "run_on_tune", "run_sweep"]

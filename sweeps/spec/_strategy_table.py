@@ -64,7 +64,7 @@ class StrategyRow:
       and `validate` line;
     - `driver`: "module:attr" of the function that runs a sweep of this kind, called as
       `run_sweep` is (`sweeps.run._runner.RunStrategy`);
-    - `proposer`: "module:attr" of the `open` of its `Proposer` (`strategies/_proposer.py`)
+    - `proposer`: "module:attr" of the `open` of its `Proposer` (`plan/_proposer.py`)
       when it proposes configurations from results as they come; None for a fixed plan;
     - `packs`: its points can share packs (they are decided in batches);
     - `continues_after_edit`: `--resume` may continue a run whose spec was edited since;

@@ -22,15 +22,9 @@ import pyarrow as pa
 
 from analysis import ResultsStore
 from search_spaces import CoarseToFine
+from sweeps.plan import PlannedPoint, Point, recorded_score
 from sweeps.spec._spec import CoarseToFineStrategy, Sweep
-from sweeps.strategies._points import Point
-from sweeps.strategies._search_state import (
-    PlannedPoint,
-    SearchState,
-    load_search_state,
-    save_search_state,
-)
-from sweeps.tune._trial_outcome import recorded_score
+from sweeps.strategies._search_state import SearchState, load_search_state, save_search_state
 
 __all__ = ["CoarseToFineProposer", "rounds_schema"]
 

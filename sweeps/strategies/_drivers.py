@@ -13,10 +13,9 @@ from typing import Protocol, cast
 import pandas as pd
 
 from analysis import ResultsStore
+from sweeps.plan import Point, Proposer
 from sweeps.spec._spec import Sweep
 from sweeps.spec._strategy_table import STRATEGIES, resolve, strategy_row
-from sweeps.strategies._points import Point
-from sweeps.strategies._proposer import Proposer
 
 __all__ = ["DRIVERS", "OpenDriver", "open_driver"]
 

@@ -6,34 +6,11 @@ can skip the ones already recorded.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
-import numpy as np
-
+from sweeps.plan import Point
 from sweeps.spec._spec import Sweep
 from sweeps.spec._strategy_table import behaviour
 
-__all__ = ["Origin", "Point", "plan_points", "preview_points", "trial_seed"]
-
-# Where a trial's configuration came from (the `origin` column of `trials`): "initial" for the
-# spec's `initial` list; the strategy's kind (a key of the strategy table) for its own points;
-# panda's "start" (the first model) and "random" (the models it adds); retune's "incumbent"
-# (re-run), "retune" (from the good region) and "explore" (from the whole space). A string:
-# the kinds are the table's, which a test may extend.
-Origin = str
-
-
-@dataclass(frozen=True)
-class Point:
-    """One configuration to evaluate; `index` is its stable identity within a run."""
-
-    index: int
-    params: dict[str, object]
-    origin: Origin
-
-    @property
-    def trial_id(self) -> str:
-        return f"t{self.index:05d}"
+__all__ = ["plan_points", "preview_points"]
 
 
 def plan_points(sweep: Sweep) -> list[Point]:
@@ -57,8 +34,3 @@ def preview_points(sweep: Sweep) -> list[Point]:
     )
     start = len(points)
     return points + [Point(start + i, c, spec.strategy.kind) for i, c in enumerate(preview)]
-
-
-def trial_seed(sweep_seed: int, index: int) -> int:
-    """Each configuration gets its own stream, independent of the order trials happen to run."""
-    return int(np.random.SeedSequence([sweep_seed, index]).generate_state(1, dtype=np.uint32)[0])

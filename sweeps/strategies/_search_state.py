@@ -15,23 +15,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from analysis import ResultsPath, SweepLayout, write_text_atomically
-from sweeps.strategies._points import Origin
+from sweeps.plan import PlannedPoint
 
-__all__ = ["PlannedPoint", "SearchState", "load_search_state", "save_search_state"]
+__all__ = ["SearchState", "load_search_state", "save_search_state"]
 
 _FORMAT = 1
-
-
-@dataclass(frozen=True)
-class PlannedPoint:
-    index: int
-    round: int
-    params: dict[str, object]
-    origin: Origin
-
-    @property
-    def trial_id(self) -> str:
-        return f"t{self.index:05d}"
 
 
 @dataclass

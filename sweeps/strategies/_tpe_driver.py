@@ -16,10 +16,8 @@ import pandas as pd
 
 from analysis import ResultsStore
 from sweeps._errors import Problem, SpecError
+from sweeps.plan import PlannedPoint, Point, recorded_score, trial_id_of
 from sweeps.spec._spec import Sweep, TpeStrategy
-from sweeps.strategies._points import Point
-from sweeps.strategies._search_state import PlannedPoint
-from sweeps.tune._trial_outcome import recorded_score
 
 __all__ = ["TpeProposer"]
 
@@ -105,7 +103,7 @@ class TpeProposer:
         if self._remaining <= 0:
             return None
         index = self._next_index
-        suggestion = self._optuna.suggest(f"t{index:05d}")
+        suggestion = self._optuna.suggest(trial_id_of(index))
         if not isinstance(suggestion, dict):
             return None
         self._next_index += 1

@@ -18,6 +18,7 @@ from ray.tune.experiment import Trial
 from ray.tune.search import Searcher
 
 from analysis import ResultsStore
+from sweeps.plan import PlannedPoint, Proposer, ended_by_itself, reported_score
 from sweeps.record._record import (
     epoch_row,
     epochs_schema,
@@ -26,10 +27,7 @@ from sweeps.record._record import (
     with_own_metrics,
 )
 from sweeps.run._progress import Progress
-from sweeps.strategies._proposer import Proposer
-from sweeps.strategies._search_state import PlannedPoint
 from sweeps.tune._packing import MEMBERS_KEY, PACK_ID_KEY
-from sweeps.tune._trial_outcome import ended_by_itself, reported_score
 
 __all__ = [
     "Packing",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import textwrap
 
 from sweeps import parse_spec, plan_points
-from sweeps.strategies._points import trial_seed
+from sweeps.plan import trial_seed
 
 BASE = textwrap.dedent(
     """

@@ -1,4 +1,4 @@
-"""The contract every `Proposer` keeps (sweeps/strategies/_proposer.py), run against the driver
+"""The contract every `Proposer` keeps (sweeps/plan/_proposer.py), run against the driver
 of each adaptive strategy as optuna/testing runs one suite against every sampler. A kind added
 to `DRIVERS` must get a `Case` here; `test_every_driver_is_in_the_suite` fails until it does.
 

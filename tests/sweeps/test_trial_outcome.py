@@ -8,8 +8,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from sweeps.record._record import trial_row
-from sweeps.tune._trial_outcome import (
+from sweeps.plan import (
     STATUSES,
     babysat_status,
     ended_by_itself,
@@ -17,6 +16,7 @@ from sweeps.tune._trial_outcome import (
     reported_score,
     trial_status,
 )
+from sweeps.record._record import trial_row
 
 EPOCHS = 4
 OK = {"epoch": 4, "val_accuracy": 0.9}

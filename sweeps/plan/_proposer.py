@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Protocol
 
-from sweeps.strategies._search_state import PlannedPoint
+from sweeps.plan._points import PlannedPoint
 
 __all__ = ["Proposer"]
 

@@ -1,0 +1,34 @@
+"""What a sweep plans, as values: its points (`Point`, an adaptive strategy's `PlannedPoint`),
+where each came from (`Origin`), its trial id and seed, the interface of an adaptive strategy
+(`Proposer`), and how a trial ended and what it scored. The lowest layer of `sweeps` above its
+errors: no Ray, no I/O, nothing imported from the layers above."""
+
+from sweeps.plan._points import Origin, PlannedPoint, Point, trial_id_of, trial_seed
+from sweeps.plan._proposer import Proposer
+from sweeps.plan._trial_outcome import (
+    SCORED,
+    STATUSES,
+    Status,
+    babysat_status,
+    ended_by_itself,
+    recorded_score,
+    reported_score,
+    trial_status,
+)
+
+__all__ = [
+    "SCORED",
+    "STATUSES",
+    "Origin",
+    "PlannedPoint",
+    "Point",
+    "Proposer",
+    "Status",
+    "babysat_status",
+    "ended_by_itself",
+    "recorded_score",
+    "reported_score",
+    "trial_id_of",
+    "trial_seed",
+    "trial_status",
+]
