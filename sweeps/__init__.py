@@ -16,9 +16,9 @@ if TYPE_CHECKING:
     from sweeps.plan import Origin, PlannedPoint, Point, Proposer
     from sweeps.run._outcome import SweepOutcome
     from sweeps.run._runner import run_sweep
+    from sweeps.spec._plan_points import plan_points
     from sweeps.spec._spec import Sweep, load_spec, parse_spec
     from sweeps.strategies._drivers import DRIVERS
-    from sweeps.strategies._points import plan_points
 
 __all__ = [
     "DRIVERS",
@@ -43,7 +43,7 @@ _LAZY = {
     "run_sweep": "sweeps.run._runner",
     **dict.fromkeys(("Sweep", "load_spec", "parse_spec"), "sweeps.spec._spec"),
     **dict.fromkeys(("Origin", "Point", "PlannedPoint"), "sweeps.plan"),
-    "plan_points": "sweeps.strategies._points",
+    "plan_points": "sweeps.spec._plan_points",
     # the adaptive strategies' drivers and the interface they implement (a contract suite,
     # tests/sweeps/test_proposer_contract.py, runs every one)
     "DRIVERS": "sweeps.strategies._drivers",

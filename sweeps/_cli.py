@@ -233,8 +233,8 @@ def _export_at_end(sweep: Sweep, results: ResultsPath, say: Callable[[str], None
 
 
 def _validate(sweep: Sweep, *, explain: bool) -> int:
+    from sweeps.spec._plan_points import preview_points
     from sweeps.spec._strategy_table import strategy_row
-    from sweeps.strategies._points import preview_points
 
     spec = sweep.spec
     out = sys.stdout

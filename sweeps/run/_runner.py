@@ -15,10 +15,10 @@ from sweeps.run._outcome import SweepOutcome, best_row
 from sweeps.run._progress import Progress
 from sweeps.run._resources import trial_slots
 from sweeps.run._resume import remove_orphan_epochs
+from sweeps.spec._plan_points import plan_points
 from sweeps.spec._spec import Sweep
 from sweeps.spec._strategy_table import resolve, strategy_row
 from sweeps.strategies._drivers import open_driver
-from sweeps.strategies._points import plan_points
 from sweeps.tune._trials import run_trials
 
 __all__ = ["RunStrategy", "run_on_tune", "run_sweep"]
