@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from sweeps.run._runner import run_sweep
     from sweeps.spec._plan_points import plan_points
     from sweeps.spec._spec import Sweep, load_spec, parse_spec
-    from sweeps.strategies._drivers import DRIVERS
+    from sweeps.tune._drivers import DRIVERS
 
 __all__ = [
     "DRIVERS",
@@ -46,7 +46,7 @@ _LAZY = {
     "plan_points": "sweeps.spec._plan_points",
     # the adaptive strategies' drivers and the interface they implement (a contract suite,
     # tests/sweeps/test_proposer_contract.py, runs every one)
-    "DRIVERS": "sweeps.strategies._drivers",
+    "DRIVERS": "sweeps.tune._drivers",
     "Proposer": "sweeps.plan",
 }
 

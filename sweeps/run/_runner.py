@@ -1,29 +1,18 @@
-"""One sweep, start to finish: plan the points, run them on Ray Tune, record every result."""
+"""One sweep, start to finish: `run_sweep` hands it to the driver its strategy's row names
+(`sweeps.tune._run_on_tune.run_on_tune` for trials on Ray Tune, fixed or proposed)."""
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable
-from dataclasses import replace
 from typing import Protocol, cast
 
 from analysis import ResultsPath
-from sweeps._errors import Problem, RunError
-from sweeps.plan import Point, Proposer
-from sweeps.run._lifecycle import open_run
-from sweeps.run._outcome import SweepOutcome, best_row
+from sweeps.run._outcome import SweepOutcome
 from sweeps.run._progress import Progress
-from sweeps.run._resources import trial_slots
-from sweeps.run._resume import remove_orphan_epochs
-from sweeps.spec._plan_points import plan_points
 from sweeps.spec._spec import Sweep
 from sweeps.spec._strategy_table import resolve, strategy_row
-from sweeps.strategies._drivers import open_driver
-from sweeps.tune._trials import run_trials
 
-__all__ = ["RunStrategy", "run_on_tune", "run_sweep"]
-
-log = logging.getLogger(__name__)
+__all__ = ["RunStrategy", "run_sweep"]
 
 
 class RunStrategy(Protocol):
@@ -54,44 +43,8 @@ def run_sweep(
     """Nothing is written until Ray is up and the resources are known to fit.
 
     `run_id` names a fresh run (`auto` decides before the run starts and records under it).
-    The strategy's row says who runs it: its trials on Ray Tune (`run_on_tune`), or its own
-    loop.
+    The strategy's row says who runs it: its trials on Ray Tune
+    (`sweeps.tune._run_on_tune.run_on_tune`), or its own loop.
     """
     run = cast(RunStrategy, resolve(strategy_row(sweep.spec.strategy).driver))
     return run(sweep, results_dir, address=address, resume=resume, show=show, run_id=run_id)
-
-
-def run_on_tune(
-    sweep: Sweep,
-    results_dir: ResultsPath,
-    *,
-    address: str | None,
-    resume: bool,
-    show: Callable[[Progress], None] | None,
-    run_id: str | None,
-) -> SweepOutcome:
-    """A strategy whose configurations are Ray Tune trials: its fixed plan, or its proposer's
-    points as results come (an adaptive row)."""
-    points = plan_points(sweep)
-    adaptive = strategy_row(sweep.spec.strategy).adaptive
-    with open_run(
-        sweep, results_dir, address=address, resume=resume, run_id=run_id, planned=len(points)
-    ) as run:
-        store, choice = run.store, run.choice
-        done = choice.done
-        todo = [p for p in points if p.trial_id not in done]
-        if resume and remove_orphan_epochs(store, run.run_id, done):
-            log.info("removed epochs files whose trials were never recorded")
-        slots = trial_slots(sweep, run.session)
-        work: list[Point] | Proposer = (
-            open_driver(sweep, store, choice.run_id, points, choice.recorded, edited=choice.edited)
-            if adaptive
-            else todo
-        )
-        outcome = run_trials(
-            sweep, store, run.run_id, work, show=show, parallel_trials=slots,
-            gpus=run.session.gpus, cpus=run.session.cpus,
-        )  # fmt: skip
-    if outcome.evaluated and outcome.errors == outcome.evaluated:
-        raise RunError([Problem("trials", outcome.errors, "every trial failed; see `error`")])
-    return replace(outcome, skipped=len(done), best=best_row(sweep, store, run.run_id))

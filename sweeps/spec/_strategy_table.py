@@ -52,7 +52,7 @@ __all__ = [
 ]
 
 # How a strategy whose configurations are Ray Tune trials runs: a fixed plan, or a proposer's.
-ON_TUNE = "sweeps.run._runner:run_on_tune"
+ON_TUNE = "sweeps.tune._run_on_tune:run_on_tune"
 
 
 @dataclass(frozen=True)

@@ -34,9 +34,9 @@ class TpeProposer:
         *,
         edited: bool,
     ) -> TpeProposer:
-        """The drivers' common entry (`_drivers.DRIVERS`). TPE keeps no state of its own
-        between runs: the recorded trials are its whole history, so the store, the run and an
-        edit of the spec change nothing."""
+        """The drivers' common entry (`sweeps.tune._drivers.DRIVERS`). TPE keeps no state of its
+        own between runs: the recorded trials are its whole history, so the store, the run and
+        an edit of the spec change nothing."""
         return cls(sweep, initial, recorded)
 
     def __init__(self, sweep: Sweep, initial: list[Point], recorded: pd.DataFrame) -> None:
