@@ -223,7 +223,6 @@ SWEEPS_LAYERS: Layers = (
 KNOWN_UPWARD = frozenset(
     {
         "sweeps.run._resume -> sweeps.strategies._search_state",
-        "sweeps.spec._export_spec -> sweeps.export._mlflow_uri",
     }
 )
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, field_validator
 
-from sweeps.export._mlflow_uri import experiment_problem, tracking_uri_problem
+from sweeps.spec._mlflow_uri import experiment_problem, tracking_uri_problem
 from sweeps.spec._strategy_specs import STRICT
 
 __all__ = ["ExportSpec", "MlflowExportSpec"]
