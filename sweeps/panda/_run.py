@@ -27,7 +27,7 @@ from sweeps.panda._babysitter import PandaRules, SitterState
 from sweeps.plan import babysat_status, trial_id_of, trial_seed
 from sweeps.record._record import trial_row, trials_schema
 from sweeps.run._lifecycle import open_run
-from sweeps.run._outcome import SweepOutcome, best_row
+from sweeps.run._outcome import SweepOutcome, run_best_row
 from sweeps.run._progress import Progress
 from sweeps.spec._spec import PandaStrategy, Sweep
 from sweeps.spec._strategy_behaviour import panda_start_points
@@ -130,7 +130,7 @@ def run_panda(
         skipped=len(done),
         errors=statuses.count("error"),
         diverged=statuses.count("diverged"),
-        best=best_row(sweep, store, run_id),
+        best=run_best_row(sweep, store, run_id),
     )
 
 

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from analysis import ResultsPath, SweepLayout, load_trials, write_text_atomically
+from analysis import ResultsPath, SweepLayout, best, load_trials, write_text_atomically
 from sweeps._errors import Problem, RunError
 from sweeps.spec._spec import Sweep
 from trainables import HYPERPARAMETERS
@@ -72,13 +72,14 @@ def ok_history(sweep: Sweep, results_dir: ResultsPath) -> pd.DataFrame:
 
 
 def best_row(sweep: Sweep, rows: pd.DataFrame) -> dict[str, Any] | None:
+    """The best of `rows` by the spec's objective, under `analysis.best`'s rule (ok rows with a
+    finite objective; ties keep trial order); None when no row ranks. Every best row of a run,
+    a re-tune and `caviar best` is this one."""
     if rows.empty:
         return None
-    metric = sweep.spec.objective.metric
-    ranked = rows.sort_values(
-        metric, ascending=sweep.spec.objective.resolved_mode == "min", kind="stable"
-    )
-    return dict(ranked.iloc[0].to_dict())
+    objective = sweep.spec.objective
+    top = best(rows, k=1, objective=objective.metric, mode=objective.resolved_mode)
+    return None if top.empty else dict(top.iloc[0].to_dict())
 
 
 def record_from_row(

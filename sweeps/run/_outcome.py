@@ -1,7 +1,7 @@
 """What a run ends with: its outcome, its best row, and the space recorded beside the results.
 
-Shared by every strategy's run (sweep, panda, retune), so the rule for "the best row" and what
-an outcome holds are written once.
+Shared by every strategy's run (sweep, panda, retune), so what an outcome holds is written once;
+the rule for "the best row" is `record/_best.best_row`'s, which `caviar best` and retune apply.
 """
 
 from __future__ import annotations
@@ -9,11 +9,12 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
-from analysis import ResultsPath, ResultsStore, best, load_trials, write_text_atomically
+from analysis import ResultsPath, ResultsStore, load_trials, write_text_atomically
+from sweeps.record._best import best_row
 from sweeps.run._progress import Progress
 from sweeps.spec._spec import Sweep
 
-__all__ = ["SweepOutcome", "best_row", "outcome_of", "record_space"]
+__all__ = ["SweepOutcome", "outcome_of", "record_space", "run_best_row"]
 
 
 @dataclass(frozen=True)
@@ -33,22 +34,14 @@ def record_space(store: ResultsStore, sweep: Sweep) -> None:
     write_text_atomically(store.layout.space, text)
 
 
-def best_row(sweep: Sweep, store: ResultsStore, run_id: str) -> dict[str, object] | None:
-    """The run's best `trials` row by the spec's objective, under `analysis.best`'s rule (ok
-    rows with a finite objective; ties keep trial order); None before any such row."""
+def run_best_row(sweep: Sweep, store: ResultsStore, run_id: str) -> dict[str, object] | None:
+    """The run's best `trials` row (`record._best.best_row`'s rule); None before any ranks."""
     if not store.table_dir("trials").is_dir():
         return None
     trials = load_trials(store.root, sweep.name)
-    objective = sweep.spec.objective
-    if not {"run_id", objective.metric} <= set(trials.columns):
+    if not {"run_id", sweep.spec.objective.metric} <= set(trials.columns):
         return None
-    top = best(
-        trials[trials["run_id"] == run_id],
-        k=1,
-        objective=objective.metric,
-        mode=objective.resolved_mode,
-    )
-    return None if top.empty else top.iloc[0].to_dict()
+    return best_row(sweep, trials[trials["run_id"] == run_id])
 
 
 def outcome_of(run_id: str, store: ResultsStore, progress: Progress) -> SweepOutcome:

@@ -12,7 +12,7 @@ from analysis import ResultsPath
 from sweeps._errors import Problem, RunError
 from sweeps.plan import Point, Proposer
 from sweeps.run._lifecycle import open_run
-from sweeps.run._outcome import SweepOutcome, best_row
+from sweeps.run._outcome import SweepOutcome, run_best_row
 from sweeps.run._progress import Progress
 from sweeps.run._resources import trial_slots
 from sweeps.run._resume import remove_orphan_epochs
@@ -60,4 +60,4 @@ def run_on_tune(
         )  # fmt: skip
     if outcome.evaluated and outcome.errors == outcome.evaluated:
         raise RunError([Problem("trials", outcome.errors, "every trial failed; see `error`")])
-    return replace(outcome, skipped=len(done), best=best_row(sweep, store, run.run_id))
+    return replace(outcome, skipped=len(done), best=run_best_row(sweep, store, run.run_id))
