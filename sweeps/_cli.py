@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from sweeps._errors import CaviarError
-from sweeps.run._progress import Progress
+from sweeps.plan import Progress
 from sweeps.run._ray_session import prepare_ray_environment
 from sweeps.run._stop import Terminated, forget_sigterm, install_sigterm_handler, stopped_by_sigterm
 

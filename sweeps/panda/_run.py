@@ -24,11 +24,10 @@ from analysis import ObjectPath, ResultsPath, ResultsStore, load_table
 from search_spaces import ChoiceDomain
 from sweeps._errors import Problem, RunError
 from sweeps.panda._babysitter import PandaRules, SitterState
-from sweeps.plan import babysat_status, trial_id_of, trial_seed
+from sweeps.plan import Progress, babysat_status, trial_id_of, trial_seed
 from sweeps.record._record import trial_row, trials_schema
 from sweeps.run._lifecycle import open_run
 from sweeps.run._outcome import SweepOutcome, run_best_row
-from sweeps.run._progress import Progress
 from sweeps.spec._spec import PandaStrategy, Sweep
 from sweeps.spec._strategy_behaviour import panda_start_points
 from sweeps.tune._trials import build_tuner

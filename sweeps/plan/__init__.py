@@ -1,9 +1,11 @@
 """What a sweep plans, as values: its points (`Point`, an adaptive strategy's `PlannedPoint`),
 where each came from (`Origin`), its trial id and seed, the interface of an adaptive strategy
-(`Proposer`), and how a trial ended and what it scored. The lowest layer of `sweeps` above its
-errors: no Ray, no I/O, nothing imported from the layers above."""
+(`Proposer`), how a trial ended and what it scored, and what the terminal shows (`Progress`).
+The lowest layer of `sweeps` above its errors: no Ray, no I/O, nothing imported from the
+layers above."""
 
 from sweeps.plan._points import Origin, PlannedPoint, Point, trial_id_of, trial_seed
+from sweeps.plan._progress import Progress
 from sweeps.plan._proposer import Proposer
 from sweeps.plan._trial_outcome import (
     SCORED,
@@ -22,6 +24,7 @@ __all__ = [
     "Origin",
     "PlannedPoint",
     "Point",
+    "Progress",
     "Proposer",
     "Status",
     "babysat_status",

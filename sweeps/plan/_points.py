@@ -8,8 +8,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import numpy as np
-
 __all__ = ["Origin", "PlannedPoint", "Point", "trial_id_of", "trial_seed"]
 
 # Where a trial's configuration came from (the `origin` column of `trials`): "initial" for the
@@ -55,4 +53,6 @@ class PlannedPoint:
 
 def trial_seed(sweep_seed: int, index: int) -> int:
     """Each configuration gets its own stream, independent of the order trials happen to run."""
+    import numpy as np  # here, so that `caviar --version` (which imports `Progress`) skips numpy
+
     return int(np.random.SeedSequence([sweep_seed, index]).generate_state(1, dtype=np.uint32)[0])

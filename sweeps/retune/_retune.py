@@ -24,7 +24,7 @@ import pyarrow as pa
 
 from analysis import ObjectPath, ResultsPath, ResultsStore, SweepLayout, load_table, load_trials
 from sweeps._errors import Problem, RunError, SpecError
-from sweeps.plan import Point
+from sweeps.plan import Point, Progress
 from sweeps.record._best import best_row, ok_history, read_best, record_from_row, write_best
 from sweeps.record._record import RETUNE_EVENT
 from sweeps.retune._retune_plan import (
@@ -37,7 +37,6 @@ from sweeps.retune._retune_plan import (
 )
 from sweeps.run._lock import LockHeldError, hold_lock, sweep_lock
 from sweeps.run._preflight import check_results_dir
-from sweeps.run._progress import Progress
 from sweeps.run._runs import new_run_id
 from sweeps.spec._spec import RetuneSpec, Sweep
 from sweeps.spec._strategy_table import strategy_row

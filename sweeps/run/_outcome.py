@@ -10,8 +10,8 @@ import json
 from dataclasses import dataclass
 
 from analysis import ResultsPath, ResultsStore, load_trials, write_text_atomically
+from sweeps.plan import Progress
 from sweeps.record._best import best_row
-from sweeps.run._progress import Progress
 from sweeps.spec._spec import Sweep
 
 __all__ = ["SweepOutcome", "outcome_of", "record_space", "run_best_row"]

@@ -7,8 +7,8 @@ from collections.abc import Callable
 from typing import Protocol, cast
 
 from analysis import ResultsPath
+from sweeps.plan import Progress
 from sweeps.run._outcome import SweepOutcome
-from sweeps.run._progress import Progress
 from sweeps.spec._spec import Sweep
 from sweeps.spec._strategy_table import resolve, strategy_row
 

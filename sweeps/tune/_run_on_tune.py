@@ -10,10 +10,9 @@ from dataclasses import replace
 
 from analysis import ResultsPath
 from sweeps._errors import Problem, RunError
-from sweeps.plan import Point, Proposer
+from sweeps.plan import Point, Progress, Proposer
 from sweeps.run._lifecycle import open_run
 from sweeps.run._outcome import SweepOutcome, run_best_row
-from sweeps.run._progress import Progress
 from sweeps.run._resources import trial_slots
 from sweeps.run._resume import remove_orphan_epochs
 from sweeps.spec._plan_points import plan_points

@@ -12,9 +12,8 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from analysis import ResultsPath, ResultsStore, arrow_filesystem, arrow_path
-from sweeps.plan import PlannedPoint, Point, Proposer, trial_seed
+from sweeps.plan import PlannedPoint, Point, Progress, Proposer, trial_seed
 from sweeps.run._outcome import SweepOutcome, outcome_of
-from sweeps.run._progress import Progress
 from sweeps.spec._spec import SpecModel, Sweep
 from trainables.packing import GpuPlan, plan_gpu_packs
 

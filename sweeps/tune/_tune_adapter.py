@@ -18,7 +18,7 @@ from ray.tune.experiment import Trial
 from ray.tune.search import Searcher
 
 from analysis import ResultsStore
-from sweeps.plan import PlannedPoint, Proposer, ended_by_itself, reported_score
+from sweeps.plan import PlannedPoint, Progress, Proposer, ended_by_itself, reported_score
 from sweeps.record._record import (
     epoch_row,
     epochs_schema,
@@ -26,7 +26,6 @@ from sweeps.record._record import (
     trials_schema,
     with_own_metrics,
 )
-from sweeps.run._progress import Progress
 from sweeps.tune._packing import MEMBERS_KEY, PACK_ID_KEY
 
 __all__ = [
