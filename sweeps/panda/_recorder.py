@@ -16,7 +16,7 @@ from analysis import ResultsStore
 from sweeps.panda._babysitter import Decision, SitterState
 from sweeps.panda._record import event_row, panda_epochs_schema
 from sweeps.panda._trial import PeriodReport
-from sweeps.plan import Progress
+from sweeps.plan import TRIAL_KEY, Progress
 from sweeps.record._record import epoch_row, events_schema
 from sweeps.tune._tune_adapter import trial_error_message
 
@@ -91,7 +91,7 @@ class PandaRecorder(tune.Callback):
     def on_trial_error(
         self, iteration: int, trials: list[Trial], trial: Trial, **info: Any
     ) -> None:
-        self.errors[trial.config["caviar_trial_id"]] = trial_error_message(trial)
+        self.errors[trial.config[TRIAL_KEY]] = trial_error_message(trial)
         p = self._progress
         p.running, p.done, p.errors = max(p.running - 1, 0), p.done + 1, p.errors + 1
         self._show(p)

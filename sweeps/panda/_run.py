@@ -24,7 +24,7 @@ from analysis import ObjectPath, ResultsPath, ResultsStore, load_table
 from search_spaces import ChoiceDomain
 from sweeps._errors import Problem, RunError
 from sweeps.panda._babysitter import PandaRules, SitterState
-from sweeps.plan import Progress, babysat_status, trial_id_of, trial_seed
+from sweeps.plan import TRIAL_KEY, Progress, babysat_status, trial_id_of, trial_seed
 from sweeps.record._record import trial_row, trials_schema
 from sweeps.run._lifecycle import open_run
 from sweeps.run._outcome import SweepOutcome, run_best_row
@@ -166,7 +166,7 @@ def _babysit_on_tune(
 
     from sweeps.panda._recorder import PandaRecorder
     from sweeps.panda._trial import PandaJob, panda_trial
-    from sweeps.tune._tune_adapter import TRIAL_KEY, PointsSearcher
+    from sweeps.tune._tune_adapter import PointsSearcher
 
     running = {trial_id: state for trial_id, state in todo.items() if not state.stopped}
     if not running:

@@ -15,16 +15,13 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from sweeps.plan import MEMBERS_KEY, PACK_ID_KEY
 from trainables import TrialConfig
 
 # `pack_group` and `pack_size_auto` import torch: loaded by the functions that group, so that
 # reading a spec that does not pack (`caviar validate`, `caviar best`) does not.
 
-__all__ = ["MEMBERS_KEY", "PACK_ID_KEY", "Pack", "group_key", "pack_trial_config", "plan_packs"]
-
-# Keys of a pack trial's config that only the driver reads (the trainable gets `members`).
-MEMBERS_KEY = "caviar_members"  # one descriptor per member: trial id, index, origin, round
-PACK_ID_KEY = "caviar_pack_id"
+__all__ = ["Pack", "group_key", "pack_trial_config", "plan_packs"]
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,18 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from analysis import ResultsPath, ResultsStore, arrow_filesystem, arrow_path
-from sweeps.plan import PlannedPoint, Point, Progress, Proposer, trial_seed
+from sweeps.plan import (
+    DRIVER_KEYS,
+    INDEX_KEY,
+    ORIGIN_KEY,
+    ROUND_KEY,
+    TRIAL_KEY,
+    PlannedPoint,
+    Point,
+    Progress,
+    Proposer,
+    trial_seed,
+)
 from sweeps.run._outcome import SweepOutcome, outcome_of
 from sweeps.spec._spec import SpecModel, Sweep
 from trainables.packing import GpuPlan, plan_gpu_packs
@@ -43,10 +54,6 @@ def run_trials(
     from ray import tune
 
     from sweeps.tune._tune_adapter import (
-        INDEX_KEY,
-        ORIGIN_KEY,
-        ROUND_KEY,
-        TRIAL_KEY,
         PointsSearcher,
         ProgressCallback,
         ProposerSearcher,
@@ -156,14 +163,7 @@ def _round_packing(
     """An adaptive strategy's batches in packs (coarse-to-fine's rounds): a batch's points of
     one shape share a Ray trial; and the GPU share each pack asks for (None: the spec's)."""
     from sweeps.tune._packing import Pack, group_key, pack_trial_config
-    from sweeps.tune._tune_adapter import (
-        DRIVER_KEYS,
-        INDEX_KEY,
-        ORIGIN_KEY,
-        ROUND_KEY,
-        TRIAL_KEY,
-        Packing,
-    )
+    from sweeps.tune._tune_adapter import Packing
     from trainables import pack_size_auto
 
     spec = sweep.spec
@@ -214,7 +214,6 @@ def _packed_configs(
     """One Ray trial config per pack, and the GPU share each asks for (None: the spec's); ASHA
     becomes successive halving inside each pack."""
     from sweeps.tune._packing import pack_trial_config, plan_packs
-    from sweeps.tune._tune_adapter import DRIVER_KEYS, INDEX_KEY, ORIGIN_KEY, ROUND_KEY, TRIAL_KEY
     from trainables import pack_size_auto
 
     spec = sweep.spec

@@ -18,7 +18,20 @@ from ray.tune.experiment import Trial
 from ray.tune.search import Searcher
 
 from analysis import ResultsStore
-from sweeps.plan import PlannedPoint, Progress, Proposer, ended_by_itself, reported_score
+from sweeps.plan import (
+    DRIVER_KEYS,
+    INDEX_KEY,
+    MEMBERS_KEY,
+    ORIGIN_KEY,
+    PACK_ID_KEY,
+    ROUND_KEY,
+    TRIAL_KEY,
+    PlannedPoint,
+    Progress,
+    Proposer,
+    ended_by_itself,
+    reported_score,
+)
 from sweeps.record._record import (
     epoch_row,
     epochs_schema,
@@ -26,7 +39,6 @@ from sweeps.record._record import (
     trials_schema,
     with_own_metrics,
 )
-from sweeps.tune._packing import MEMBERS_KEY, PACK_ID_KEY
 
 __all__ = [
     "Packing",
@@ -40,14 +52,6 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
-
-# Keys the driver adds to a trial's config so callbacks know which planned point it is; they
-# are removed before the trainable sees the config.
-TRIAL_KEY = "caviar_trial_id"
-INDEX_KEY = "caviar_config_index"
-ORIGIN_KEY = "caviar_origin"
-ROUND_KEY = "caviar_round"
-DRIVER_KEYS = (TRIAL_KEY, INDEX_KEY, ORIGIN_KEY, ROUND_KEY)
 
 
 def run_point(config: dict[str, Any]) -> None:

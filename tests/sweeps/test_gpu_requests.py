@@ -129,8 +129,8 @@ def test_packs_share_one_gpu_in_quarters(tmp_path: Path) -> None:
 def test_auto_packs_on_a_gpu_ask_for_the_share_the_plan_gives() -> None:
     """2048 configurations for one declared GPU: four packs side by side at a quarter each
     (no Ray needed to plan them), where whole-GPU packs would run one after another."""
+    from sweeps.plan import INDEX_KEY, ORIGIN_KEY, ROUND_KEY, TRIAL_KEY
     from sweeps.tune._trials import _packed_configs
-    from sweeps.tune._tune_adapter import INDEX_KEY, ORIGIN_KEY, ROUND_KEY, TRIAL_KEY
 
     sweep = parse_spec(SPEC.replace("gpu: 0.5}", "gpu: 1}\npack: auto"))
     configs = []
