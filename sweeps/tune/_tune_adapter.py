@@ -112,7 +112,7 @@ class ProposerSearcher(Searcher):
     `None` proposal makes Ray wait and ask again later, which is how a round that needs more
     results before it can be asked holds back new trials without stopping running ones. Ray's
     own searcher checkpoint is not how caviar resumes (the strategy persists its state beside
-    the results, see sweeps/strategies/_search_state.py), so `save` records nothing Ray must
+    the results, see sweeps/record/_search_state.py), so `save` records nothing Ray must
     restore.
     """
 
