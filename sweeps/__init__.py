@@ -16,8 +16,7 @@ if TYPE_CHECKING:
     from sweeps.plan import Origin, PlannedPoint, Point, Proposer
     from sweeps.run._outcome import SweepOutcome
     from sweeps.run._runner import run_sweep
-    from sweeps.spec._plan_points import plan_points
-    from sweeps.spec._spec import Sweep, load_spec, parse_spec
+    from sweeps.spec import Sweep, load_spec, parse_spec, plan_points
     from sweeps.tune._drivers import DRIVERS
 
 __all__ = [
@@ -41,9 +40,8 @@ __all__ = [
 _LAZY = {
     "SweepOutcome": "sweeps.run._outcome",
     "run_sweep": "sweeps.run._runner",
-    **dict.fromkeys(("Sweep", "load_spec", "parse_spec"), "sweeps.spec._spec"),
+    **dict.fromkeys(("Sweep", "load_spec", "parse_spec", "plan_points"), "sweeps.spec"),
     **dict.fromkeys(("Origin", "Point", "PlannedPoint"), "sweeps.plan"),
-    "plan_points": "sweeps.spec._plan_points",
     # the adaptive strategies' drivers and the interface they implement (a contract suite,
     # tests/sweeps/test_proposer_contract.py, runs every one)
     "DRIVERS": "sweeps.tune._drivers",

@@ -20,7 +20,7 @@ from sweeps.run._stop import Terminated, forget_sigterm, install_sigterm_handler
 if TYPE_CHECKING:
     from analysis import ResultsPath
     from sweeps.plan import Point
-    from sweeps.spec._spec import Sweep
+    from sweeps.spec import Sweep
 
 # Everything else is imported by the command that uses it: `--version` imports nothing heavy,
 # `best`, `report`, `export` and `validate` of a built-in MLP's spec import neither torch nor
@@ -166,7 +166,7 @@ def _dispatch(args: argparse.Namespace) -> int:
     if args.command in ("run", "retune"):
         # Ray reads its auth settings when it is first imported, by whichever module that is.
         prepare_ray_environment(args.address)
-    from sweeps.spec._spec import load_spec
+    from sweeps.spec import load_spec
 
     sweep = load_spec(args.spec)
     if args.command in ("validate", "run"):
@@ -233,8 +233,7 @@ def _export_at_end(sweep: Sweep, results: ResultsPath, say: Callable[[str], None
 
 
 def _validate(sweep: Sweep, *, explain: bool) -> int:
-    from sweeps.spec._plan_points import preview_points
-    from sweeps.spec._strategy_table import strategy_row
+    from sweeps.spec import preview_points, strategy_row
 
     spec = sweep.spec
     out = sys.stdout
@@ -435,7 +434,7 @@ def _log_line(text: str) -> None:
 
 
 def _strategy_line(sweep: Sweep) -> str:
-    from sweeps.spec._strategy_table import behaviour
+    from sweeps.spec import behaviour
 
     strategy = sweep.spec.strategy
     return behaviour(strategy).describe(

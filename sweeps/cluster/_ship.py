@@ -29,7 +29,7 @@ from pathlib import Path
 from pathspec import GitIgnoreSpec
 
 from sweeps._errors import Problem, SpecError
-from sweeps.spec._spec import Sweep
+from sweeps.spec import Sweep
 
 __all__ = [
     "ALWAYS_EXCLUDED",

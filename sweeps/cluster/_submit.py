@@ -34,7 +34,7 @@ from sweeps.cluster._ship import (
     plan_spec_dir,
     ship_spec_dir,
 )
-from sweeps.spec._spec import Sweep, parse_spec
+from sweeps.spec import Sweep, parse_spec
 from trainables import SHIPPED_ENV
 
 if TYPE_CHECKING:

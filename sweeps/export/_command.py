@@ -7,8 +7,7 @@ from __future__ import annotations
 from analysis import ResultsError, ResultsLike, ResultsPath
 from sweeps._errors import CaviarError, Problem
 from sweeps.export._mlflow import ExportSummary, export_mlflow, mlflow_missing
-from sweeps.spec._mlflow_uri import experiment_problem, tracking_uri_problem
-from sweeps.spec._spec import Sweep
+from sweeps.spec import Sweep, experiment_problem, tracking_uri_problem
 
 __all__ = ["export_at_end", "export_command", "require_export"]
 

@@ -28,8 +28,7 @@ from sweeps.plan import TRIAL_KEY, Progress, babysat_status, trial_id_of, trial_
 from sweeps.record._record import trial_row, trials_schema
 from sweeps.run._lifecycle import open_run
 from sweeps.run._outcome import SweepOutcome, run_best_row
-from sweeps.spec._spec import PandaStrategy, Sweep
-from sweeps.spec._strategy_behaviour import panda_start_points
+from sweeps.spec import PandaStrategy, Sweep, panda_start_points
 from sweeps.tune._trials import build_tuner
 from trainables import HYPERPARAMETERS
 

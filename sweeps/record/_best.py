@@ -19,7 +19,7 @@ import pandas as pd
 
 from analysis import ResultsPath, SweepLayout, best, load_trials, write_text_atomically
 from sweeps._errors import Problem, RunError
-from sweeps.spec._spec import Sweep
+from sweeps.spec import Sweep
 from trainables import HYPERPARAMETERS
 
 __all__ = [

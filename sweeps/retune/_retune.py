@@ -38,8 +38,7 @@ from sweeps.retune._retune_plan import (
 from sweeps.run._lock import LockHeldError, hold_lock, sweep_lock
 from sweeps.run._preflight import check_results_dir
 from sweeps.run._runs import new_run_id
-from sweeps.spec._spec import RetuneSpec, Sweep
-from sweeps.spec._strategy_table import strategy_row
+from sweeps.spec import RetuneSpec, Sweep, strategy_row
 from trainables import dataset_fingerprint, load_dataset
 
 __all__ = [

@@ -20,8 +20,7 @@ from analysis import Mode
 from search_spaces import SearchSpace, SearchSpaceError
 from sweeps._errors import Problem, SpecError
 from sweeps.plan import Origin
-from sweeps.spec._spec import RetuneSpec, SpecModel
-from sweeps.spec._strategy_table import behaviour
+from sweeps.spec import RetuneSpec, SpecModel, behaviour
 
 __all__ = [
     "INCUMBENT",

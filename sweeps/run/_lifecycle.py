@@ -29,7 +29,7 @@ from sweeps.run._ray_session import RaySession, ray_session
 from sweeps.run._resources import check_resources
 from sweeps.run._resume import RunChoice, choose_run
 from sweeps.run._runs import RunManifest, write_manifest
-from sweeps.spec._spec import Sweep
+from sweeps.spec import Sweep
 
 __all__ = ["OpenRun", "cluster", "open_run"]
 

@@ -10,7 +10,7 @@ import logging
 
 from sweeps._errors import Problem, SpecError
 from sweeps.run._ray_session import RaySession
-from sweeps.spec._spec import SpecModel, Sweep
+from sweeps.spec import SpecModel, Sweep
 
 __all__ = ["check_resources", "trial_slots"]
 

@@ -18,9 +18,7 @@ from analysis import ResultsStore, arrow_filesystem, arrow_path, load_trials
 from sweeps._errors import Problem, SpecError
 from sweeps.record._search_state import load_search_state
 from sweeps.run._runs import latest_run, new_run_id
-from sweeps.spec._spec import Sweep
-from sweeps.spec._spec_edit import check_continuation
-from sweeps.spec._strategy_table import strategy_row
+from sweeps.spec import Sweep, check_continuation, strategy_row
 
 __all__ = ["RunChoice", "choose_run", "remove_orphan_epochs"]
 

@@ -9,8 +9,7 @@ from typing import Protocol, cast
 from analysis import ResultsPath
 from sweeps.plan import Progress
 from sweeps.run._outcome import SweepOutcome
-from sweeps.spec._spec import Sweep
-from sweeps.spec._strategy_table import resolve, strategy_row
+from sweeps.spec import Sweep, resolve, strategy_row
 
 __all__ = ["RunStrategy", "run_sweep"]
 

@@ -30,15 +30,15 @@ from sweeps.run._ray_session import RaySession, ray_session
 from sweeps.run._resources import check_resources
 from sweeps.run._runner import run_sweep
 from sweeps.run._runs import latest_run, new_run_id
-from sweeps.spec._spec import (
+from sweeps.spec import (
     AutoStrategy,
     CoarseToFineStrategy,
     PandaStrategy,
     Sweep,
+    kind_of,
     parse_time_budget,
     with_strategy,
 )
-from sweeps.spec._strategy_table import kind_of
 
 __all__ = [
     "AutoDecision",

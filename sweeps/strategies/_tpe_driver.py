@@ -17,7 +17,7 @@ import pandas as pd
 from analysis import ResultsStore
 from sweeps._errors import Problem, SpecError
 from sweeps.plan import PlannedPoint, Point, recorded_score, trial_id_of
-from sweeps.spec._spec import Sweep, TpeStrategy
+from sweeps.spec import Sweep, TpeStrategy
 
 __all__ = ["TpeProposer"]
 

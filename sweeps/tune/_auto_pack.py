@@ -15,9 +15,7 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import replace
 
-from sweeps.spec._plan_points import preview_points
-from sweeps.spec._spec import Sweep
-from sweeps.spec._strategy_table import strategy_row
+from sweeps.spec import Sweep, preview_points, strategy_row
 from sweeps.tune._packing import group_key
 
 __all__ = ["SMALL_PACK", "settle_auto_packing"]

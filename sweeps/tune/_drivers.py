@@ -14,8 +14,7 @@ import pandas as pd
 
 from analysis import ResultsStore
 from sweeps.plan import Point, Proposer
-from sweeps.spec._spec import Sweep
-from sweeps.spec._strategy_table import STRATEGIES, resolve, strategy_row
+from sweeps.spec import STRATEGIES, Sweep, resolve, strategy_row
 
 __all__ = ["DRIVERS", "OpenDriver", "open_driver"]
 

@@ -15,9 +15,7 @@ from sweeps.run._lifecycle import open_run
 from sweeps.run._outcome import SweepOutcome, run_best_row
 from sweeps.run._resources import trial_slots
 from sweeps.run._resume import remove_orphan_epochs
-from sweeps.spec._plan_points import plan_points
-from sweeps.spec._spec import Sweep
-from sweeps.spec._strategy_table import strategy_row
+from sweeps.spec import Sweep, plan_points, strategy_row
 from sweeps.tune._drivers import open_driver
 from sweeps.tune._trials import run_trials
 

@@ -25,7 +25,7 @@ from sweeps.plan import (
     trial_seed,
 )
 from sweeps.run._outcome import SweepOutcome, outcome_of
-from sweeps.spec._spec import SpecModel, Sweep
+from sweeps.spec import SpecModel, Sweep
 from trainables.packing import GpuPlan, plan_gpu_packs
 
 if TYPE_CHECKING:
