@@ -408,7 +408,7 @@ def _retune(sweep: Sweep, args: argparse.Namespace) -> int:
 def _best(sweep: Sweep, args: argparse.Namespace) -> int:
     import json
 
-    from sweeps.record._best import current_best
+    from sweeps.record import current_best
 
     results = _results(args, sweep)
     print(json.dumps(current_best(sweep, results), indent=1))

@@ -18,7 +18,7 @@ from typing import Any
 import pandas as pd
 
 from analysis import Mode, best
-from sweeps.record._record import trials_schema
+from sweeps.record import trials_schema
 from trainables import HYPERPARAMETERS
 
 __all__ = [

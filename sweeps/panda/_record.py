@@ -21,7 +21,7 @@ import pyarrow.parquet as pq
 
 from analysis import ResultsStore, arrow_filesystem, arrow_path, load_table
 from sweeps.panda._babysitter import Decision
-from sweeps.record._record import PANDA_EVENT, branch_columns, epochs_schema
+from sweeps.record import PANDA_EVENT, branch_columns, epochs_schema
 
 __all__ = [
     "decision_from_row",

@@ -25,7 +25,7 @@ from search_spaces import ChoiceDomain
 from sweeps._errors import Problem, RunError
 from sweeps.panda._babysitter import PandaRules, SitterState
 from sweeps.plan import TRIAL_KEY, Progress, babysat_status, trial_id_of, trial_seed
-from sweeps.record._record import trial_row, trials_schema
+from sweeps.record import trial_row, trials_schema
 from sweeps.run._lifecycle import open_run
 from sweeps.run._outcome import SweepOutcome, run_best_row
 from sweeps.spec import PandaStrategy, Sweep, panda_start_points

@@ -25,8 +25,7 @@ import pyarrow as pa
 from analysis import ObjectPath, ResultsPath, ResultsStore, SweepLayout, load_table, load_trials
 from sweeps._errors import Problem, RunError, SpecError
 from sweeps.plan import Point, Progress
-from sweeps.record._best import best_row, ok_history, read_best, record_from_row, write_best
-from sweeps.record._record import RETUNE_EVENT
+from sweeps.record import RETUNE_EVENT, best_row, ok_history, read_best, record_from_row, write_best
 from sweeps.retune._retune_plan import (
     INCUMBENT,
     Judgement,

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from analysis import ResultsPath, ResultsStore, load_trials, write_text_atomically
 from sweeps.plan import Progress
-from sweeps.record._best import best_row
+from sweeps.record import best_row
 from sweeps.spec import Sweep
 
 __all__ = ["SweepOutcome", "outcome_of", "record_space", "run_best_row"]

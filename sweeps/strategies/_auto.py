@@ -22,7 +22,7 @@ from typing import Any
 from analysis import ResultsPath, ResultsStore, SweepLayout, write_text_atomically
 from sweeps._errors import Problem, SpecError
 from sweeps.plan import Progress
-from sweeps.record._record import AUTO_EVENT, events_schema
+from sweeps.record import AUTO_EVENT, events_schema
 from sweeps.run._lock import refuse_if_locked, sweep_lock
 from sweeps.run._outcome import SweepOutcome
 from sweeps.run._preflight import check_results_dir

@@ -23,7 +23,7 @@ import pyarrow as pa
 from analysis import ResultsStore
 from search_spaces import CoarseToFine
 from sweeps.plan import PlannedPoint, Point, recorded_score
-from sweeps.record._search_state import SearchState, load_search_state, save_search_state
+from sweeps.record import SearchState, load_search_state, save_search_state
 from sweeps.spec import CoarseToFineStrategy, Sweep
 
 __all__ = ["CoarseToFineProposer", "rounds_schema"]

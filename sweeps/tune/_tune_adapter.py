@@ -32,7 +32,7 @@ from sweeps.plan import (
     ended_by_itself,
     reported_score,
 )
-from sweeps.record._record import (
+from sweeps.record import (
     epoch_row,
     epochs_schema,
     trial_row,
