@@ -14,8 +14,7 @@ from sweeps._errors import CaviarError, Problem, RunError, SpecError
 
 if TYPE_CHECKING:
     from sweeps.plan import Origin, PlannedPoint, Point, Proposer
-    from sweeps.run._outcome import SweepOutcome
-    from sweeps.run._runner import run_sweep
+    from sweeps.run import SweepOutcome, run_sweep
     from sweeps.spec import Sweep, load_spec, parse_spec, plan_points
     from sweeps.tune._drivers import DRIVERS
 
@@ -38,8 +37,8 @@ __all__ = [
 ]
 
 _LAZY = {
-    "SweepOutcome": "sweeps.run._outcome",
-    "run_sweep": "sweeps.run._runner",
+    "SweepOutcome": "sweeps.run",
+    "run_sweep": "sweeps.run",
     **dict.fromkeys(("Sweep", "load_spec", "parse_spec", "plan_points"), "sweeps.spec"),
     **dict.fromkeys(("Origin", "Point", "PlannedPoint"), "sweeps.plan"),
     # the adaptive strategies' drivers and the interface they implement (a contract suite,

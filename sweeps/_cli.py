@@ -14,8 +14,13 @@ from typing import TYPE_CHECKING
 
 from sweeps._errors import CaviarError
 from sweeps.plan import Progress
-from sweeps.run._ray_session import prepare_ray_environment
-from sweeps.run._stop import Terminated, forget_sigterm, install_sigterm_handler, stopped_by_sigterm
+from sweeps.run import (
+    Terminated,
+    forget_sigterm,
+    install_sigterm_handler,
+    prepare_ray_environment,
+    stopped_by_sigterm,
+)
 
 if TYPE_CHECKING:
     from analysis import ResultsPath
@@ -456,7 +461,7 @@ def _fmt(value: object) -> str:
 
 def _run(sweep: Sweep, args: argparse.Namespace) -> int:
     from sweeps.export._command import require_export
-    from sweeps.run._runner import run_sweep
+    from sweeps.run import run_sweep
 
     require_export(sweep)
     results = _results(args, sweep)

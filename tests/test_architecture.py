@@ -334,46 +334,21 @@ def test_the_results_layout_is_spelled_only_by_sweep_layout() -> None:
 
 # Imports of another `sweeps` subpackage's private module (`sweeps.run._lock`) that are still
 # tolerated, each with why; the rest go through that subpackage's `__init__` (issue #28 item 1).
-_NO_RUN = "sweeps.run exports nothing yet (next step of issue #28 item 1)"
 _NO_TUNE = "sweeps.tune exports nothing yet; its names load torch or Ray: needs a lazy __init__"
 _NO_RETUNE = "sweeps.retune exports nothing yet; _retune loads torch: needs a lazy __init__"
 _NO_CLUSTER = "sweeps.cluster exports nothing yet"
 _NO_EXPORT = "sweeps.export exports nothing yet"
 KNOWN_PRIVATE_MODULE_IMPORTS: dict[str, str] = {
-    "sweeps -> sweeps.run._outcome": _NO_RUN,
-    "sweeps -> sweeps.run._runner": _NO_RUN,
     "sweeps -> sweeps.tune._drivers": _NO_TUNE,
     "sweeps._cli -> sweeps.cluster._submit": _NO_CLUSTER,
     "sweeps._cli -> sweeps.export._command": _NO_EXPORT,
     "sweeps._cli -> sweeps.retune._retune": _NO_RETUNE,
-    "sweeps._cli -> sweeps.run._ray_session": _NO_RUN,
-    "sweeps._cli -> sweeps.run._runner": _NO_RUN,
-    "sweeps._cli -> sweeps.run._stop": _NO_RUN,
     "sweeps._cli -> sweeps.tune._auto_pack": _NO_TUNE,
     "sweeps._cli -> sweeps.tune._packing": _NO_TUNE,
     "sweeps.panda._recorder -> sweeps.tune._tune_adapter": _NO_TUNE,
-    "sweeps.panda._run -> sweeps.run._lifecycle": _NO_RUN,
-    "sweeps.panda._run -> sweeps.run._outcome": _NO_RUN,
     "sweeps.panda._run -> sweeps.tune._trials": _NO_TUNE,
     "sweeps.panda._run -> sweeps.tune._tune_adapter": _NO_TUNE,
-    "sweeps.retune._retune -> sweeps.run._lifecycle": _NO_RUN,
-    "sweeps.retune._retune -> sweeps.run._lock": _NO_RUN,
-    "sweeps.retune._retune -> sweeps.run._preflight": _NO_RUN,
-    "sweeps.retune._retune -> sweeps.run._resources": _NO_RUN,
-    "sweeps.retune._retune -> sweeps.run._runs": _NO_RUN,
     "sweeps.retune._retune -> sweeps.tune._trials": _NO_TUNE,
-    "sweeps.strategies._auto -> sweeps.run._lock": _NO_RUN,
-    "sweeps.strategies._auto -> sweeps.run._outcome": _NO_RUN,
-    "sweeps.strategies._auto -> sweeps.run._preflight": _NO_RUN,
-    "sweeps.strategies._auto -> sweeps.run._ray_session": _NO_RUN,
-    "sweeps.strategies._auto -> sweeps.run._resources": _NO_RUN,
-    "sweeps.strategies._auto -> sweeps.run._runner": _NO_RUN,
-    "sweeps.strategies._auto -> sweeps.run._runs": _NO_RUN,
-    "sweeps.tune._run_on_tune -> sweeps.run._lifecycle": _NO_RUN,
-    "sweeps.tune._run_on_tune -> sweeps.run._outcome": _NO_RUN,
-    "sweeps.tune._run_on_tune -> sweeps.run._resources": _NO_RUN,
-    "sweeps.tune._run_on_tune -> sweeps.run._resume": _NO_RUN,
-    "sweeps.tune._trials -> sweeps.run._outcome": _NO_RUN,
 }
 
 

@@ -26,8 +26,7 @@ from sweeps._errors import Problem, RunError
 from sweeps.panda._babysitter import PandaRules, SitterState
 from sweeps.plan import TRIAL_KEY, Progress, babysat_status, trial_id_of, trial_seed
 from sweeps.record import trial_row, trials_schema
-from sweeps.run._lifecycle import open_run
-from sweeps.run._outcome import SweepOutcome, run_best_row
+from sweeps.run import SweepOutcome, open_run, run_best_row
 from sweeps.spec import PandaStrategy, Sweep, panda_start_points
 from sweeps.tune._trials import build_tuner
 from trainables import HYPERPARAMETERS

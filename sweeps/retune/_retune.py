@@ -34,9 +34,7 @@ from sweeps.retune._retune_plan import (
     plan_retune,
     resolve_budget,
 )
-from sweeps.run._lock import LockHeldError, hold_lock, sweep_lock
-from sweeps.run._preflight import check_results_dir
-from sweeps.run._runs import new_run_id
+from sweeps.run import LockHeldError, check_results_dir, hold_lock, new_run_id, sweep_lock
 from sweeps.spec import RetuneSpec, Sweep, strategy_row
 from trainables import dataset_fingerprint, load_dataset
 
@@ -108,8 +106,7 @@ def run_retune(
     show: Callable[[Progress], None] | None = None,
 ) -> RetuneOutcome:
     """Re-evaluate the incumbent, search around history's good region, record, decide."""
-    from sweeps.run._lifecycle import cluster
-    from sweeps.run._resources import trial_slots
+    from sweeps.run import cluster, trial_slots
     from sweeps.tune._trials import run_trials
 
     refusal = strategy_row(sweep.spec.strategy).refuses_retune

@@ -23,13 +23,18 @@ from analysis import ResultsPath, ResultsStore, SweepLayout, write_text_atomical
 from sweeps._errors import Problem, SpecError
 from sweeps.plan import Progress
 from sweeps.record import AUTO_EVENT, events_schema
-from sweeps.run._lock import refuse_if_locked, sweep_lock
-from sweeps.run._outcome import SweepOutcome
-from sweeps.run._preflight import check_results_dir
-from sweeps.run._ray_session import RaySession, ray_session
-from sweeps.run._resources import check_resources
-from sweeps.run._runner import run_sweep
-from sweeps.run._runs import latest_run, new_run_id
+from sweeps.run import (
+    RaySession,
+    SweepOutcome,
+    check_resources,
+    check_results_dir,
+    latest_run,
+    new_run_id,
+    ray_session,
+    refuse_if_locked,
+    run_sweep,
+    sweep_lock,
+)
 from sweeps.spec import (
     AutoStrategy,
     CoarseToFineStrategy,

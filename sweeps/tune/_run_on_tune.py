@@ -11,10 +11,7 @@ from dataclasses import replace
 from analysis import ResultsPath
 from sweeps._errors import Problem, RunError
 from sweeps.plan import Point, Progress, Proposer
-from sweeps.run._lifecycle import open_run
-from sweeps.run._outcome import SweepOutcome, run_best_row
-from sweeps.run._resources import trial_slots
-from sweeps.run._resume import remove_orphan_epochs
+from sweeps.run import SweepOutcome, open_run, remove_orphan_epochs, run_best_row, trial_slots
 from sweeps.spec import Sweep, plan_points, strategy_row
 from sweeps.tune._drivers import open_driver
 from sweeps.tune._trials import run_trials

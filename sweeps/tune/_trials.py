@@ -24,7 +24,7 @@ from sweeps.plan import (
     Proposer,
     trial_seed,
 )
-from sweeps.run._outcome import SweepOutcome, outcome_of
+from sweeps.run import SweepOutcome, outcome_of
 from sweeps.spec import SpecModel, Sweep
 from trainables.packing import GpuPlan, plan_gpu_packs
 
