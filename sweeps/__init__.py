@@ -16,7 +16,7 @@ if TYPE_CHECKING:
     from sweeps.plan import Origin, PlannedPoint, Point, Proposer
     from sweeps.run import SweepOutcome, run_sweep
     from sweeps.spec import Sweep, load_spec, parse_spec, plan_points
-    from sweeps.tune._drivers import DRIVERS
+    from sweeps.tune import DRIVERS
 
 __all__ = [
     "DRIVERS",
@@ -43,7 +43,7 @@ _LAZY = {
     **dict.fromkeys(("Origin", "Point", "PlannedPoint"), "sweeps.plan"),
     # the adaptive strategies' drivers and the interface they implement (a contract suite,
     # tests/sweeps/test_proposer_contract.py, runs every one)
-    "DRIVERS": "sweeps.tune._drivers",
+    "DRIVERS": "sweeps.tune",
     "Proposer": "sweeps.plan",
 }
 

@@ -175,7 +175,7 @@ def _dispatch(args: argparse.Namespace) -> int:
 
     sweep = load_spec(args.spec)
     if args.command in ("validate", "run"):
-        from sweeps.tune._auto_pack import settle_auto_packing
+        from sweeps.tune import settle_auto_packing
 
         sweep = settle_auto_packing(sweep)  # auto's packs of one or two run as plain trials
     if args.command in ("validate", "run", "retune", "submit"):
@@ -354,7 +354,7 @@ def _pack_lines(sweep: Sweep, planned: list[Point]) -> list[str]:
                 f"{found})"
             )
     if planned:
-        from sweeps.tune._packing import group_key
+        from sweeps.tune import group_key
         from trainables.packing import plan_gpu_packs
 
         groups: dict[object, int] = {}

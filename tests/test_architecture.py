@@ -334,21 +334,13 @@ def test_the_results_layout_is_spelled_only_by_sweep_layout() -> None:
 
 # Imports of another `sweeps` subpackage's private module (`sweeps.run._lock`) that are still
 # tolerated, each with why; the rest go through that subpackage's `__init__` (issue #28 item 1).
-_NO_TUNE = "sweeps.tune exports nothing yet; its names load torch or Ray: needs a lazy __init__"
 _NO_RETUNE = "sweeps.retune exports nothing yet; _retune loads torch: needs a lazy __init__"
 _NO_CLUSTER = "sweeps.cluster exports nothing yet"
 _NO_EXPORT = "sweeps.export exports nothing yet"
 KNOWN_PRIVATE_MODULE_IMPORTS: dict[str, str] = {
-    "sweeps -> sweeps.tune._drivers": _NO_TUNE,
     "sweeps._cli -> sweeps.cluster._submit": _NO_CLUSTER,
     "sweeps._cli -> sweeps.export._command": _NO_EXPORT,
     "sweeps._cli -> sweeps.retune._retune": _NO_RETUNE,
-    "sweeps._cli -> sweeps.tune._auto_pack": _NO_TUNE,
-    "sweeps._cli -> sweeps.tune._packing": _NO_TUNE,
-    "sweeps.panda._recorder -> sweeps.tune._tune_adapter": _NO_TUNE,
-    "sweeps.panda._run -> sweeps.tune._trials": _NO_TUNE,
-    "sweeps.panda._run -> sweeps.tune._tune_adapter": _NO_TUNE,
-    "sweeps.retune._retune -> sweeps.tune._trials": _NO_TUNE,
 }
 
 

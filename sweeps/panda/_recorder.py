@@ -18,7 +18,7 @@ from sweeps.panda._record import event_row, panda_epochs_schema
 from sweeps.panda._trial import PeriodReport
 from sweeps.plan import TRIAL_KEY, Progress
 from sweeps.record import epoch_row, events_schema
-from sweeps.tune._tune_adapter import trial_error_message
+from sweeps.tune import trial_error_message
 
 __all__ = ["PandaRecorder"]
 

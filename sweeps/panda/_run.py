@@ -28,7 +28,7 @@ from sweeps.plan import TRIAL_KEY, Progress, babysat_status, trial_id_of, trial_
 from sweeps.record import trial_row, trials_schema
 from sweeps.run import SweepOutcome, open_run, run_best_row
 from sweeps.spec import PandaStrategy, Sweep, panda_start_points
-from sweeps.tune._trials import build_tuner
+from sweeps.tune import build_tuner
 from trainables import HYPERPARAMETERS
 
 __all__ = ["checkpoint_dir", "model_configs", "panda_rules", "run_panda", "start_points"]
@@ -164,7 +164,7 @@ def _babysit_on_tune(
 
     from sweeps.panda._recorder import PandaRecorder
     from sweeps.panda._trial import PandaJob, panda_trial
-    from sweeps.tune._tune_adapter import PointsSearcher
+    from sweeps.tune import PointsSearcher
 
     running = {trial_id: state for trial_id, state in todo.items() if not state.stopped}
     if not running:

@@ -107,7 +107,7 @@ def run_retune(
 ) -> RetuneOutcome:
     """Re-evaluate the incumbent, search around history's good region, record, decide."""
     from sweeps.run import cluster, trial_slots
-    from sweeps.tune._trials import run_trials
+    from sweeps.tune import run_trials
 
     refusal = strategy_row(sweep.spec.strategy).refuses_retune
     if refusal is not None:
