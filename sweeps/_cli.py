@@ -212,7 +212,7 @@ def _report(args: argparse.Namespace) -> int:
 
 
 def _export(args: argparse.Namespace) -> int:
-    from sweeps.export._command import export_command
+    from sweeps.export import export_command
 
     lines = export_command(
         args.results_dir,
@@ -227,7 +227,7 @@ def _export(args: argparse.Namespace) -> int:
 
 def _export_at_end(sweep: Sweep, results: ResultsPath, say: Callable[[str], None]) -> int:
     """The spec's `export:`, after the run's last line: a failure is one line on stderr, exit 1."""
-    from sweeps.export._command import export_at_end
+    from sweeps.export import export_at_end
 
     code, line = export_at_end(sweep, results)
     if line is not None and code == 0:
@@ -285,7 +285,7 @@ def _validate(sweep: Sweep, *, explain: bool) -> int:
 
 
 def _submit(sweep: Sweep, args: argparse.Namespace) -> int:
-    from sweeps.cluster._submit import dry_run, jobs_api_address, submit_sweep, wait_for_job
+    from sweeps.cluster import dry_run, jobs_api_address, submit_sweep, wait_for_job
 
     if args.dry_run:
         for line in dry_run(sweep, results=args.results):
@@ -382,8 +382,8 @@ def _pack_lines(sweep: Sweep, planned: list[Point]) -> list[str]:
 
 def _retune(sweep: Sweep, args: argparse.Namespace) -> int:
     """A few plain, timestamped lines: what cron mails when something needs a look."""
-    from sweeps.export._command import require_export
-    from sweeps.retune._retune import check_retune_results, run_retune
+    from sweeps.export import require_export
+    from sweeps.retune import check_retune_results, run_retune
 
     require_export(sweep)
     results = _results(args, sweep)
@@ -460,7 +460,7 @@ def _fmt(value: object) -> str:
 
 
 def _run(sweep: Sweep, args: argparse.Namespace) -> int:
-    from sweeps.export._command import require_export
+    from sweeps.export import require_export
     from sweeps.run import run_sweep
 
     require_export(sweep)

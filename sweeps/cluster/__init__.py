@@ -1,4 +1,10 @@
-"""`caviar submit`: the Ray Jobs submission and what travels with it. The package's public names
-are exported by `sweeps`; these modules are private."""
+"""`caviar submit`: the Ray Jobs submission and what travels with it."""
 
-__all__: list[str] = []
+from sweeps.cluster._submit import dry_run, jobs_api_address, submit_sweep, wait_for_job
+
+__all__ = [
+    "dry_run",
+    "jobs_api_address",
+    "submit_sweep",
+    "wait_for_job",
+]

@@ -1,5 +1,10 @@
 """Where results go besides Parquet: `caviar export mlflow` and a spec's `export:`. MLflow is
-imported only while an export runs. The package's public names are exported by `sweeps`' CLI;
-these modules are private."""
+imported only while an export runs."""
 
-__all__: list[str] = []
+from sweeps.export._command import export_at_end, export_command, require_export
+
+__all__ = [
+    "export_at_end",
+    "export_command",
+    "require_export",
+]
