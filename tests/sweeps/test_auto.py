@@ -12,8 +12,7 @@ from _procs import run_caviar, user_env
 
 from analysis import SweepLayout, load_table, load_trials
 from sweeps import parse_spec, run_sweep
-from sweeps.run._lock import LockHeldError, refuse_if_locked, sweep_lock
-from sweeps.run._ray_session import RaySession
+from sweeps.run import LockHeldError, RaySession, refuse_if_locked, sweep_lock
 from sweeps.strategies._auto import decide, decide_auto
 
 SPEC = textwrap.dedent(

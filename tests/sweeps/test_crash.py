@@ -177,7 +177,7 @@ def test_kill_mid_round_then_resume(
 
 @pytest.mark.cli
 def test_a_second_run_of_the_same_sweep_is_refused(tmp_path: Path) -> None:
-    from sweeps.run._lock import sweep_lock
+    from sweeps.run import sweep_lock
 
     (tmp_path / "spec.yaml").write_text(SPEC)
     with sweep_lock(tmp_path / "out" / "crash"):
@@ -195,9 +195,8 @@ def test_a_sweep_another_run_holds_is_refused_before_ray_starts(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Starting Ray takes seconds; the answer "another run has it" does not need it."""
-    from sweeps.run import _lifecycle
-    from sweeps.run._lock import LockHeldError, sweep_lock
-    from sweeps.spec._spec import load_spec
+    from sweeps.run import LockHeldError, _lifecycle, sweep_lock
+    from sweeps.spec import load_spec
 
     (tmp_path / "spec.yaml").write_text(SPEC)
     sweep = load_spec(tmp_path / "spec.yaml")
@@ -218,7 +217,7 @@ def test_taking_the_lock_removes_what_a_killed_run_left_half_written(tmp_path: P
     """A SIGKILL between an atomic write's write and rename leaves its temporary; the next run
     removes those, and only those: a report is not written under the run lock."""
     from analysis import write_text_atomically
-    from sweeps.run._lock import sweep_lock
+    from sweeps.run import sweep_lock
 
     sweep = tmp_path / "crash"
     token = "0123456789abcdef0123456789abcdef"
@@ -251,7 +250,7 @@ def test_sigterm_stops_like_ctrl_c_then_resume(
 ) -> None:
     """What cron's `timeout`, systemd and Kubernetes send: one line saying how to resume,
     exit 143, Ray stopped by caviar itself, the lock released, the run resumable."""
-    from sweeps.run._lock import sweep_lock
+    from sweeps.run import sweep_lock
 
     out, spec, n = tmp_path / "out", SPEC.replace("samples: 10", "samples: 40"), 40
     proc = launch(spec=spec)  # long enough that the signal comes mid-run on a fast machine

@@ -26,10 +26,10 @@ from _procs import free_port, kill_session, user_env
 from analysis import ResultsStore, load_epochs, load_trials, round_bounds
 from sweeps import CaviarError, SpecError, parse_spec
 from sweeps._cli import main
-from sweeps.export._command import export_at_end, export_command, require_export
+from sweeps.export import export_at_end, export_command, require_export
 from sweeps.export._mlflow import export_mlflow
 from sweeps.export._mlflow_runs import sweep_runs
-from sweeps.record._record import epochs_schema, trials_schema
+from sweeps.record import epochs_schema, trials_schema
 
 mlflow = pytest.importorskip("mlflow")
 

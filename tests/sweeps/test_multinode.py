@@ -13,7 +13,7 @@ from _ray_nodes import ray_cluster, ray_env
 
 from analysis import load_trials
 from sweeps._errors import SpecError
-from sweeps.spec._spec import parse_spec
+from sweeps.spec import parse_spec
 
 SPEC = textwrap.dedent(
     """

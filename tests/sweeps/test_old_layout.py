@@ -15,7 +15,7 @@ from _readers import READERS, check_reads_everything
 
 from analysis import TABLES, load_table, load_trials
 from sweeps._cli import main
-from sweeps.run._lock import sweep_lock
+from sweeps.run import sweep_lock
 
 FIXTURE = Path(__file__).parents[1] / "fixtures" / "old_layout"
 SWEEP = "old-layout"

@@ -13,8 +13,8 @@ from _procs import assert_refused, run_caviar, user_env
 
 from analysis import load_table, load_trials
 from sweeps import load_spec, run_sweep
-from sweeps.spec._plan_points import plan_points
-from sweeps.tune._auto_pack import settle_auto_packing
+from sweeps.spec import plan_points
+from sweeps.tune import settle_auto_packing
 
 EXAMPLES = Path(__file__).parents[2] / "sweeps" / "examples"
 

@@ -31,7 +31,7 @@ from sweeps.panda._trial import (
     save_checkpoint,
     set_base_lr,
 )
-from sweeps.spec._spec import PandaStrategy, Sweep
+from sweeps.spec import PandaStrategy, Sweep
 from trainables import TrialConfig, build_state, load_dataset, run_training, state_dict
 
 # lr 0.05 learns digits; raised 100-fold (clamped to 5.0) it wrecks the model within an epoch.

@@ -10,7 +10,7 @@ from typing import NamedTuple
 import pytest
 
 from sweeps import RunError, SpecError
-from sweeps.run._lock import LockHeldError, sweep_lock
+from sweeps.run import LockHeldError, sweep_lock
 from sweeps.run._preflight import MIN_FREE_BYTES, check_results_dir
 
 

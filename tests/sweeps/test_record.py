@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 
 import pyarrow as pa
 
-from sweeps.record._record import epoch_row, trial_row, trials_schema
+from sweeps.record import epoch_row, trial_row, trials_schema
 from trainables import HYPERPARAMETERS
 
 IDS = {"sweep": "s", "run_id": "r", "round": 0, "trial_id": "t00000"}

@@ -22,7 +22,7 @@ from sweeps import parse_spec, run_sweep
 from sweeps._cli import main
 from sweeps._errors import RunError
 from sweeps.retune._retune import retune_lock, run_retune
-from sweeps.run._lock import sweep_lock
+from sweeps.run import sweep_lock
 
 SPEC = textwrap.dedent(
     """

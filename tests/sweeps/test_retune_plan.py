@@ -22,7 +22,7 @@ from sweeps.retune._retune_plan import (
     point_in_space,
     resolve_budget,
 )
-from sweeps.spec._spec import RetuneSpec
+from sweeps.spec import RetuneSpec
 
 SPACE = SearchSpace.from_dict(
     {

@@ -22,7 +22,7 @@ from sweeps._cli import main
 from sweeps.panda._babysitter import SitterState
 from sweeps.panda._run import model_configs, panda_rules
 from sweeps.panda._trial import PandaJob, PeriodReport, babysit
-from sweeps.run._lock import sweep_lock
+from sweeps.run import sweep_lock
 
 SPEC = textwrap.dedent(
     """

@@ -27,7 +27,7 @@ from sweeps.spec._strategy_table import (
     resolve,
     strategy_row,
 )
-from sweeps.tune._drivers import DRIVERS as ADAPTIVE_DRIVERS
+from sweeps.tune import DRIVERS as ADAPTIVE_DRIVERS
 
 SWEEPS = Path(__file__).parents[2] / "sweeps"
 # A strategy's own driver may narrow the spec's strategy to its model, and nothing else may.

@@ -16,7 +16,7 @@ from sweeps.plan import (
     reported_score,
     trial_status,
 )
-from sweeps.record._record import trial_row
+from sweeps.record import trial_row
 
 EPOCHS = 4
 OK = {"epoch": 4, "val_accuracy": 0.9}

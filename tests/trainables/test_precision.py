@@ -70,8 +70,7 @@ def test_the_embedded_rays_gpu_without_bfloat16_refuses_the_run_up_front(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     from sweeps import SpecError, parse_spec
-    from sweeps.run._ray_session import RaySession
-    from sweeps.run._resources import check_resources
+    from sweeps.run import RaySession, check_resources
 
     spec = parse_spec(
         "name: p\nsearch_space: {lr: {type: float, low: 0.001, high: 0.1, scale: log}}\n"
