@@ -99,25 +99,26 @@ def _ctrl_c_while_following(address: str, job_id: str, write: Callable[[str], No
 def test_submit_wait_stopped_by_sigterm_exits_143_and_by_ctrl_c_130(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    import sweeps.cluster as cluster  # the CLI takes its names from the package
     from sweeps.cluster import _submit
 
     spec = tmp_path / "spec.yaml"
     spec.write_text("name: s\n")
     job = _submit.Submission("raysubmit_1", "http://head:8265", "caviar run spec.yaml", "/r")
-    monkeypatch.setattr(_submit, "submit_sweep", lambda *a, **k: job)
+    monkeypatch.setattr(cluster, "submit_sweep", lambda *a, **k: job)
     args = argparse.Namespace(address="http://head:8265", results=None, wait=True, dry_run=False)
     sweep: Any = SimpleNamespace(source=str(spec))  # `_submit` reads only the spec's text
     previous = signal.getsignal(signal.SIGTERM)
     install_sigterm_handler()
     forget_sigterm()
     try:
-        monkeypatch.setattr(_submit, "wait_for_job", _sigterm_while_following)
+        monkeypatch.setattr(cluster, "wait_for_job", _sigterm_while_following)
         assert _cli._submit(sweep, args) == 143
         err = capsys.readouterr().err
         assert err.startswith("stopped by SIGTERM; stopped following, the job goes on")
         assert "ray job stop raysubmit_1" in err
         forget_sigterm()
-        monkeypatch.setattr(_submit, "wait_for_job", _ctrl_c_while_following)
+        monkeypatch.setattr(cluster, "wait_for_job", _ctrl_c_while_following)
         assert _cli._submit(sweep, args) == 130
         assert capsys.readouterr().err.startswith("interrupted; stopped following")
     finally:
