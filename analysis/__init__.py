@@ -6,8 +6,7 @@ each takes a local directory or an ``s3://bucket/prefix`` (`results_path`). Ques
 the ``plot_*`` functions (matplotlib figures) and `write_report` (one self-contained HTML file).
 """
 
-import importlib
-from typing import Any
+import lazy_loader
 
 from analysis._compact import compact
 from analysis._errors import ResultsError
@@ -43,30 +42,20 @@ from analysis._upgrade import upgrade_layout
 
 # Figures and the report need matplotlib, which takes a second to import; `sweeps` imports this
 # package for every `caviar` command, so those names load on first use (PEP 562).
-_LAZY = {
-    "default_objective": "analysis._report",
-    "plot_best_so_far": "analysis._plots",
-    "plot_importance": "analysis._plots",
-    "plot_learning_curves": "analysis._plots",
-    "plot_lr_range": "analysis._plot_search",
-    "plot_objective_vs": "analysis._plots",
-    "plot_parallel_coordinates": "analysis._plot_search",
-    "plot_rounds": "analysis._plot_search",
-    "reverse_log_axis": "analysis._plot_axes",
-    "write_report": "analysis._report",
-}
-
-
-def __getattr__(name: str) -> Any:
-    if name not in _LAZY:
-        raise AttributeError(f"module 'analysis' has no attribute {name!r}")
-    value = getattr(importlib.import_module(_LAZY[name]), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_LAZY))
+__getattr__, _, _ = lazy_loader.attach(
+    __name__,
+    submod_attrs={
+        "_report": ["default_objective", "write_report"],
+        "_plots": [
+            "plot_best_so_far",
+            "plot_importance",
+            "plot_learning_curves",
+            "plot_objective_vs",
+        ],
+        "_plot_search": ["plot_lr_range", "plot_parallel_coordinates", "plot_rounds"],
+        "_plot_axes": ["reverse_log_axis"],
+    },
+)
 
 
 __all__ = [
@@ -114,3 +103,7 @@ __all__ = [
     "write_report",
     "write_text_atomically",
 ]
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

@@ -8,13 +8,16 @@ trains nothing never imports torch or Ray.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+import lazy_loader
 
 from sweeps._errors import CaviarError, Problem, RunError, SpecError
 
 if TYPE_CHECKING:
+    from sweeps._run_sweep import run_sweep
     from sweeps.plan import Origin, PlannedPoint, Point, Proposer
-    from sweeps.run import SweepOutcome, run_sweep
+    from sweeps.run import SweepOutcome
     from sweeps.spec import Sweep, load_spec, parse_spec, plan_points
     from sweeps.tune import DRIVERS
 
@@ -36,26 +39,16 @@ __all__ = [
     "run_sweep",
 ]
 
-_LAZY = {
-    "SweepOutcome": "sweeps.run",
-    "run_sweep": "sweeps.run",
-    **dict.fromkeys(("Sweep", "load_spec", "parse_spec", "plan_points"), "sweeps.spec"),
-    **dict.fromkeys(("Origin", "Point", "PlannedPoint"), "sweeps.plan"),
-    # the adaptive strategies' drivers and the interface they implement (a contract suite,
-    # tests/sweeps/test_proposer_contract.py, runs every one)
-    "DRIVERS": "sweeps.tune",
-    "Proposer": "sweeps.plan",
-}
-
-
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        import importlib
-
-        value = getattr(importlib.import_module(_LAZY[name]), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__, _, _ = lazy_loader.attach(
+    __name__,
+    submod_attrs={
+        "run": ["SweepOutcome"],
+        "spec": ["Sweep", "load_spec", "parse_spec", "plan_points"],
+        "plan": ["Origin", "PlannedPoint", "Point", "Proposer"],
+        "tune": ["DRIVERS"],
+        "_run_sweep": ["run_sweep"],
+    },
+)
 
 
 def __dir__() -> list[str]:

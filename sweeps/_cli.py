@@ -460,8 +460,8 @@ def _fmt(value: object) -> str:
 
 
 def _run(sweep: Sweep, args: argparse.Namespace) -> int:
+    from sweeps._run_sweep import run_sweep
     from sweeps.export import require_export
-    from sweeps.run import run_sweep
 
     require_export(sweep)
     results = _results(args, sweep)

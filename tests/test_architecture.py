@@ -304,6 +304,27 @@ def test_every_package_folder_is_packaged() -> None:
     assert folders - listed == set()
 
 
+PACKAGE_INITS = sorted(
+    ".".join(init.parent.relative_to(ROOT).parts)
+    for package in PACKAGES
+    for init in (ROOT / package).rglob("__init__.py")
+    if "notebooks" not in init.parts
+)
+
+
+@pytest.mark.parametrize("package", PACKAGE_INITS)
+def test_every_exported_name_resolves(package: str) -> None:
+    """A package's `__all__` is what the layers above use, and many of its names load on first
+    use (`lazy_loader.attach`): a name listed there whose module was renamed, or never written,
+    would fail only in the code that first reaches for it."""
+    import importlib
+
+    module = importlib.import_module(package)
+    exported = getattr(module, "__all__", [])
+    assert [name for name in exported if not hasattr(module, name)] == []
+    assert sorted(set(exported) - set(dir(module))) == []
+
+
 def test_the_results_layout_is_spelled_only_by_sweep_layout() -> None:
     """Every name under `<results>/<sweep>/` lives in `analysis/_layout.py`; a module that
     spells one itself can drift from what the others read."""

@@ -9,7 +9,9 @@ fraction of a second. The training code (torch) and the Ray adapters (`train_bn_
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+import lazy_loader
 
 from trainables._data_settings import DATASETS, synthetic_input_scale
 from trainables._files import FILE_FORMATS, FileSource, file_digest, read_file_arrays
@@ -111,17 +113,15 @@ __all__ = [
 ]
 
 # Where each name that needs torch (or, for `_tune`'s, Ray) lives.
-_LAZY = {
-    **dict.fromkeys(("Dataset", "dataset_fingerprint", "load_dataset"), "trainables._data"),
-    **dict.fromkeys(
-        ("ModelFactory", "load_factory", "load_training_function"), "trainables._factory"
-    ),
-    "lift_attributes": "trainables._lifted",
-    "BNMLP": "trainables._model",
-    "softmax_cross_entropy": "trainables._model",
-    "network_signature": "trainables._network_signature",
-    **dict.fromkeys(
-        (
+__getattr__, _, _ = lazy_loader.attach(
+    __name__,
+    submod_attrs={
+        "_data": ["Dataset", "dataset_fingerprint", "load_dataset"],
+        "_factory": ["ModelFactory", "load_factory", "load_training_function"],
+        "_lifted": ["lift_attributes"],
+        "_model": ["BNMLP", "softmax_cross_entropy"],
+        "_network_signature": ["network_signature"],
+        "_train": [
             "EpochResult",
             "TrainState",
             "build_state",
@@ -132,35 +132,23 @@ _LAZY = {
             "run_training",
             "state_dict",
             "train_epoch",
-        ),
-        "trainables._train",
-    ),
-    **dict.fromkeys(
-        ("train_bn_mlp", "train_bn_mlp_packed", "train_function", "trial_data", "trial_device"),
-        "trainables._tune",
-    ),
-    **dict.fromkeys(
-        (
+        ],
+        "_tune": [
+            "train_bn_mlp",
+            "train_bn_mlp_packed",
+            "train_function",
+            "trial_data",
+            "trial_device",
+        ],
+        "packing": [
             "PackMember",
             "pack_group",
             "pack_size_auto",
             "run_packed_training",
             "vectorize_problem",
-        ),
-        "trainables.packing",
-    ),
-}
-
-
-def __getattr__(name: str) -> Any:
-    # torch takes a second to import and Ray seconds; only code that trains should pay for them.
-    if name in _LAZY:
-        import importlib
-
-        value = getattr(importlib.import_module(_LAZY[name]), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+        ],
+    },
+)
 
 
 def __dir__() -> list[str]:

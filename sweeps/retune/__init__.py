@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+import lazy_loader
 
 if TYPE_CHECKING:
     from sweeps.retune._retune import check_retune_results, run_retune
@@ -13,19 +15,12 @@ __all__ = [
 ]
 
 # Loaded on first use: the run imports torch (through the Tuner's trials).
-_LAZY = {
-    **dict.fromkeys(("check_retune_results", "run_retune"), "sweeps.retune._retune"),
-}
-
-
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        import importlib
-
-        value = getattr(importlib.import_module(_LAZY[name]), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__, _, _ = lazy_loader.attach(
+    __name__,
+    submod_attrs={
+        "_retune": ["check_retune_results", "run_retune"],
+    },
+)
 
 
 def __dir__() -> list[str]:

@@ -23,12 +23,12 @@ from datetime import UTC, datetime
 
 from analysis import ResultsPath, ResultsStore
 from sweeps.run._lock import refuse_if_locked, sweep_lock
+from sweeps.run._manifests import RunManifest, write_manifest
 from sweeps.run._outcome import record_space
 from sweeps.run._preflight import check_results_dir
 from sweeps.run._ray_session import RaySession, ray_session
 from sweeps.run._resources import check_resources
 from sweeps.run._resume import RunChoice, choose_run
-from sweeps.run._runs import RunManifest, write_manifest
 from sweeps.spec import Sweep
 
 __all__ = ["OpenRun", "cluster", "open_run"]

@@ -17,7 +17,7 @@ import pyarrow.parquet as pq
 from analysis import ResultsStore, arrow_filesystem, arrow_path, load_trials
 from sweeps._errors import Problem, SpecError
 from sweeps.record import load_search_state
-from sweeps.run._runs import latest_run, new_run_id
+from sweeps.run._manifests import latest_run, new_run_id
 from sweeps.spec import Sweep, check_continuation, strategy_row
 
 __all__ = ["RunChoice", "choose_run", "remove_orphan_epochs"]

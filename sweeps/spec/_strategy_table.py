@@ -63,7 +63,7 @@ class StrategyRow:
     - `behaviour`: its budget, fixed points, checks of the rest of the spec, first proposals
       and `validate` line;
     - `driver`: "module:attr" of the function that runs a sweep of this kind, called as
-      `run_sweep` is (`sweeps.run._runner.RunStrategy`);
+      `run_sweep` is (`sweeps.run.RunStrategy`);
     - `proposer`: "module:attr" of the `open` of its `Proposer` (`plan/_proposer.py`)
       when it proposes configurations from results as they come; None for a fixed plan;
     - `packs`: its points can share packs (they are decided in batches);

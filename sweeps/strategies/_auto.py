@@ -32,7 +32,7 @@ from sweeps.run import (
     new_run_id,
     ray_session,
     refuse_if_locked,
-    run_sweep,
+    strategy_driver,
     sweep_lock,
 )
 from sweeps.spec import (
@@ -145,15 +145,15 @@ def run_auto(
     show: Callable[[Progress], None] | None,
     run_id: str | None,
 ) -> SweepOutcome:
-    """Auto's row's driver: decide, then run the concrete sweep under the run the decision
-    names, in the Ray session the decision's probe used. `run_id` is the decision's to give."""
+    """Auto's row's driver: decide, then hand the concrete sweep to its own driver, under the
+    run the decision names, in the Ray session the decision's probe used. `run_id` is the
+    decision's to give."""
     check_results_dir(results_dir)  # before Ray starts: a bad --results fails at once
     refuse_if_locked(ResultsStore(results_dir, sweep.name).sweep_dir)  # and a held sweep
     with ray_session(address) as session:  # one Ray for the decision's probe and the run
         concrete, run_id = decide_auto(sweep, results_dir, session, resume=resume)
-        return run_sweep(
-            concrete, results_dir, address=address, resume=resume, show=show, run_id=run_id
-        )
+        run = strategy_driver(concrete)  # panda's or coarse-to-fine's, never auto's
+        return run(concrete, results_dir, address=address, resume=resume, show=show, run_id=run_id)
 
 
 def decide_auto(

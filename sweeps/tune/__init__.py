@@ -3,7 +3,9 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+import lazy_loader
 
 if TYPE_CHECKING:
     from sweeps.tune._auto_pack import settle_auto_packing
@@ -24,23 +26,16 @@ __all__ = [
 
 # Loaded on first use: the Tuner's modules import torch and Ray, which a command that trains
 # nothing never imports (tests/sweeps/test_cli_imports.py).
-_LAZY = {
-    **dict.fromkeys(("settle_auto_packing",), "sweeps.tune._auto_pack"),
-    **dict.fromkeys(("DRIVERS",), "sweeps.tune._drivers"),
-    **dict.fromkeys(("group_key",), "sweeps.tune._packing"),
-    **dict.fromkeys(("build_tuner", "run_trials"), "sweeps.tune._trials"),
-    **dict.fromkeys(("PointsSearcher", "trial_error_message"), "sweeps.tune._tune_adapter"),
-}
-
-
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        import importlib
-
-        value = getattr(importlib.import_module(_LAZY[name]), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__, _, _ = lazy_loader.attach(
+    __name__,
+    submod_attrs={
+        "_auto_pack": ["settle_auto_packing"],
+        "_drivers": ["DRIVERS"],
+        "_packing": ["group_key"],
+        "_trials": ["build_tuner", "run_trials"],
+        "_tune_adapter": ["PointsSearcher", "trial_error_message"],
+    },
+)
 
 
 def __dir__() -> list[str]:

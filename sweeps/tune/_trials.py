@@ -1,7 +1,7 @@
 """Trials on Ray Tune: the Tuner every caviar run uses, and a plan or a proposer run through it.
 
 Shared by the sweep, panda and retune runs; each opens its Ray session, takes its lock and
-writes its manifest first (see `_runner`), then hands its trials here.
+writes its manifest first (see `sweeps.run._lifecycle`), then hands its trials here.
 """
 
 from __future__ import annotations

@@ -82,7 +82,7 @@ def test_no_strategy_imports_ray_before_its_environment_is_prepared() -> None:
     """Ray reads RAY_AUTH_MODE and its token when first imported; every module a strategy's
     entry point imports before `ray_session` prepares the environment must leave Ray alone."""
     modules = [
-        "sweeps._cli", "sweeps.run._runner", "sweeps.panda", "sweeps.panda._record",
+        "sweeps._cli", "sweeps._run_sweep", "sweeps.panda", "sweeps.panda._record",
         "sweeps.strategies._auto", "sweeps.retune._retune", "sweeps.cluster._submit",
         "sweeps.strategies._coarse_driver", "sweeps.strategies._tpe_driver", "sweeps.run._resume",
         "trainables", "search_spaces", "analysis",

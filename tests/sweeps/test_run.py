@@ -89,7 +89,7 @@ def test_resume_runs_only_what_is_missing(ray_local: None, tmp_path: Path) -> No
 
 
 def test_resume_refuses_a_changed_spec(tmp_path: Path) -> None:
-    from sweeps.run._runs import RunManifest, write_manifest
+    from sweeps.run._manifests import RunManifest, write_manifest
 
     sweep = parse_spec(SPEC)
     write_manifest(tmp_path / "tiny", RunManifest("r0", "other-digest", "running", 4, "", ""))
