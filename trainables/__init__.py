@@ -14,17 +14,16 @@ from typing import TYPE_CHECKING
 import lazy_loader
 
 from trainables._data_settings import DATASETS, synthetic_input_scale
-from trainables._files import FILE_FORMATS, FileSource, file_digest, read_file_arrays
+from trainables._files import FILE_FORMATS, FileSource, file_digest
 from trainables._hparams import (
     HYPERPARAMETERS,
     HParams,
     HyperParameter,
     HyperParameterError,
-    hyperparameter_errors,
 )
-from trainables._job_paths import SHIPPED_ENV, local_path, portable_path
-from trainables._model_choice import BUILTIN_MODEL, BUILTIN_ONLY, is_factory_reference
-from trainables._trial_config import TRIAL_SETTINGS, TrialConfig, trial_config_errors
+from trainables._job_paths import SHIPPED_ENV, portable_path
+from trainables._model_choice import BUILTIN_ONLY, is_factory_reference
+from trainables._trial_config import TrialConfig
 
 if TYPE_CHECKING:
     from trainables._data import Dataset, dataset_fingerprint, load_dataset
@@ -38,7 +37,6 @@ if TYPE_CHECKING:
         build_state,
         evaluate,
         load_state,
-        lr_factor,
         precision_problem,
         run_training,
         state_dict,
@@ -61,13 +59,11 @@ if TYPE_CHECKING:
 
 __all__ = [
     "BNMLP",
-    "BUILTIN_MODEL",
     "BUILTIN_ONLY",
     "DATASETS",
     "FILE_FORMATS",
     "HYPERPARAMETERS",
     "SHIPPED_ENV",
-    "TRIAL_SETTINGS",
     "Dataset",
     "EpochResult",
     "FileSource",
@@ -82,21 +78,17 @@ __all__ = [
     "dataset_fingerprint",
     "evaluate",
     "file_digest",
-    "hyperparameter_errors",
     "is_factory_reference",
     "lift_attributes",
     "load_dataset",
     "load_factory",
     "load_state",
     "load_training_function",
-    "local_path",
-    "lr_factor",
     "network_signature",
     "pack_group",
     "pack_size_auto",
     "portable_path",
     "precision_problem",
-    "read_file_arrays",
     "run_packed_training",
     "run_training",
     "softmax_cross_entropy",
@@ -106,7 +98,6 @@ __all__ = [
     "train_bn_mlp_packed",
     "train_epoch",
     "train_function",
-    "trial_config_errors",
     "trial_data",
     "trial_device",
     "vectorize_problem",
@@ -127,7 +118,6 @@ __getattr__, _, _ = lazy_loader.attach(
             "build_state",
             "evaluate",
             "load_state",
-            "lr_factor",
             "precision_problem",
             "run_training",
             "state_dict",

@@ -10,7 +10,8 @@ import pandas as pd
 import pytest
 import torch
 
-from trainables import FileSource, HyperParameterError, file_digest, load_dataset, read_file_arrays
+from trainables import FileSource, HyperParameterError, file_digest, load_dataset
+from trainables._files import read_file_arrays
 
 
 def _table(n: int = 60, seed: int = 0) -> pd.DataFrame:

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from trainables import HYPERPARAMETERS, HParams, HyperParameter, HyperParameterError
-from trainables import hyperparameter_errors as find_errors
+from trainables._hparams import hyperparameter_errors as find_errors
 
 
 def test_hparams_fields_and_defaults_match_the_declarations() -> None:

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from trainables import SHIPPED_ENV, FileSource, local_path, portable_path
+from trainables import SHIPPED_ENV, FileSource, portable_path
+from trainables._job_paths import local_path
 
 
 def test_outside_a_submitted_job_paths_are_unchanged(tmp_path, monkeypatch):
@@ -52,7 +53,7 @@ def test_in_a_job_uris_and_paths_outside_the_working_dir_stay_as_written(
 def test_a_file_source_reads_its_portable_paths_on_this_node(tmp_path, monkeypatch):
     import numpy as np
 
-    from trainables import read_file_arrays
+    from trainables._files import read_file_arrays
 
     (tmp_path / "d").mkdir()
     np.savez(tmp_path / "d" / "x.npz", x=np.arange(12.0).reshape(6, 2), y=np.array([0, 1] * 3))

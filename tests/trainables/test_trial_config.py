@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from trainables import HParams, HyperParameterError, TrialConfig, trial_config_errors
+from trainables import HParams, HyperParameterError, TrialConfig
+from trainables._trial_config import trial_config_errors
 
 
 def test_defaults() -> None:
