@@ -12,6 +12,7 @@ from collections.abc import Generator, Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 
 # Test modules import shared helpers (tests/helpers/_procs.py) as top-level modules. Only that
 # folder goes on the path: tests/ itself would shadow the packages with its same-named folders.
@@ -23,6 +24,13 @@ os.environ.setdefault("RAY_AUTH_MODE", "disabled")
 os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
 os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+
+# Property tests draw the same examples on every run, so a CI run never fails on an example no
+# earlier run met (and writes no .hypothesis/ folder into the checkout). `HYPOTHESIS_PROFILE=
+# explore` draws fresh ones, for a search at a desk; a failure it finds prints its reproducer.
+settings.register_profile("ci", derandomize=True, database=None)
+settings.register_profile("explore", derandomize=False)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 
 @pytest.hookimpl(wrapper=True)
