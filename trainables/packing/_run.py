@@ -27,6 +27,7 @@ from trainables._train import EpochResult, Network, initial_model
 from trainables.packing._data import StackedData
 from trainables.packing._func_stack import FuncStack
 from trainables.packing._groups import default_stack_size, pack_group, stack_sizes
+from trainables.packing._malloc import keep_freed_memory
 from trainables.packing._memory import device_memory, member_memory, memory_cap
 from trainables.packing._mlp_stack import MLPStack
 from trainables.packing._stack import Stack
@@ -263,6 +264,8 @@ def _prepare(
     data_index = [next(i for i, d in enumerate(datasets) if d is m.data) for m in members]
     if stack_size is None:
         stack_size = default_stack_size(datasets[0].device)
+    if datasets[0].device.type == "cpu":
+        keep_freed_memory()  # a step's fresh tensors would page-fault in every step
     return datasets, StackedData.from_datasets(datasets), data_index, stack_size
 
 
