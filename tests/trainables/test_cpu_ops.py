@@ -1,6 +1,6 @@
-"""The packed BatchNorm and max-pool a user network's stack runs on a CPU (`_cpu_ops`): the same
-numbers as vmap's own rules (float64), the running statistics updated in place, and vmap's rules
-for every call they do not handle."""
+"""The packed convolution, BatchNorm and max-pool a user network's stack runs on a CPU
+(`_cpu_ops`): the same numbers as vmap's own rules (float64), the running statistics updated in
+place, and vmap's rules for every call they do not handle."""
 
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ K = 3  # members
 @pytest.fixture
 def routed(monkeypatch: pytest.MonkeyPatch) -> dict[str, int]:
     """How many calls took each packed form (so an equality cannot hold by never using it)."""
-    counts = {"batch_norm": 0, "pool": 0}
+    counts = {"batch_norm": 0, "pool": 0, "conv": 0}
 
     def spy(cls: Any, key: str) -> None:
         rule = cls.vmap
@@ -35,6 +35,7 @@ def routed(monkeypatch: pytest.MonkeyPatch) -> dict[str, int]:
 
     spy(_cpu_ops._MembersAsChannels, "batch_norm")
     spy(_cpu_ops._PoolMembers, "pool")
+    spy(_cpu_ops._ConvMembers, "conv")
     return counts
 
 
@@ -168,6 +169,43 @@ def test_other_poolings_keep_vmaps_rule(case: str, routed: dict[str, int]) -> No
     _assert_same(packed, default)
 
 
+CONVOLUTIONS = {
+    "3x3": lambda: nn.Conv2d(2, 4, 3, padding=1),
+    "no-bias-strided": lambda: nn.Conv2d(2, 3, 3, stride=2, bias=False),
+    "same-dilated": lambda: nn.Conv2d(2, 3, 3, padding="same", dilation=2),
+    "grouped": lambda: nn.Conv2d(4, 6, 1, groups=2),
+}
+
+
+@pytest.mark.parametrize("case", CONVOLUTIONS, ids=str)
+def test_packed_convolution_gives_vmaps_numbers(case: str, routed: dict[str, int]) -> None:
+    x = torch.randn(K, 5, 4 if case == "grouped" else 2, 7, 7, dtype=torch.float64)
+    make = CONVOLUTIONS[case]
+    default = _run(make, x, training=True, packed=False)
+    packed = _run(make, x, training=True, packed=True)
+    assert routed["conv"] == 1
+    _assert_same(packed, default)
+
+
+def test_a_whole_cnn_gives_vmaps_numbers(routed: dict[str, int]) -> None:
+    """The packed ops hand each other members folded into channels, channels-last: the layers
+    after them (ReLU, flatten, dropout off, linear) must read that layout right."""
+
+    def make() -> nn.Module:
+        return nn.Sequential(
+            nn.Conv2d(1, 3, 3, padding=1, bias=False), nn.BatchNorm2d(3), nn.ReLU(),
+            nn.Conv2d(3, 4, 3, padding=1, bias=False), nn.BatchNorm2d(4), nn.ReLU(),
+            nn.MaxPool2d(2), nn.Flatten(), nn.Linear(4 * 3 * 3, 5),
+        )  # fmt: skip
+
+    x = torch.randn(K, 6, 1, 6, 6, dtype=torch.float64)
+    for training in (True, False):
+        default = _run(make, x, training=training, packed=False)
+        packed = _run(make, x, training=training, packed=True)
+        _assert_same(packed, default)
+    assert routed == {"batch_norm": 4, "pool": 2, "conv": 4}
+
+
 def test_shared_weights_keep_vmaps_rule(routed: dict[str, int]) -> None:
     """A BatchNorm whose weight is the same tensor for every member (not stacked) cannot be
     folded: vmap's rule runs it."""
@@ -189,7 +227,7 @@ def test_calls_outside_vmap_are_left_alone(routed: dict[str, int]) -> None:
     with packed_cpu_ops(CPU, "fp32"):
         pooled = nn.functional.max_pool2d(x, 2)
         normed = nn.functional.batch_norm(x, None, None, training=True)
-    assert routed == {"batch_norm": 0, "pool": 0}
+    assert routed == {"batch_norm": 0, "pool": 0, "conv": 0}
     assert torch.equal(pooled, nn.functional.max_pool2d(x, 2))
     assert torch.equal(normed, nn.functional.batch_norm(x, None, None, training=True))
 

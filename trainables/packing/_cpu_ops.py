@@ -1,26 +1,29 @@
-"""Packed forms of BatchNorm and 2-D max-pooling for a user network's stack on a CPU.
+"""Packed forms of convolution, BatchNorm and max-pooling for a user network's stack on a CPU.
 
 A `FuncStack` runs one member's code under `vmap`, and vmap turns each op into one op over
-all members through its batching rules. Two of those rules are slow on a CPU for the small
-convolutional networks caviar packs, and together took about half of a packed step of the
-worked example's CNN (a stack of 16, one thread; docs/performance.md):
+all members through its batching rules. For the small convolutional networks caviar packs,
+three of those rules cost most of a packed step on a CPU (the worked example's CNN, a stack of
+16 or 32, one thread: 49 ms per configuration-epoch with them, 36 without; docs/performance.md):
 
-- BatchNorm with per-member weights and running statistics: the rule normalises without the
-  weights, then multiplies and adds them in separate passes, each backward too. Members are
-  independent channels, so here the members are folded into the channel dimension, (B, K, C,
-  ...) -> (B, K*C, ...), a view, and one native BatchNorm call normalises, scales, shifts and
+- 2-D convolution: members become groups of one grouped convolution, as vmap's rule does, but
+  in the channels-last layout (B, H, W, K*C) that oneDNN computes in, instead of NCHW, which it
+  reorders on every call: 15 against 31 ms forward and backward for 32 members' 8->16 channels.
+- BatchNorm with per-member weights and running statistics: vmap's rule normalises without
+  the weights, then multiplies and adds them in separate passes, each backward too. Members are
+  independent channels, so one native call over K*C channels normalises, scales, shifts and
   updates every member's running statistics in place, as an unpacked member's call does.
-- 2-D max-pooling: the NCHW kernel walks each tiny plane (8x8 here) on its own, 6 ms for 16
-  members x 64 samples x 16 channels. The channels-last kernel takes 0.7 ms plus a 0.6 ms
-  layout copy; its backward is slow, so the gradient goes through the NCHW backward kernel
-  with the same indices (indices do not depend on the memory layout).
+- 2-D max-pooling: the NCHW kernel walks each tiny plane (8x8 here) on its own, 12 ms for 32
+  members x 64 samples x 16 channels; the channels-last kernel over K*C channels takes 0.7 ms
+  forward and 1 ms backward.
 
-Both give the numbers the default rules give (float64: equal to the last bits of rounding;
-the pooled values and the gradient's routing are exact, ties included), so members still
-train as their unpacked twins (tests/trainables/test_cpu_ops.py; the Stack contract suite
-runs with them). Anything else (another layer, a pooling with padding, dilation, ceil mode or
-indices, weights shared by all members) takes vmap's own rule. Not used on a GPU, where the
-default rules run on cuDNN and are not measured to lose, nor under bf16 autocast.
+Each hands the next the members folded into channels, channels-last (a view as vmap sees it:
+members at dim 1), so the layers between them run on that layout without copies. They give
+the numbers vmap's rules give (float64: equal to the last bits of rounding; pooling's values
+and its gradient's routing exact, ties included), so members still train as their unpacked
+twins (tests/trainables/test_cpu_ops.py; the Stack contract suite runs through them). Any
+other call (a pooling with padding, dilation, ceil mode, indices or overlapping windows; a
+weight shared by all members; a call outside vmap) keeps vmap's own rule. Not used on a GPU,
+where the default rules run on cuDNN and are not measured to lose, nor under bf16 autocast.
 `CAVIAR_CPU_OPS=0` turns them off, for comparisons.
 """
 
@@ -44,12 +47,13 @@ CPU_OPS_ENV = "CAVIAR_CPU_OPS"
 # it does not handle itself.
 _batch_norm: Callable[..., torch.Tensor] = functional.batch_norm
 _max_pool2d: Callable[..., Any] = functional.max_pool2d
+_conv2d: Callable[..., torch.Tensor] = functional.conv2d
 
 
 @contextlib.contextmanager
 def packed_cpu_ops(device: torch.device, precision: str) -> Iterator[None]:
-    """Route the forward pass's BatchNorm and max-pool calls through the packed forms, on a
-    CPU in float32 or float64 (see the module docstring); elsewhere, a no-op."""
+    """Route the forward pass's convolution, BatchNorm and max-pool calls through the packed
+    forms, on a CPU in float32 or float64 (see the module docstring); elsewhere, a no-op."""
     if device.type != "cpu" or precision != "fp32" or os.environ.get(CPU_OPS_ENV, "1") == "0":
         yield
         return
@@ -58,7 +62,7 @@ def packed_cpu_ops(device: torch.device, precision: str) -> Iterator[None]:
 
 
 class _PackedOps(TorchFunctionMode):
-    """Sees every torch function the member's forward calls; handles two, passes the rest."""
+    """Sees every torch function the member's forward calls; handles three, passes the rest."""
 
     def __torch_function__(
         self,
@@ -72,6 +76,8 @@ class _PackedOps(TorchFunctionMode):
             return _batch_norm_call(*args, **kwargs)
         if func is functional.max_pool2d:
             return _max_pool2d_call(*args, **kwargs)
+        if func is functional.conv2d:
+            return _conv2d_call(*args, **kwargs)
         return func(*args, **kwargs)
 
 
@@ -91,6 +97,23 @@ def _batch_norm_call(
         )
         return out
     return _batch_norm(input, running_mean, running_var, weight, bias, training, momentum, eps)
+
+
+def _conv2d_call(
+    input: torch.Tensor,
+    weight: torch.Tensor,
+    bias: torch.Tensor | None = None,
+    stride: Any = 1,
+    padding: Any = 0,
+    dilation: Any = 1,
+    groups: int = 1,
+) -> torch.Tensor:
+    if is_batchedtensor(input) and input.dim() == 4 and is_batchedtensor(weight):
+        out: torch.Tensor = _ConvMembers.apply(
+            input, weight, bias, stride, padding, dilation, groups
+        )
+        return out
+    return _conv2d(input, weight, bias, stride, padding, dilation, groups)
 
 
 def _square(value: Any) -> int | None:
@@ -178,7 +201,8 @@ class _MembersAsChannels(torch.autograd.Function):
 
 
 class _PoolMembers(torch.autograd.Function):
-    """Max-pooling of all members as one batch; defined only under vmap."""
+    """Max-pooling of all members as one batch of K*C channels, channels-last; defined only
+    under vmap (autograd records the ops its rule runs)."""
 
     @staticmethod
     def forward(*args: Any) -> Any:
@@ -193,35 +217,58 @@ class _PoolMembers(torch.autograd.Function):
         info: Any, in_dims: tuple[int | None, ...], x: torch.Tensor, kernel: int
     ) -> tuple[torch.Tensor, int]:
         dim = in_dims[0]
-        if dim not in (0, 1) or x.dim() != 5:  # vmap's own rule
+        if dim is None or x.dim() != 5:  # vmap's own rule
             pooled = torch.vmap(lambda one: _max_pool2d(one, kernel), in_dims=(dim,))(x)
             return pooled, 0
-        out, _ = _ChannelsLastPool.apply(x.flatten(0, 1), kernel)  # (K*B or B*K, C, H, W)
-        return out.view(x.shape[0], x.shape[1], *out.shape[1:]), dim
+        folded = _members_as_channels(x, dim).contiguous(memory_format=torch.channels_last)
+        out = _max_pool2d(folded, kernel)
+        return out.view(out.shape[0], info.batch_size, -1, *out.shape[2:]), 1
 
 
-class _ChannelsLastPool(torch.autograd.Function):
-    """k x k max-pooling, stride k, of an NCHW batch: forward by the channels-last kernel,
-    backward by the NCHW one, routed by the same indices."""
-
-    @staticmethod
-    def forward(x: torch.Tensor, kernel: int) -> tuple[torch.Tensor, torch.Tensor]:
-        last = x.contiguous(memory_format=torch.channels_last)
-        out, indices = torch.ops.aten.max_pool2d_with_indices(
-            last, [kernel, kernel], [kernel, kernel], [0, 0], [1, 1], False
-        )
-        return out.contiguous(), indices.contiguous()
+class _ConvMembers(torch.autograd.Function):
+    """A 2-D convolution of all members as one grouped convolution over K*C channels,
+    channels-last; defined only under vmap."""
 
     @staticmethod
-    def setup_context(ctx: Any, inputs: tuple[torch.Tensor, int], output: Any) -> None:
-        x, ctx.kernel = inputs
-        ctx.save_for_backward(x, output[1])
-        ctx.mark_non_differentiable(output[1])
+    def forward(*args: Any) -> Any:
+        raise RuntimeError("the packed convolution runs only under vmap")
 
     @staticmethod
-    def backward(ctx: Any, grad: torch.Tensor, _: Any) -> tuple[torch.Tensor, None]:
-        x, indices = ctx.saved_tensors
-        k = ctx.kernel
-        return torch.ops.aten.max_pool2d_with_indices_backward(
-            grad.contiguous(), x, [k, k], [k, k], [0, 0], [1, 1], False, indices
-        ), None
+    def setup_context(ctx: Any, inputs: Any, output: Any) -> None:
+        pass
+
+    @staticmethod
+    def vmap(
+        info: Any,
+        in_dims: tuple[int | None, ...],
+        x: torch.Tensor,
+        weight: torch.Tensor,
+        bias: torch.Tensor | None,
+        stride: Any,
+        padding: Any,
+        dilation: Any,
+        groups: int,
+    ) -> tuple[torch.Tensor, int]:
+        x_dim, w_dim, b_dim = in_dims[:3]
+        if x_dim is None or w_dim is None or (bias is not None and b_dim is None) or x.dim() != 5:
+
+            def one(*tensors: torch.Tensor | None) -> torch.Tensor:
+                return _conv2d(*tensors, stride, padding, dilation, groups)
+
+            return torch.vmap(one, in_dims=in_dims[:3])(x, weight, bias), 0
+        members = info.batch_size
+        folded = _members_as_channels(x, x_dim).contiguous(memory_format=torch.channels_last)
+        w = weight.movedim(w_dim, 0)
+        w = w.reshape(members * w.shape[1], *w.shape[2:])
+        b = None if bias is None else bias.movedim(b_dim or 0, 0).reshape(-1)
+        out = _conv2d(folded, w, b, stride, padding, dilation, members * groups)
+        return out.view(out.shape[0], members, -1, *out.shape[2:]), 1
+
+
+def _members_as_channels(x: torch.Tensor, dim: int) -> torch.Tensor:
+    """(B, K*C, ...) from a stacked tensor whose members lie along `dim`: a view where the
+    members sit beside the channels (the layout the packed ops return)."""
+    stacked = x.movedim(dim, 1)
+    return stacked.reshape(
+        stacked.shape[0], stacked.shape[1] * stacked.shape[2], *stacked.shape[3:]
+    )
