@@ -1,7 +1,11 @@
 """A user's network trained packed (torch.func, `FuncStack`) against one configuration at a
 time, in one process without Ray: the training-loop part of issue "Pack any network".
 
-    python bench/packed_network.py [--configs 32] [--epochs 2] [--stack 32]
+    python bench/packed_network.py [--configs 32] [--epochs 2] [--stack 32] [--dropout 0.25]
+                                   [--packed-only]
+
+`CAVIAR_CPU_OPS=0` in the environment times the packed path with vmap's own rules for
+convolution, BatchNorm and pooling (`trainables/packing/_cpu_ops.py`), for an A/B.
 
 The network is the worked example's BatchNorm CNN (`sweeps/examples/digits_cnn.py`, channels
 8: convolutions of 8 and 16 channels) on digits as 1x8x8 images, batch 64, float32, momentum
@@ -38,6 +42,8 @@ def main() -> None:
     parser.add_argument("--configs", type=int, default=32)
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--stack", type=int, default=32)
+    parser.add_argument("--dropout", type=float, default=0.0, help="the network's dropout rate")
+    parser.add_argument("--packed-only", action="store_true", help="skip one-at-a-time")
     args = parser.parse_args()
 
     factory = load_factory("digits_cnn:make", EXAMPLES)
@@ -45,7 +51,7 @@ def main() -> None:
     data = load_dataset(images, seed=0)
 
     def network(d):
-        return factory.build(d.input_shape, d.n_classes, {"channels": 8})
+        return factory.build(d.input_shape, d.n_classes, {"channels": 8, "dropout": args.dropout})
 
     rng = np.random.default_rng(0)
     lrs = 10 ** rng.uniform(-3, -1, args.configs)
@@ -55,7 +61,7 @@ def main() -> None:
 
     start = time.perf_counter()
     alone = []
-    for seed, hp in enumerate(configs):
+    for seed, hp in enumerate([] if args.packed_only else configs):
         state = build_state(hp, data, seed=seed, network=network)
         alone.append(run_training(hp, data, epochs=args.epochs, seed=seed, state=state)[-1])
     t_alone = time.perf_counter() - start
@@ -65,15 +71,20 @@ def main() -> None:
     packed = run_packed_training(members, epochs=args.epochs, stack_size=args.stack)
     t_packed = time.perf_counter() - start
 
+    work = args.configs * args.epochs
+    rate = work / t_packed
+    per = 1e3 * t_packed / work
+    print(f"packed ({args.stack:3d}/stack): {t_packed:7.2f} s  ({rate:6.1f} config-epochs/s, "
+          f"{per:.1f} ms each)")  # fmt: skip
+    if args.packed_only:
+        return
+    # With dropout the members draw other masks than their unpacked runs: not rounding noise.
     diff = max(
         abs(a.val_loss - p[-1].val_loss)
         for a, p in zip(alone, packed, strict=True)
         if math.isfinite(a.val_loss)
     )
-    work = args.configs * args.epochs
     print(f"one at a time:     {t_alone:7.2f} s  ({work / t_alone:6.1f} config-epochs/s)")
-    rate = work / t_packed
-    print(f"packed ({args.stack:3d}/stack): {t_packed:7.2f} s  ({rate:6.1f} config-epochs/s)")
     print(f"speed-up: {t_alone / t_packed:.2f}x; max |val_loss difference|: {diff:.2e}")
 
 
