@@ -151,17 +151,21 @@ def _max_pool2d_call(
     return _max_pool2d(input, kernel_size, stride, padding, dilation, ceil_mode, return_indices)
 
 
-class _MembersAsChannels(torch.autograd.Function):
-    """BatchNorm of all members in one native call; defined only under vmap (its `vmap` rule
-    sees the stacked tensors). Autograd records the ops the rule runs."""
+class _VmapOnly(torch.autograd.Function):
+    """An op whose only form is its `vmap` rule: the rule sees the stacked tensors and runs
+    plain differentiable ops on them, which autograd records (so no backward of its own)."""
 
     @staticmethod
     def forward(*args: Any) -> Any:
-        raise RuntimeError("the packed BatchNorm runs only under vmap")
+        raise RuntimeError("caviar's packed CPU ops run only under vmap")
 
     @staticmethod
     def setup_context(ctx: Any, inputs: Any, output: Any) -> None:
         pass
+
+
+class _MembersAsChannels(_VmapOnly):
+    """BatchNorm of all members in one native call."""
 
     @staticmethod
     def vmap(
@@ -200,17 +204,8 @@ class _MembersAsChannels(torch.autograd.Function):
         return out.view(shape), 1
 
 
-class _PoolMembers(torch.autograd.Function):
-    """Max-pooling of all members as one batch of K*C channels, channels-last; defined only
-    under vmap (autograd records the ops its rule runs)."""
-
-    @staticmethod
-    def forward(*args: Any) -> Any:
-        raise RuntimeError("the packed max-pool runs only under vmap")
-
-    @staticmethod
-    def setup_context(ctx: Any, inputs: Any, output: Any) -> None:
-        pass
+class _PoolMembers(_VmapOnly):
+    """Max-pooling of all members as one batch of K*C channels, channels-last."""
 
     @staticmethod
     def vmap(
@@ -225,17 +220,9 @@ class _PoolMembers(torch.autograd.Function):
         return out.view(out.shape[0], info.batch_size, -1, *out.shape[2:]), 1
 
 
-class _ConvMembers(torch.autograd.Function):
+class _ConvMembers(_VmapOnly):
     """A 2-D convolution of all members as one grouped convolution over K*C channels,
-    channels-last; defined only under vmap."""
-
-    @staticmethod
-    def forward(*args: Any) -> Any:
-        raise RuntimeError("the packed convolution runs only under vmap")
-
-    @staticmethod
-    def setup_context(ctx: Any, inputs: Any, output: Any) -> None:
-        pass
+    channels-last."""
 
     @staticmethod
     def vmap(
