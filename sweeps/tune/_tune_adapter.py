@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -48,6 +49,7 @@ __all__ = [
     "ResultsCallback",
     "run_pack",
     "run_point",
+    "skip_callback_usage_tag",
     "strip_driver_keys",
 ]
 
@@ -402,3 +404,26 @@ def trial_error_message(trial: Trial) -> str:
     text = Path(local).read_text() if local and Path(local).is_file() else trial.get_error()
     lines = [line.strip() for line in str(text or "").splitlines() if line.strip()]
     return lines[-1] if lines else "trial failed"
+
+
+def skip_callback_usage_tag() -> bool:
+    """Leave out Ray's usage tag of a run's callbacks when usage stats are off; whether it is.
+
+    To count the callbacks `Tuner.fit()` is given, Ray imports its MLflow, W&B and Comet
+    integrations, and the MLflow one imports `mlflow` when it is installed (as with
+    `caviar[mlflow]`): 1.5 s of every run's start, measured, for a tag that is only sent
+    with usage stats, which caviar's Ray session turns off unless the user turned them on
+    (`RAY_USAGE_STATS_ENABLED`).
+    """
+    if os.environ.get("RAY_USAGE_STATS_ENABLED") != "0":
+        return False
+    from ray.air._internal import usage
+
+    if not callable(getattr(usage, "tag_callbacks", None)):  # another Ray: nothing to skip
+        return False
+    usage.tag_callbacks = _no_tag  # what ray.tune.tune calls
+    return True
+
+
+def _no_tag(callbacks: object) -> bool:
+    return False
