@@ -60,7 +60,6 @@ def run_trials(
         ResultsCallback,
         run_pack,
         run_point,
-        skip_callback_usage_tag,
     )
 
     spec = sweep.spec
@@ -106,7 +105,6 @@ def run_trials(
     # With a custom searcher Ray keeps one trial pending at a time, so a cluster (and its
     # autoscaler) would see trials one by one; let it queue a full wave.
     os.environ.setdefault("TUNE_MAX_PENDING_TRIALS_PG", str(max(16, 2 * parallel_trials)))
-    skip_callback_usage_tag()  # it would import mlflow where installed: 1.5 s
     tuner.fit()
     recorder.flush()
     return outcome_of(run_id, store, progress)
@@ -126,10 +124,13 @@ def build_tuner(
     """The Tuner every caviar run uses: the spec's resources (`gpu_share` in place of its GPU
     when auto's packs share GPUs), worker reuse, trial directories named by trial id, Ray's
     state under `<sweep>/_ray` (in the bucket for s3:// results, through the same pyarrow
-    filesystem), retries from `max_failures`."""
+    filesystem), retries from `max_failures`; without Ray's usage tag of its callbacks, which
+    would import mlflow where it is installed (`skip_callback_usage_tag`)."""
     from ray import tune
 
-    from sweeps.tune._tune_adapter import trial_dirname
+    from sweeps.tune._tune_adapter import skip_callback_usage_tag, trial_dirname
+
+    skip_callback_usage_tag()
 
     gpu = spec.resources.gpu if gpu_share is None else gpu_share
     resources = {"cpu": spec.resources.cpu, "gpu": gpu, **spec.resources.custom}
