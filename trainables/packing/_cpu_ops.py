@@ -182,14 +182,11 @@ class _MembersAsChannels(_VmapOnly):
     ) -> tuple[torch.Tensor, int]:
         per_member = (running_mean, running_var, weight, bias)
         dim = in_dims[0]
-        stacked = x if dim is None else x.movedim(dim, 1)  # (B, K, C, ...): a view
-        foldable = (
-            dim is not None
-            and stacked.dim() >= 3
-            and all(
-                t is None or (d == 0 and t.shape == stacked.shape[1:3] and t.is_contiguous())
-                for t, d in zip(per_member, in_dims[1:5], strict=True)
-            )
+        # each member's own (C,) row of every per-member tensor, viewable as one (K*C,) tensor
+        rows = None if dim is None or x.dim() < 3 else (info.batch_size, x.movedim(dim, 1).shape[2])
+        foldable = rows is not None and all(
+            t is None or (d == 0 and t.shape == rows and t.is_contiguous())
+            for t, d in zip(per_member, in_dims[1:5], strict=True)
         )
         if not foldable:  # vmap's own rule
 
@@ -197,11 +194,10 @@ class _MembersAsChannels(_VmapOnly):
                 return _batch_norm(*tensors, training, momentum, eps)
 
             return torch.vmap(one, in_dims=in_dims[:5])(x, *per_member), 0
-        shape = stacked.shape
-        folded = stacked.reshape(shape[0], shape[1] * shape[2], *shape[3:])
+        assert dim is not None  # foldable
         flat = [None if t is None else t.view(-1) for t in per_member]  # views: updated in place
-        out = _batch_norm(folded, *flat, training, momentum, eps)
-        return out.view(shape), 1
+        out = _batch_norm(_members_as_channels(x, dim), *flat, training, momentum, eps)
+        return _members_apart(out, info.batch_size), 1
 
 
 class _PoolMembers(_VmapOnly):
@@ -216,8 +212,7 @@ class _PoolMembers(_VmapOnly):
             pooled = torch.vmap(lambda one: _max_pool2d(one, kernel), in_dims=(dim,))(x)
             return pooled, 0
         folded = _members_as_channels(x, dim).contiguous(memory_format=torch.channels_last)
-        out = _max_pool2d(folded, kernel)
-        return out.view(out.shape[0], info.batch_size, -1, *out.shape[2:]), 1
+        return _members_apart(_max_pool2d(folded, kernel), info.batch_size), 1
 
 
 class _ConvMembers(_VmapOnly):
@@ -249,7 +244,7 @@ class _ConvMembers(_VmapOnly):
         w = w.reshape(members * w.shape[1], *w.shape[2:])
         b = None if bias is None else bias.movedim(b_dim or 0, 0).reshape(-1)
         out = _conv2d(folded, w, b, stride, padding, dilation, members * groups)
-        return out.view(out.shape[0], members, -1, *out.shape[2:]), 1
+        return _members_apart(out, members), 1
 
 
 def _members_as_channels(x: torch.Tensor, dim: int) -> torch.Tensor:
@@ -259,3 +254,8 @@ def _members_as_channels(x: torch.Tensor, dim: int) -> torch.Tensor:
     return stacked.reshape(
         stacked.shape[0], stacked.shape[1] * stacked.shape[2], *stacked.shape[3:]
     )
+
+
+def _members_apart(out: torch.Tensor, members: int) -> torch.Tensor:
+    """(B, K, C, ...) from a (B, K*C, ...) result, a view: members at dim 1 for vmap."""
+    return out.view(out.shape[0], members, -1, *out.shape[2:])
