@@ -117,6 +117,10 @@ EXIT_BROKEN_PIPE = 141
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    # Line by line even into a pipe or a cron job's log, so that stdout's lines and stderr's
+    # (a refusal, "stopped by SIGTERM") land in the order they were written.
+    if hasattr(sys.stdout, "reconfigure"):
+        sys.stdout.reconfigure(line_buffering=True)
     install_sigterm_handler()
     forget_sigterm()
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
