@@ -180,10 +180,27 @@ def training_flops(config: dict[str, Any], n_train: int, n_val: int, n_features:
 
 
 @contextlib.contextmanager
-def ray_session(machine: Machine, phases: dict[str, float]) -> Iterator[None]:
-    """A fresh local Ray for one path, stopped at the end; start/stop times go in `phases`."""
+def ray_session(
+    machine: Machine, phases: dict[str, float], *, as_caviar: bool = False
+) -> Iterator[None]:
+    """A fresh local Ray for one path, stopped at the end; start/stop times go in `phases`.
+
+    `as_caviar` (the packed path) does to it what caviar does to the Ray it embeds
+    (sweeps/run/_embedded_ray.py): Tune's trial environment given to every worker, so trial
+    actors can take the prestarted ones, and the autoscaler's monitor killed before the
+    shutdown. The plain Ray Tune paths run without.
+    """
     import ray
 
+    from sweeps.run._embedded_ray import (
+        TUNE_TRIAL_ENV,
+        stop_monitor,
+        trial_actors_on_prestarted_workers,
+    )
+
+    added = {k: v for k, v in TUNE_TRIAL_ENV.items() if as_caviar and k not in os.environ}
+    os.environ.update(added)
+    environment = dict(os.environ) if as_caviar else {}
     start = time.perf_counter()
     ray.init(
         address="local",
@@ -199,11 +216,16 @@ def ray_session(machine: Machine, phases: dict[str, float]) -> Iterator[None]:
     logging.getLogger("ray.tune.analysis.experiment_analysis").setLevel(logging.ERROR)
     phases["ray_init_s"] = time.perf_counter() - start
     try:
-        yield
+        with trial_actors_on_prestarted_workers(environment):
+            yield
     finally:
         stop = time.perf_counter()
+        if as_caviar:
+            stop_monitor()
         ray.shutdown()
         phases["ray_shutdown_s"] = time.perf_counter() - stop
+        for key in added:
+            del os.environ[key]
 
 
 def _one_trial(config: dict[str, Any]) -> None:
@@ -298,7 +320,7 @@ def run_packed(machine: Machine, configs: list[dict[str, Any]], pack_size: int) 
     phases: dict[str, float] = {}
     start = time.perf_counter()
     with (
-        ray_session(machine, phases),
+        ray_session(machine, phases, as_caviar=True),
         tempfile.TemporaryDirectory(prefix="caviar-bench-") as storage,
     ):
         fit_start = time.time()  # wall clock, comparable with the workers' report timestamps

@@ -16,6 +16,11 @@ from pathlib import Path
 from typing import Any
 
 from sweeps._errors import Problem, RunError
+from sweeps.run._embedded_ray import (
+    TUNE_TRIAL_ENV,
+    stop_monitor,
+    trial_actors_on_prestarted_workers,
+)
 from sweeps.run._stop import install_sigterm_handler, sigterm_held
 
 __all__ = ["RaySession", "prepare_ray_environment", "ray_session"]
@@ -69,6 +74,10 @@ def prepare_ray_environment(address: str | None) -> None:
     # cores, against 32 s with workers at 0 (18 s alone; docs/performance.md). An embedded Ray
     # is the user's own job, so its trials compete as equals; the user's setting wins.
     os.environ.setdefault("RAY_worker_niceness", "0")
+    # What Tune gives each trial actor, given to every worker instead, so that the actors can
+    # take the workers Ray prestarts (`trial_actors_on_prestarted_workers`).
+    for key, value in TUNE_TRIAL_ENV.items():
+        os.environ.setdefault(key, value)
     os.environ.setdefault("RAY_AUTH_MODE", "token")
     has_token = (
         os.environ.get("RAY_AUTH_TOKEN")
@@ -93,12 +102,15 @@ def ray_session(address: str | None = None) -> Iterator[RaySession]:
         import ray
 
     owned = False
+    workers_environment: dict[str, str] = {}  # what an embedded Ray's workers inherit
     before = signal.getsignal(signal.SIGTERM)
     try:
         if not ray.is_initialized():
             target = address or os.environ.get("RAY_ADDRESS") or None
             if target:
                 _check_reachable(target)
+            else:
+                workers_environment = dict(os.environ)
             # Held: a SIGTERM while Ray starts is raised once it is up, so that the
             # `ray.shutdown` below stops every process it started.
             with sigterm_held():
@@ -108,22 +120,26 @@ def ray_session(address: str | None = None) -> Iterator[RaySession]:
         resources = ray.cluster_resources()
         alive = [n for n in ray.nodes() if n.get("Alive")]
         target = address or os.environ.get("RAY_ADDRESS")
-        yield RaySession(
-            address=target or "embedded",
-            cpus=float(resources.get("CPU", 0.0)),
-            gpus=float(resources.get("GPU", 0.0)),
-            nodes=len(alive),
-            node_resources=tuple(
-                (float(n["Resources"].get("CPU", 0.0)), float(n["Resources"].get("GPU", 0.0)))
-                for n in alive
-            ),
-            embedded=owned and not target,
-            node_custom=tuple({k: float(v) for k, v in n["Resources"].items()} for n in alive),
-        )
+        embedded = owned and not target
+        with trial_actors_on_prestarted_workers(workers_environment if embedded else {}):
+            yield RaySession(
+                address=target or "embedded",
+                cpus=float(resources.get("CPU", 0.0)),
+                gpus=float(resources.get("GPU", 0.0)),
+                nodes=len(alive),
+                node_resources=tuple(
+                    (float(n["Resources"].get("CPU", 0.0)), float(n["Resources"].get("GPU", 0.0)))
+                    for n in alive
+                ),
+                embedded=embedded,
+                node_custom=tuple({k: float(v) for k, v in n["Resources"].items()} for n in alive),
+            )
     finally:
         if owned:
             try:
                 with sigterm_held():  # stopped halfway, Ray's daemons would outlive caviar
+                    if not (address or os.environ.get("RAY_ADDRESS")):
+                        stop_monitor()
                     ray.shutdown()
             finally:
                 if before is not None and threading.current_thread() is threading.main_thread():
