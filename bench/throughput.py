@@ -192,15 +192,12 @@ def ray_session(
     """
     import ray
 
-    from sweeps.run._embedded_ray import (
-        TUNE_TRIAL_ENV,
-        stop_monitor,
-        trial_actors_on_prestarted_workers,
-    )
+    from sweeps.run import trial_actors_on_prestarted_workers
+    from sweeps.run._embedded_ray import TUNE_TRIAL_ENV, stop_monitor, workers_started_with
 
     added = {k: v for k, v in TUNE_TRIAL_ENV.items() if as_caviar and k not in os.environ}
     os.environ.update(added)
-    environment = dict(os.environ) if as_caviar else {}
+    environment = dict(os.environ)
     start = time.perf_counter()
     ray.init(
         address="local",
@@ -216,7 +213,9 @@ def ray_session(
     logging.getLogger("ray.tune.analysis.experiment_analysis").setLevel(logging.ERROR)
     phases["ray_init_s"] = time.perf_counter() - start
     try:
-        with trial_actors_on_prestarted_workers(environment):
+        if as_caviar:
+            trial_actors_on_prestarted_workers()  # as caviar's build_tuner does
+        with workers_started_with(environment) if as_caviar else contextlib.nullcontext():
             yield
     finally:
         stop = time.perf_counter()

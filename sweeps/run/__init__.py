@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 
 import lazy_loader
 
+from sweeps.run._embedded_ray import trial_actors_on_prestarted_workers
 from sweeps.run._ray_session import RaySession, prepare_ray_environment, ray_session
 from sweeps.run._stop import Terminated, forget_sigterm, install_sigterm_handler, stopped_by_sigterm
 
@@ -44,6 +45,7 @@ __all__ = [
     "stopped_by_sigterm",
     "strategy_driver",
     "sweep_lock",
+    "trial_actors_on_prestarted_workers",
     "trial_slots",
 ]
 

@@ -16,7 +16,12 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
-__all__ = ["TUNE_TRIAL_ENV", "stop_monitor", "trial_actors_on_prestarted_workers"]
+__all__ = [
+    "TUNE_TRIAL_ENV",
+    "stop_monitor",
+    "trial_actors_on_prestarted_workers",
+    "workers_started_with",
+]
 
 log = logging.getLogger(__name__)
 
@@ -27,37 +32,55 @@ TUNE_TRIAL_ENV = {"PL_DISABLE_FORK": "1"}
 
 _MONITOR_REAP_S = 2.0
 
+# While an embedded Ray started by this process is up: the environment its workers started
+# with. None otherwise (no Ray, or a cluster joined), and Tune's registration stands.
+_workers_environment: dict[str, str] | None = None
+
 
 @contextmanager
-def trial_actors_on_prestarted_workers(environment: Mapping[str, str]) -> Iterator[bool]:
-    """Within the block, Tune's trial actors run on the workers Ray prestarted; yields whether.
+def workers_started_with(environment: Mapping[str, str]) -> Iterator[None]:
+    """Within the block, an embedded Ray is up whose workers started with `environment`."""
+    global _workers_environment
+    _workers_environment = dict(environment)
+    try:
+        yield
+    finally:
+        _workers_environment = None
+
+
+def trial_actors_on_prestarted_workers() -> bool:
+    """Let Tune's trial actors run on the workers an embedded Ray prestarted; whether they can.
 
     Tune registers its trainable's actor class with a runtime env of a few environment
     variables (`PL_DISABLE_FORK` and any of a fixed list it copies from the driver). Ray
     matches workers to actors by runtime env, so no prestarted worker (started with none)
     fits, and every trial actor waited for a new process: its start and `import ray`, 1.4 s
     of every trial wave on the 2-core VM, on top of the worker prestarted and idle beside it
-    (docs/performance.md). Where each of those variables already has Tune's value in
-    `environment` (the environment the embedded Ray's workers were started with), the class
-    is registered without one, and the actors take the prestarted workers. Where any differs
-    (a variable set after Ray started), Tune's own registration stands.
+    (docs/performance.md). Tune's registration is wrapped, once: while an embedded Ray is up
+    (`workers_started_with`) and each of those variables already has Tune's value in the
+    environment its workers started with, the class is registered without a runtime env, and
+    the actors take the prestarted workers. Otherwise (no embedded Ray, or a variable set after
+    it started) Tune's own registration stands. Called where caviar builds its Tuners, which
+    have imported Tune already; a run that ends before (a spec refused for its resources)
+    does not import it for this.
     """
     try:
         from ray.tune.execution import class_cache
     except ImportError:  # another Ray
-        yield False
-        return
+        return False
     cache_type = getattr(class_cache, "_ActorClassCache", None)
     defaults = getattr(class_cache, "DEFAULT_ENV_VARS", None)
     propagated = getattr(class_cache, "ENV_VARS_TO_PROPAGATE", None)
     if cache_type is None or not isinstance(defaults, dict) or propagated is None:
-        yield False
-        return
+        return False
     tunes_get: Callable[[Any, type], Any] = cache_type.get
+    if getattr(tunes_get, "_caviar", False):  # wrapped already
+        return True
 
     def get(cache: Any, trainable_cls: type) -> Any:
+        environment = _workers_environment
         wanted = {**defaults, **{k: os.environ[k] for k in propagated if k in os.environ}}
-        if any(environment.get(key) != value for key, value in wanted.items()):
+        if environment is None or any(environment.get(k) != v for k, v in wanted.items()):
             return tunes_get(cache, trainable_cls)
         if trainable_cls not in cache._cache:
             import ray
@@ -65,11 +88,9 @@ def trial_actors_on_prestarted_workers(environment: Mapping[str, str]) -> Iterat
             cache._cache[trainable_cls] = ray.remote(trainable_cls)
         return cache._cache[trainable_cls]
 
+    get._caviar = True  # type: ignore[attr-defined]
     cache_type.get = get
-    try:
-        yield True
-    finally:
-        cache_type.get = tunes_get
+    return True
 
 
 def stop_monitor() -> bool:

@@ -10,17 +10,13 @@ import socket
 import sys
 import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from sweeps._errors import Problem, RunError
-from sweeps.run._embedded_ray import (
-    TUNE_TRIAL_ENV,
-    stop_monitor,
-    trial_actors_on_prestarted_workers,
-)
+from sweeps.run._embedded_ray import TUNE_TRIAL_ENV, stop_monitor, workers_started_with
 from sweeps.run._stop import install_sigterm_handler, sigterm_held
 
 __all__ = ["RaySession", "prepare_ray_environment", "ray_session"]
@@ -75,7 +71,7 @@ def prepare_ray_environment(address: str | None) -> None:
     # is the user's own job, so its trials compete as equals; the user's setting wins.
     os.environ.setdefault("RAY_worker_niceness", "0")
     # What Tune gives each trial actor, given to every worker instead, so that the actors can
-    # take the workers Ray prestarts (`trial_actors_on_prestarted_workers`).
+    # take the workers Ray prestarts (`sweeps.run.trial_actors_on_prestarted_workers`).
     for key, value in TUNE_TRIAL_ENV.items():
         os.environ.setdefault(key, value)
     os.environ.setdefault("RAY_AUTH_MODE", "token")
@@ -120,8 +116,7 @@ def ray_session(address: str | None = None) -> Iterator[RaySession]:
         resources = ray.cluster_resources()
         alive = [n for n in ray.nodes() if n.get("Alive")]
         target = address or os.environ.get("RAY_ADDRESS")
-        embedded = owned and not target
-        with trial_actors_on_prestarted_workers(workers_environment if embedded else {}):
+        with workers_started_with(workers_environment) if workers_environment else nullcontext():
             yield RaySession(
                 address=target or "embedded",
                 cpus=float(resources.get("CPU", 0.0)),
@@ -131,14 +126,14 @@ def ray_session(address: str | None = None) -> Iterator[RaySession]:
                     (float(n["Resources"].get("CPU", 0.0)), float(n["Resources"].get("GPU", 0.0)))
                     for n in alive
                 ),
-                embedded=embedded,
+                embedded=owned and not target,
                 node_custom=tuple({k: float(v) for k, v in n["Resources"].items()} for n in alive),
             )
     finally:
         if owned:
             try:
                 with sigterm_held():  # stopped halfway, Ray's daemons would outlive caviar
-                    if not (address or os.environ.get("RAY_ADDRESS")):
+                    if workers_environment:  # started here, not joined
                         stop_monitor()
                     ray.shutdown()
             finally:

@@ -24,7 +24,7 @@ from sweeps.plan import (
     Proposer,
     trial_seed,
 )
-from sweeps.run import SweepOutcome, outcome_of
+from sweeps.run import SweepOutcome, outcome_of, trial_actors_on_prestarted_workers
 from sweeps.spec import SpecModel, Sweep
 from trainables.packing import GpuPlan, plan_gpu_packs
 
@@ -125,12 +125,14 @@ def build_tuner(
     when auto's packs share GPUs), worker reuse, trial directories named by trial id, Ray's
     state under `<sweep>/_ray` (in the bucket for s3:// results, through the same pyarrow
     filesystem), retries from `max_failures`; without Ray's usage tag of its callbacks, which
-    would import mlflow where it is installed (`skip_callback_usage_tag`)."""
+    would import mlflow where it is installed (`skip_callback_usage_tag`); with trial actors
+    that fit an embedded Ray's prestarted workers (`trial_actors_on_prestarted_workers`)."""
     from ray import tune
 
     from sweeps.tune._tune_adapter import skip_callback_usage_tag, trial_dirname
 
     skip_callback_usage_tag()
+    trial_actors_on_prestarted_workers()
 
     gpu = spec.resources.gpu if gpu_share is None else gpu_share
     resources = {"cpu": spec.resources.cpu, "gpu": gpu, **spec.resources.custom}

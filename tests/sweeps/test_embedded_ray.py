@@ -22,8 +22,8 @@ from sweeps.run._embedded_ray import stop_monitor
 # replaces idle workers now and then, so the test asks for the runtime env that makes the
 # prestarted ones eligible, not for their pids.)
 SCRIPT = """
-import json, os, tempfile
-from sweeps.run import ray_session
+import json, os, sys, tempfile
+from sweeps.run import ray_session, trial_actors_on_prestarted_workers
 from sweeps.run._embedded_ray import stop_monitor
 
 def wave(tune):
@@ -36,11 +36,13 @@ def wave(tune):
         tune.with_resources(trainable, {"cpu": 1}),
         param_space={"x": tune.grid_search([0, 1])},
         run_config=tune.RunConfig(storage_path=tempfile.mkdtemp(), verbose=0),
-    ).fit()
+    ).fit()  # as build_tuner's Tuners, after trial_actors_on_prestarted_workers()
     return [{k: r.metrics[k] for k in ("actor_env", "fork", "key")} for r in grid]
 
 out = {}
 with ray_session() as session:
+    out["starts_without_tune"] = "ray.tune" not in sys.modules
+    out["wrapped"] = [trial_actors_on_prestarted_workers(), trial_actors_on_prestarted_workers()]
     from ray import tune
     from ray._private import worker
     out["embedded"] = session.embedded
@@ -76,6 +78,8 @@ def test_trial_actors_fit_prestarted_workers_and_the_monitor_is_killed(
         kill_session(proc)
     result = json.loads(out.strip().splitlines()[-1])
     assert result["embedded"] is True
+    assert result["starts_without_tune"] is True  # a refused spec does not import it for this
+    assert result["wrapped"] == [True, True]
 
     # As caviar runs them: actors without a runtime env (what any prestarted worker fits), with
     # Tune's variable inherited from the environment the workers started in.
@@ -97,3 +101,18 @@ def test_trial_actors_fit_prestarted_workers_and_the_monitor_is_killed(
 
 def test_without_ray_there_is_no_monitor_to_stop() -> None:
     assert stop_monitor() is False
+
+
+def test_outside_an_embedded_ray_tunes_registration_stands() -> None:
+    """Wrapped, Tune's cache still gives its runtime env where no embedded Ray is up here (no
+    Ray, or a cluster joined: workers not started from this environment)."""
+    from ray.tune.execution.class_cache import _ActorClassCache
+
+    from sweeps.run import trial_actors_on_prestarted_workers
+
+    class Trainable:
+        pass
+
+    assert trial_actors_on_prestarted_workers()
+    remote = _ActorClassCache().get(Trainable)
+    assert remote._default_options["runtime_env"]["env_vars"]["PL_DISABLE_FORK"] == "1"
