@@ -348,7 +348,8 @@ def _pack_lines(sweep: Sweep, planned: list[Point]) -> list[str]:
                     changes and f"{_and(changes)} {verb} its structure",
                     lifted
                     and f"{_and(lifted)} only attributes a pack holds per member "
-                    "(dropout rates, LeakyReLU slopes), so they do not split packs",
+                    "(dropout rates, LeakyReLU slopes, BatchNorm momentum and eps), so they do "
+                    "not split packs",
                     initial and f"{_and(initial)} only its initial values",
                 )
                 if part

@@ -12,11 +12,13 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Hashable
+from collections.abc import Collection, Hashable
 from types import FunctionType, MethodType
 
 import torch
 from torch import nn
+
+from trainables._lifted import batchnorm_liftable
 
 __all__ = ["first_difference", "network_signature"]
 
@@ -24,15 +26,22 @@ __all__ = ["first_difference", "network_signature"]
 _ADDRESS = re.compile(r" at 0x[0-9a-fA-F]+")
 
 
-def network_signature(module: nn.Module) -> tuple[Hashable, ...]:
-    """What must be equal for two networks to share a stack; hashable, comparable."""
+def network_signature(
+    module: nn.Module, *, batchnorm_per_member: Collection[str] = ()
+) -> tuple[Hashable, ...]:
+    """What must be equal for two networks to share a stack; hashable, comparable.
+
+    `batchnorm_per_member` ("momentum", and maybe "eps") leaves those attributes of the
+    BatchNorms `lift_batchnorm` would lift out: what must be equal for a stack that lifts them.
+    """
     parts: list[Hashable] = []
     for name, sub in module.named_modules():
         kind = f"{type(sub).__module__}.{type(sub).__qualname__}"
+        skip = batchnorm_per_member if batchnorm_liftable(sub) else ()
         attrs = tuple(
             (key, _describe(value))
             for key, value in sorted(vars(sub).items())
-            if not key.startswith("_") and key != "training"
+            if not key.startswith("_") and key != "training" and key not in skip
         )
         parts.append(("module", name, kind, attrs))
     for name, param in module.named_parameters():

@@ -21,7 +21,7 @@ from torch import nn
 
 from trainables._data import Dataset
 from trainables._hparams import HParams
-from trainables._lifted import lift_attributes
+from trainables._lifted import MemberBatchNorm, lift_attributes
 from trainables._model import BNMLP, softmax_cross_entropy
 from trainables._trial_config import PRECISIONS
 
@@ -202,7 +202,7 @@ def batch_starts(n: int, batch_size: int, *, batchnorm: bool) -> list[int]:
     return starts
 
 
-_BATCHNORMS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)
+_BATCHNORMS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, MemberBatchNorm)
 
 
 def has_batchnorm(model: nn.Module, hp: HParams) -> bool:

@@ -109,9 +109,9 @@ def structural_keywords(
     data: Callable[[], Dataset],
 ) -> KeywordEffects:
     """The searched factory keywords that change the network's structure (`network_signature`
-    of the network as trained, its dropout rates and the like lifted to per-member buffers),
-    found by building it at the ends of each one's range (every value of a choice), the others
-    fixed or at their defaults; and those that change only such lifted attributes.
+    of the network as trained, its dropout rates, BatchNorm momentum and the like held per
+    member), found by building it at the ends of each one's range (every value of a choice),
+    the others fixed or at their defaults; and those that change only such lifted attributes.
 
     Configurations that differ only in the other keywords (an initialisation scale, a dropout
     rate) can share a pack. A keyword that matters only at values the probe does not build, or
@@ -142,12 +142,18 @@ def structural_keywords(
                 lifted.add(("failed to build", repr(value)))
             else:
                 raw.add(network_signature(network))
-                lifted.add(network_signature(lift_attributes(network)))
+                lifted.add(
+                    network_signature(lift_attributes(network), batchnorm_per_member=_NORM_LIFTED)
+                )
         if len(lifted) > 1:
             structural.append(name)
         elif len(raw) > 1:
             attributes.append(name)
     return KeywordEffects(tuple(structural), tuple(attributes))
+
+
+# What a pack holds per member of a BatchNorm, where its members differ (`lift_batchnorm`).
+_NORM_LIFTED = ("momentum", "eps")
 
 
 def _probe_values(domain: Domain) -> list[object]:

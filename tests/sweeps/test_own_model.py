@@ -238,10 +238,11 @@ SCALED = textwrap.dedent(
     import torch
     from torch import nn
 
-    def make(input_shape, n_classes, channels=4, dropout=0.0, init_scale=1.0):
+    def make(input_shape, n_classes, channels=4, dropout=0.0, init_scale=1.0, norm_momentum=0.1):
         c, h, w = input_shape
         net = nn.Sequential(
-            nn.Conv2d(c, channels, 3, padding=1, bias=False), nn.BatchNorm2d(channels),
+            nn.Conv2d(c, channels, 3, padding=1, bias=False),
+            nn.BatchNorm2d(channels, momentum=norm_momentum),
             nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(), nn.Dropout(dropout),
             nn.Linear(channels * (h // 2) * (w // 2), n_classes),
         )
@@ -259,6 +260,8 @@ SCALED = textwrap.dedent(
         # No shape changes, and the rate is held per member in a pack: it does not split.
         ("dropout: {type: float, low: 0.0, high: 0.5}", ""),
         ("init_scale: {type: float, low: 0.5, high: 2.0, scale: log}", ""),
+        # BatchNorm's momentum is held per member too, where a stack mixes it.
+        ("norm_momentum: {type: float, low: 0.01, high: 0.5, scale: log}", ""),
     ],
 )
 def test_validation_finds_the_keywords_that_change_the_network(
@@ -293,6 +296,7 @@ def test_explain_shows_which_configurations_share_a_pack(project: Path) -> None:
           channels:   {type: choice, values: [4, 8]}
           dropout:    {type: float, low: 0.0, high: 0.5}
           init_scale: {type: float, low: 0.5, high: 2.0, scale: log}
+          norm_momentum: {type: float, low: 0.01, high: 0.5, scale: log}
         strategy: {kind: random, samples: 12}
         pack: auto
         """
@@ -309,9 +313,9 @@ def test_explain_shows_which_configurations_share_a_pack(project: Path) -> None:
         "  configurations share a pack when they agree on batch_size, optimizer and channels"
     )
     assert (
-        "channels changes its structure, dropout only attributes a pack holds per member "
-        "(dropout rates, LeakyReLU slopes), so they do not split packs, init_scale only its "
-        "initial values" in lines[start + 2]
+        "channels changes its structure, dropout and norm_momentum only attributes a pack holds "
+        "per member (dropout rates, LeakyReLU slopes, BatchNorm momentum and eps), so they do "
+        "not split packs, init_scale only its initial values" in lines[start + 2]
     )
     sweep = load_spec(project / "scaled.yaml")
     channels = [p.params["channels"] for p in plan_points(sweep)]
@@ -320,7 +324,7 @@ def test_explain_shows_which_configurations_share_a_pack(project: Path) -> None:
 
 
 @pytest.mark.ray
-def test_configurations_differing_in_initial_values_only_share_packs(
+def test_configurations_differing_in_initial_values_or_batchnorm_momentum_share_packs(
     ray_local: None, project: Path
 ) -> None:
     (project / "scaled.py").write_text(SCALED)
@@ -334,7 +338,8 @@ def test_configurations_differing_in_initial_values_only_share_packs(
         .replace("low: 1.0e-2, high: 0.3", "low: 3.0e-3, high: 3.0e-2")
         .replace(
             "search_space:\n",
-            "search_space:\n  init_scale: {type: float, low: 0.5, high: 2.0, scale: log}\n",
+            "search_space:\n  init_scale: {type: float, low: 0.5, high: 2.0, scale: log}\n"
+            "  norm_momentum: {type: float, low: 0.01, high: 0.5, scale: log}\n",
         )
     )
     run_sweep(load_spec_text(project, spec), project / "alone")
@@ -344,6 +349,7 @@ def test_configurations_differing_in_initial_values_only_share_packs(
     packed = load_trials(project / "packed", "cnn").set_index("trial_id").sort_index()
     assert sorted(packed.groupby("pack_id").size()) == [3, 3]
     assert (packed.groupby("pack_id")["init_scale"].nunique() == 3).all()
+    assert (packed.groupby("pack_id")["norm_momentum"].nunique() == 3).all()
     assert list(packed["init_scale"]) == list(alone["init_scale"])
     assert (packed["val_loss"] - alone["val_loss"]).abs().max() < 1e-3
 

@@ -30,6 +30,7 @@ from torch.nn import functional
 
 from trainables._data import Dataset
 from trainables._hparams import HParams
+from trainables._lifted import batchnorm_per_member
 from trainables._network_signature import first_difference, network_signature
 from trainables._train import Network, autocast, has_batchnorm, initial_model
 from trainables.packing._cpu_ops import packed_cpu_ops
@@ -197,7 +198,10 @@ class FuncStack(Stack):
         return losses.view(k, b).sum(dim=1), hits
 
     def _extra_state(self) -> dict[str, Any]:
-        return {"buffers": dict(self.buffers)}
+        # What the members' BatchNorms hold per member (`lift_batchnorm`): a restarted trial
+        # must build its stacks the same way to load these buffers.
+        lifted = list(batchnorm_per_member(self._template))
+        return {"buffers": dict(self.buffers), "batchnorm_per_member": lifted}
 
     def _load_extra_state(self, saved: dict[str, Any]) -> None:
         for name, buffer in self.buffers.items():

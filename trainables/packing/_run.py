@@ -14,7 +14,7 @@ from __future__ import annotations
 import copy
 import logging
 import math
-from collections.abc import Callable, Collection, Hashable, Mapping, Sequence
+from collections.abc import Callable, Collection, Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -22,6 +22,7 @@ import torch
 
 from trainables._data import Dataset
 from trainables._hparams import HParams
+from trainables._lifted import lift_batchnorm
 from trainables._network_signature import network_signature
 from trainables._train import EpochResult, Network, initial_model
 from trainables.packing._data import StackedData
@@ -109,10 +110,14 @@ class PackedRun:
             built = {i: _initial(members[i], datasets[data_index[i]]) for i in indices}
             by_structure: dict[Hashable, list[int]] = {}
             for i in indices:
-                by_structure.setdefault(network_signature(built[i][0]), []).append(i)
+                signature = network_signature(built[i][0], batchnorm_per_member=_NORM_LIFTED)
+                by_structure.setdefault(signature, []).append(i)
             if len(by_structure) > 1:
                 logger.info("a pack group builds %d network structures", len(by_structure))
             for same in by_structure.values():
+                lifted = _differing_batchnorm(built[i][0] for i in same)
+                if lifted:  # held per member instead, in every stack of these members
+                    built.update({i: _lifted(built[i], lifted) for i in same})
                 size = stack_size
                 if memory is not None:
                     size = _memory_bound(members, same, built, datasets, data_index, size,
@@ -142,7 +147,13 @@ class PackedRun:
                 raise ValueError(
                     f"the saved pack has members {rows}, but this pack has {len(members)}"
                 )
-            stack = _new_stack(members, rows, datasets, data_index)
+            built = None
+            lifted = tuple(state.get("batchnorm_per_member", ()))  # as `start` built them
+            if lifted:
+                built = {
+                    i: _lifted(_initial(members[i], datasets[data_index[i]]), lifted) for i in rows
+                }
+            stack = _new_stack(members, rows, datasets, data_index, built)
             stack.load_state_dict(state, epoch)
             stacks.append(stack)
         return cls(members, stacks, data, stack_size, epoch)
@@ -280,6 +291,27 @@ def _chunks(items: list[T], stack_size: int | None) -> list[list[T]]:
 
 def _initial(member: PackMember, data: Dataset) -> tuple[torch.nn.Module, torch.Generator]:
     return initial_model(member.hparams, data, seed=member.seed, network=member.network)
+
+
+# The BatchNorm attributes a stack can hold per member (`trainables._lifted`).
+_NORM_LIFTED = ("momentum", "eps")
+
+
+def _differing_batchnorm(models: Iterable[torch.nn.Module]) -> tuple[str, ...]:
+    """Which BatchNorm attributes of these networks (of one structure, those left out) differ:
+    (), ("momentum",), or ("momentum", "eps") when eps does, which costs the twin more."""
+    models = list(models)
+    if len({network_signature(m) for m in models}) == 1:
+        return ()
+    by_eps = {network_signature(m, batchnorm_per_member=("momentum",)) for m in models}
+    return _NORM_LIFTED if len(by_eps) > 1 else ("momentum",)
+
+
+def _lifted(
+    built: tuple[torch.nn.Module, torch.Generator], lifted: tuple[str, ...]
+) -> tuple[torch.nn.Module, torch.Generator]:
+    model, generator = built
+    return lift_batchnorm(model, eps_per_member="eps" in lifted), generator
 
 
 def _groups(members: Sequence[PackMember]) -> dict[Hashable, list[int]]:
