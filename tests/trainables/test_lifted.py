@@ -15,6 +15,7 @@ from torch.nn import functional
 
 from trainables import (
     Dataset,
+    EpochResult,
     FileSource,
     HParams,
     build_state,
@@ -96,14 +97,7 @@ def test_a_float64_pack_mixing_dropout_rates_equals_the_separate_runs() -> None:
     members = [PackMember(hp, seed, data, net, "cnn") for seed, net in enumerate(networks)]
     assert len(PackedRun.start(members).stacks) == 1  # the rates share one stack
 
-    packed = run_packed_training(members, epochs=2)
-    for seed, network in enumerate(networks):
-        state = build_state(hp, data, seed=seed, network=network)
-        alone = run_training(hp, data, epochs=2, seed=seed, state=state)
-        for got, want in zip(packed[seed], alone, strict=True):
-            assert got.train_loss == pytest.approx(want.train_loss, abs=1e-9)
-            assert got.val_loss == pytest.approx(want.val_loss, abs=1e-9)
-            assert got.val_accuracy == pytest.approx(want.val_accuracy, abs=1e-12)
+    packed = _packed_equal_to_separate_runs(members, networks)
     assert packed[0][-1].train_loss != packed[2][-1].train_loss  # the rates did differ
 
 
@@ -230,14 +224,7 @@ def test_a_float64_pack_mixing_batchnorm_settings_equals_the_separate_runs(
     (stack,) = PackedRun.start(members).state_dict()["stacks"]
     assert stack["batchnorm_per_member"] == lifted  # one stack, its BatchNorms lifted
 
-    packed = run_packed_training(members, epochs=2)
-    for seed, network in enumerate(networks):
-        state = build_state(hp, data, seed=seed, network=network)  # nn.BatchNorm*, unlifted
-        alone = run_training(hp, data, epochs=2, seed=seed, state=state)
-        for got, want in zip(packed[seed], alone, strict=True):
-            assert got.train_loss == pytest.approx(want.train_loss, abs=1e-9)
-            assert got.val_loss == pytest.approx(want.val_loss, abs=1e-9)
-            assert got.val_accuracy == pytest.approx(want.val_accuracy, abs=1e-12)
+    packed = _packed_equal_to_separate_runs(members, networks)  # alone: nn.BatchNorm*
     assert packed[0][-1].val_loss != packed[1][-1].val_loss  # the settings did differ
 
 
@@ -274,3 +261,20 @@ def test_a_pack_with_lifted_batchnorms_continues_from_its_saved_state_bit_identi
     after = [resumed.train_epoch() for _ in range(2)]
 
     assert repr(after) == repr(expected)
+
+
+def _packed_equal_to_separate_runs(
+    members: list[PackMember], networks: list[Network]
+) -> list[list[EpochResult]]:
+    """The pack's results over 2 epochs, checked against each member trained alone (float64:
+    to 1e-9)."""
+    packed = run_packed_training(members, epochs=2)
+    for results, member, network in zip(packed, members, networks, strict=True):
+        hp, data, seed = member.hparams, member.data, member.seed
+        state = build_state(hp, data, seed=seed, network=network)
+        alone = run_training(hp, data, epochs=2, seed=seed, state=state)
+        for got, want in zip(results, alone, strict=True):
+            assert got.train_loss == pytest.approx(want.train_loss, abs=1e-9)
+            assert got.val_loss == pytest.approx(want.val_loss, abs=1e-9)
+            assert got.val_accuracy == pytest.approx(want.val_accuracy, abs=1e-12)
+    return packed
