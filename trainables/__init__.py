@@ -28,7 +28,7 @@ from trainables._trial_config import TrialConfig
 if TYPE_CHECKING:
     from trainables._data import Dataset, dataset_fingerprint, load_dataset
     from trainables._factory import ModelFactory, load_factory, load_training_function
-    from trainables._lifted import lift_attributes
+    from trainables._lifted import BATCHNORM_LIFTED, lift_attributes
     from trainables._model import BNMLP, softmax_cross_entropy
     from trainables._network_signature import network_signature
     from trainables._train import (
@@ -58,6 +58,7 @@ if TYPE_CHECKING:
     )
 
 __all__ = [
+    "BATCHNORM_LIFTED",
     "BNMLP",
     "BUILTIN_ONLY",
     "DATASETS",
@@ -109,7 +110,7 @@ __getattr__, _, _ = lazy_loader.attach(
     submod_attrs={
         "_data": ["Dataset", "dataset_fingerprint", "load_dataset"],
         "_factory": ["ModelFactory", "load_factory", "load_training_function"],
-        "_lifted": ["lift_attributes"],
+        "_lifted": ["BATCHNORM_LIFTED", "lift_attributes"],
         "_model": ["BNMLP", "softmax_cross_entropy"],
         "_network_signature": ["network_signature"],
         "_train": [

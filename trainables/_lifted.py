@@ -33,6 +33,7 @@ from torch import nn
 from torch.nn import functional
 
 __all__ = [
+    "BATCHNORM_LIFTED",
     "LIFTED",
     "MemberBatchNorm",
     "MemberDropout",
@@ -231,6 +232,9 @@ class MemberBatchNorm(nn.Module):
         return f"{self.kind}, {self.num_features}, affine={self.affine}"
 
 
+# The BatchNorm attributes a twin can hold per member; "eps" only beside "momentum".
+BATCHNORM_LIFTED = ("momentum", "eps")
+
 _BATCHNORM_INPUT_DIMS: dict[type[nn.Module], tuple[int, ...]] = {
     nn.BatchNorm1d: (2, 3),
     nn.BatchNorm2d: (4,),
@@ -255,7 +259,7 @@ def batchnorm_per_member(module: nn.Module) -> tuple[str, ...]:
     ("momentum", "eps"); what a stack records so that a restarted trial lifts the same."""
     for sub in module.modules():
         if isinstance(sub, MemberBatchNorm):
-            return ("momentum",) if isinstance(sub.eps, float) else ("momentum", "eps")
+            return BATCHNORM_LIFTED[:1] if isinstance(sub.eps, float) else BATCHNORM_LIFTED
     return ()
 
 

@@ -121,7 +121,7 @@ def structural_keywords(
     """
     import torch
 
-    from trainables import lift_attributes, network_signature
+    from trainables import BATCHNORM_LIFTED, lift_attributes, network_signature
 
     names = [name for name in searched if name in factory.params]
     if not names:
@@ -143,17 +143,15 @@ def structural_keywords(
             else:
                 raw.add(network_signature(network))
                 lifted.add(
-                    network_signature(lift_attributes(network), batchnorm_per_member=_NORM_LIFTED)
+                    network_signature(
+                        lift_attributes(network), batchnorm_per_member=BATCHNORM_LIFTED
+                    )
                 )
         if len(lifted) > 1:
             structural.append(name)
         elif len(raw) > 1:
             attributes.append(name)
     return KeywordEffects(tuple(structural), tuple(attributes))
-
-
-# What a pack holds per member of a BatchNorm, where its members differ (`lift_batchnorm`).
-_NORM_LIFTED = ("momentum", "eps")
 
 
 def _probe_values(domain: Domain) -> list[object]:

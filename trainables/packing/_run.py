@@ -22,7 +22,7 @@ import torch
 
 from trainables._data import Dataset
 from trainables._hparams import HParams
-from trainables._lifted import lift_batchnorm
+from trainables._lifted import BATCHNORM_LIFTED, lift_batchnorm
 from trainables._network_signature import network_signature
 from trainables._train import EpochResult, Network, initial_model
 from trainables.packing._data import StackedData
@@ -110,7 +110,7 @@ class PackedRun:
             built = {i: _initial(members[i], datasets[data_index[i]]) for i in indices}
             by_structure: dict[Hashable, list[int]] = {}
             for i in indices:
-                signature = network_signature(built[i][0], batchnorm_per_member=_NORM_LIFTED)
+                signature = network_signature(built[i][0], batchnorm_per_member=BATCHNORM_LIFTED)
                 by_structure.setdefault(signature, []).append(i)
             if len(by_structure) > 1:
                 logger.info("a pack group builds %d network structures", len(by_structure))
@@ -293,18 +293,15 @@ def _initial(member: PackMember, data: Dataset) -> tuple[torch.nn.Module, torch.
     return initial_model(member.hparams, data, seed=member.seed, network=member.network)
 
 
-# The BatchNorm attributes a stack can hold per member (`trainables._lifted`).
-_NORM_LIFTED = ("momentum", "eps")
-
-
 def _differing_batchnorm(models: Iterable[torch.nn.Module]) -> tuple[str, ...]:
     """Which BatchNorm attributes of these networks (of one structure, those left out) differ:
     (), ("momentum",), or ("momentum", "eps") when eps does, which costs the twin more."""
     models = list(models)
     if len({network_signature(m) for m in models}) == 1:
         return ()
-    by_eps = {network_signature(m, batchnorm_per_member=("momentum",)) for m in models}
-    return _NORM_LIFTED if len(by_eps) > 1 else ("momentum",)
+    momentum = BATCHNORM_LIFTED[:1]
+    by_eps = {network_signature(m, batchnorm_per_member=momentum) for m in models}
+    return BATCHNORM_LIFTED if len(by_eps) > 1 else momentum
 
 
 def _lifted(
